@@ -1,0 +1,276 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use static_assertions::{assert_impl_all, assert_obj_safe};
+
+use super::*;
+
+assert_obj_safe!(Session, Engagement, CallSession, HistoryPager);
+assert_impl_all!(Event: Clone, Send, Sync);
+assert_impl_all!(Error: Send, Sync);
+assert_impl_all!(EventStream: Send, Unpin);
+assert_impl_all!(Config: Send, Sync, Clone);
+
+#[test]
+fn features_mirror_capability_fields() {
+    let all = Capabilities {
+        chat: true,
+        typing_out: true,
+        calls_video: true,
+        ..Capabilities::NONE
+    };
+    assert!(all.supports(Feature::Chat));
+    assert!(all.supports(Feature::TypingOut));
+    assert!(all.supports(Feature::CallsVideo));
+    assert!(!all.supports(Feature::CallsAudio));
+    assert_eq!(
+        all.features().collect::<Vec<_>>(),
+        vec![Feature::Chat, Feature::TypingOut, Feature::CallsVideo]
+    );
+    assert_eq!(Feature::TypingOut.name(), "typing_out");
+    assert_eq!(
+        Feature::TypingOut.description(),
+        " Send typing indicators to the agent."
+    );
+    assert_eq!(Capabilities::default(), Capabilities::NONE);
+    // Every feature has a distinct name.
+    let mut names: Vec<_> = Feature::ALL.iter().map(|f| f.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), Feature::ALL.len());
+}
+
+#[test]
+fn error_display_names_vendor_and_code() {
+    let e = Error::Rejected {
+        vendor: Vendor::Genesys,
+        code: "4029".into(),
+        message: "too many requests".into(),
+        retry_after: Some(Duration::from_secs(1)),
+    };
+    assert_eq!(
+        e.to_string(),
+        "genesys rejected the request (4029): too many requests"
+    );
+    assert!(e.is_retryable());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(e.vendor_code(), Some("4029"));
+    assert_eq!(e.kind(), ErrorKind::Rejected);
+
+    let e = Error::unsupported(Vendor::Avaya, Feature::CallsAudio);
+    assert_eq!(e.to_string(), "avaya does not support calls_audio");
+    assert!(!e.is_retryable());
+
+    let e = Error::invalid(None, "vendor", "missing");
+    assert_eq!(e.to_string(), "invalid `vendor`: missing");
+    assert_eq!(e.vendor(), None);
+
+    let e = Error::transport(Vendor::Tvox, "connect", std::io::Error::other("refused"));
+    assert!(e.is_retryable());
+    assert_eq!(e.to_string(), "tvox: transport failure in connect");
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+#[test]
+fn vendor_parses_case_insensitively() {
+    assert_eq!("Genesys".parse::<Vendor>().unwrap(), Vendor::Genesys);
+    let err = "nope".parse::<Vendor>().unwrap_err();
+    assert!(err.to_string().contains("nope"));
+    assert!(err.to_string().contains("tetherfi"));
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SampleSection {
+    deployment_id: String,
+    region: Option<String>,
+    #[serde(default)]
+    routing: SampleRouting,
+    password: Option<Secret>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SampleRouting {
+    priority: Option<i32>,
+}
+
+fn field_of(e: Error) -> String {
+    match e {
+        Error::InvalidInput { field, .. } => field.into_owned(),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let e = Config::from_toml("[genesys]\nx = 1").unwrap_err();
+    assert_eq!(field_of(e), "vendor");
+
+    let e = Config::from_toml("vendor = \"acme\"").unwrap_err();
+    assert_eq!(field_of(e), "vendor");
+
+    let e = Config::from_toml("vendor = \"genesys\"").unwrap_err();
+    assert_eq!(field_of(e), "genesys");
+
+    let c = Config::from_toml("vendor = \"genesys\"\n[genesys]\nregion = \"x\"").unwrap();
+    let e = c.section::<SampleSection>().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "genesys: invalid `genesys.deployment_id`: missing"
+    );
+
+    let c = Config::from_toml("vendor = \"genesys\"\n[genesys]\ndeployment_id = \"d\"\n[genesys.routing]\npriority = \"high\"").unwrap();
+    let e = c.section::<SampleSection>().unwrap_err();
+    assert_eq!(field_of(e), "genesys.routing.priority");
+
+    let c = Config::from_toml("vendor = \"genesys\"\n[genesys]\ndeployment_id = \"d\"\nbogus = 1")
+        .unwrap();
+    let e = c.section::<SampleSection>().unwrap_err();
+    assert_eq!(field_of(e), "genesys.bogus");
+
+    let e = Config::from_toml("vendor = \"genesys\"\n[genesys]\n[tls]\nca = 1").unwrap_err();
+    assert_eq!(field_of(e), "tls.ca");
+}
+
+#[test]
+fn config_from_json_and_env() {
+    let c = Config::from_json(
+        r#"{"vendor":"genesys","genesys":{"deployment_id":"d","routing":{"priority":3}}}"#,
+    )
+    .unwrap();
+    let s: SampleSection = c.section().unwrap();
+    assert_eq!(s.routing.priority, Some(3));
+
+    let c = Config::from_env_vars([
+        ("HOME", "/root"),
+        ("CC_VENDOR", "genesys"),
+        ("CC_GENESYS__DEPLOYMENT_ID", "\"12345\""),
+        ("CC_GENESYS__ROUTING__PRIORITY", "7"),
+        ("CC_GENESYS__REGION", "mypurecloud.ie"),
+        ("CC_TLS__CA_FILE", "/tmp/ca.pem"),
+    ])
+    .unwrap();
+    let s: SampleSection = c.section().unwrap();
+    assert_eq!(s.deployment_id, "12345");
+    assert_eq!(s.routing.priority, Some(7));
+    assert_eq!(s.region.as_deref(), Some("mypurecloud.ie"));
+    assert_eq!(
+        c.tls.ca_file.as_deref(),
+        Some(std::path::Path::new("/tmp/ca.pem"))
+    );
+
+    let e = Config::from_env_vars([("CC_GENESYS__DEPLOYMENT_ID", "d")]).unwrap_err();
+    assert_eq!(field_of(e), "vendor");
+}
+
+#[test]
+fn secrets_never_print() {
+    let c = Config::from_toml(
+        "vendor = \"genesys\"\n[genesys]\ndeployment_id = \"d\"\npassword = \"hunter2\"",
+    )
+    .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("hunter2"), "{dbg}");
+    assert!(dbg.contains("password"), "{dbg}");
+    let s: SampleSection = c.section().unwrap();
+    let dbg = format!("{s:?}");
+    assert!(!dbg.contains("hunter2"), "{dbg}");
+    assert_eq!(s.password.unwrap().expose(), "hunter2");
+    assert_eq!(
+        format!("{:?}", Secret::new("jwt.abc")),
+        "Secret([REDACTED])"
+    );
+}
+
+#[test]
+fn client_message_ids_are_v7_and_round_trip() {
+    let a = ClientMessageId::new();
+    let b = ClientMessageId::new();
+    assert!(a < b || a.as_u128() >> 80 == b.as_u128() >> 80);
+    let text = a.to_string();
+    assert_eq!(&text[14..15], "7", "{text}");
+    assert_eq!(text.parse::<ClientMessageId>().unwrap(), a);
+    let json = serde_json::to_string(&a).unwrap();
+    assert_eq!(serde_json::from_str::<ClientMessageId>(&json).unwrap(), a);
+    assert!("x".parse::<ClientMessageId>().is_err());
+}
+
+#[tokio::test]
+async fn lagged_subscriber_is_told_how_many_it_missed() {
+    let bus = EventBus::new(4);
+    let mut slow = bus.subscribe();
+    for _ in 0..10 {
+        bus.emit(Event::TokenExpired);
+    }
+    let first = slow.next().await.unwrap();
+    assert!(matches!(first, Event::Lagged { missed: 6 }), "{first:?}");
+    for _ in 0..4 {
+        assert!(matches!(slow.next().await.unwrap(), Event::TokenExpired));
+    }
+    drop(bus);
+    assert!(slow.next().await.is_none());
+}
+
+#[tokio::test]
+async fn engagement_streams_filter_other_engagements() {
+    let bus = EventBus::default();
+    let a = EngagementId::from("a");
+    let mut sub = bus.subscribe_engagement(a.clone());
+    bus.emit(Event::Queued {
+        engagement: "b".into(),
+        position: Some(1),
+        expected_wait: None,
+    });
+    bus.emit(Event::Connection(ConnectionState::Connected));
+    bus.emit(Event::Queued {
+        engagement: a.clone(),
+        position: Some(2),
+        expected_wait: None,
+    });
+    assert!(matches!(sub.next().await.unwrap(), Event::Connection(_)));
+    match sub.next().await.unwrap() {
+        Event::Queued {
+            engagement,
+            position,
+            ..
+        } => {
+            assert_eq!(engagement, a);
+            assert_eq!(position, Some(2));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn event_kinds_cover_every_variant() {
+    assert_eq!(Event::TokenExpired.kind(), EventKind::TokenExpired);
+    assert_eq!(Event::Lagged { missed: 1 }.kind().name(), "Lagged");
+    assert!(
+        EventKind::ALL
+            .iter()
+            .all(|k| !k.description().trim().is_empty())
+    );
+    let e = Event::error(Error::protocol(Vendor::Genesys, "frame", "bad"));
+    assert_eq!(e.kind(), EventKind::Error);
+    let m = Arc::new(Message {
+        id: None,
+        client_id: None,
+        engagement: "e".into(),
+        sender: Participant::new(Role::Agent),
+        content: Content::text("hi"),
+        server_time: None,
+        local_time: Timestamp(5),
+        state: DeliveryState::Sent,
+        hidden: false,
+    });
+    assert_eq!(
+        Event::MessageReceived(m)
+            .engagement()
+            .map(EngagementId::as_str),
+        Some("e")
+    );
+}
