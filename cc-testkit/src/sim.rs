@@ -1,0 +1,144 @@
+//! [`SimControl`]: what every vendor simulator implements so a test (or the CLI's agent
+//! console) can play the agent side and inject faults.
+//!
+//! Chats are named by [`SimChat`], the id the simulator gave the chat (the vendor's
+//! conversation id). Every method acts on the simulator's own state and the wire, never on
+//! the client: an agent message reaches the client only through the vendor protocol.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use cc_core::{Result, Vendor};
+
+/// A chat as the simulator knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct SimChat {
+    /// The vendor's id of the chat (conversation id).
+    pub id: String,
+    /// The customer's display name, as the client sent it.
+    pub customer_name: Option<String>,
+}
+
+/// Something the simulator received from the customer side, in arrival order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Received {
+    /// A text message.
+    Text {
+        /// The text.
+        text: String,
+        /// Whether the client marked it hidden (filtered).
+        hidden: bool,
+    },
+    /// A file.
+    File {
+        /// File name.
+        name: String,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// A custom notice.
+    Notice {
+        /// Its kind.
+        kind: String,
+    },
+    /// A typing indicator.
+    Typing {
+        /// Started or stopped.
+        on: bool,
+    },
+    /// A receipt for an agent message.
+    Receipt {
+        /// The agent message's id.
+        message_id: String,
+        /// `delivered` or `read`.
+        state: String,
+    },
+    /// The customer ended the chat.
+    Ended,
+}
+
+/// Which way a recorded frame went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the client to the simulator.
+    ClientToServer,
+    /// From the simulator to the client.
+    ServerToClient,
+}
+
+/// One frame or request the simulator saw or sent, for snapshots.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Frame {
+    /// Which way it went.
+    pub direction: Direction,
+    /// The channel: `ws`, or `METHOD /path` for an HTTP request or its response.
+    pub channel: String,
+    /// The body, as JSON when it parses, else as a string.
+    pub body: serde_json::Value,
+}
+
+/// Drives a simulator's agent side and its faults.
+///
+/// Implementations must be faithful: everything they do goes to the client over the
+/// vendor's wire protocol, exactly as the real server would send it.
+#[async_trait]
+pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
+    /// The vendor this simulator imitates.
+    fn vendor(&self) -> Vendor;
+
+    /// Waits until a customer has started a chat (the newest one not yet returned), or
+    /// fails with `Error::Timeout` after `timeout`.
+    async fn wait_for_chat(&self, timeout: Duration) -> Result<SimChat>;
+
+    /// Puts the chat in the queue at `position`, with an expected wait if given.
+    async fn queue(&self, chat: &SimChat, position: u32, expected_wait: Option<Duration>) -> Result<()>;
+
+    /// An agent named `agent` joins the chat.
+    async fn agent_joins(&self, chat: &SimChat, agent: &str) -> Result<()>;
+
+    /// The agent starts or stops typing.
+    async fn agent_typing(&self, chat: &SimChat, on: bool) -> Result<()>;
+
+    /// The agent writes `text`; returns the vendor's message id.
+    async fn agent_says(&self, chat: &SimChat, text: &str) -> Result<String>;
+
+    /// The agent sends a file.
+    async fn agent_sends_file(&self, chat: &SimChat, name: &str, mime_type: &str, bytes: &[u8]) -> Result<String>;
+
+    /// The agent reads everything the customer sent so far (read receipts, where the vendor has them).
+    async fn agent_reads(&self, chat: &SimChat) -> Result<()>;
+
+    /// The agent leaves without ending the chat.
+    async fn agent_leaves(&self, chat: &SimChat) -> Result<()>;
+
+    /// The chat is transferred to another agent, who joins.
+    async fn transfer(&self, chat: &SimChat, to_agent: &str) -> Result<()>;
+
+    /// The agent ends the chat.
+    async fn agent_ends(&self, chat: &SimChat) -> Result<()>;
+
+    /// What the simulator received from the customer in this chat, in arrival order.
+    async fn received(&self, chat: &SimChat) -> Result<Vec<Received>>;
+
+    /// Warns the customer that the chat is idle and will close after `grace`.
+    async fn idle_warning(&self, chat: &SimChat, grace: Duration) -> Result<()>;
+
+    /// Drops every client connection now (the client should reconnect).
+    async fn drop_connections(&self) -> Result<()>;
+
+    /// Expires the session token now (the client should be told, and refresh where it can).
+    async fn expire_token(&self) -> Result<()>;
+
+    /// Restarts the server: connections drop, chats survive (as a real service's would).
+    async fn restart(&self) -> Result<()>;
+
+    /// Sends a malformed frame to the customer of `chat`.
+    async fn send_malformed(&self, chat: &SimChat) -> Result<()>;
+
+    /// Every frame recorded so far, both ways.
+    fn frames(&self) -> Vec<Frame>;
+}
