@@ -23,7 +23,7 @@ pub struct SimChat {
 
 /// Something the simulator received from the customer side, in arrival order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Received {
     /// A text message.
     Text {
