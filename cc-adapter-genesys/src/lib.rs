@@ -1,1 +1,8 @@
-//! Placeholder.
+#![doc = include_str!("docs.md")]
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod wire;
+
+pub use config::{GenesysConfig, RoutingConfig, Transport};

@@ -1,0 +1,347 @@
+use super::*;
+use serde_json::json;
+
+fn me() -> Participant {
+    Participant::new(Role::Customer).with_name("Jonny")
+}
+
+fn engine() -> MessagingEngine {
+    MessagingEngine::new(WireToken::from("tok"), "dep", EngagementId::from("e-1"), me())
+}
+
+fn drain(e: &mut MessagingEngine) -> (Vec<Value>, Vec<Event>, Vec<Output>) {
+    let (mut frames, mut events, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(o) = e.poll_output() {
+        match o {
+            Output::Send(s) => frames.push(serde_json::from_str(&s).unwrap()),
+            Output::Event(ev) => events.push(ev),
+            o => other.push(o),
+        }
+    }
+    (frames, events, other)
+}
+
+fn configured(now: Instant) -> MessagingEngine {
+    let mut e = engine();
+    e.handle_connected(now);
+    let (f, ..) = drain(&mut e);
+    assert_eq!(f[0]["action"], "configureSession");
+    assert_eq!(f[0]["deploymentId"], "dep");
+    e.handle_text(
+        now,
+        r#"{"type":"response","class":"SessionResponse","code":200,"body":{"connected":true,"newSession":true}}"#,
+    );
+    drain(&mut e);
+    e
+}
+
+fn echo(tracing: &str, id: &str, text: &str) -> String {
+    json!({"type":"message","class":"StructuredMessage","code":200,"tracingId":tracing,
+        "body":{"id":id,"type":"Text","text":text,"direction":"Inbound",
+        "channel":{"time":"2024-01-01T00:00:00.000Z"},"metadata":{"correlationId":"c"}}})
+    .to_string()
+}
+
+#[test]
+fn paces_two_messages_per_second_and_queues_the_rest() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    for i in 0..5 {
+        e.send_message(t0, ClientMessageId::from_u128(i + 1), Content::text(format!("m{i}")), false, None)
+            .unwrap();
+    }
+    let (f, ..) = drain(&mut e);
+    assert_eq!(f.len(), 2, "only two go out at once");
+    assert_eq!(f[0]["action"], "onMessage");
+    assert_eq!(f[0]["message"]["text"], "m0");
+    assert_eq!(e.poll_timeout(t0), Some(t0 + Duration::from_secs(1)));
+    e.handle_timeout(t0 + Duration::from_millis(999));
+    assert!(drain(&mut e).0.is_empty());
+    e.handle_timeout(t0 + Duration::from_secs(1));
+    let (f, ..) = drain(&mut e);
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[1]["message"]["text"], "m3");
+    e.handle_timeout(t0 + Duration::from_secs(2));
+    assert_eq!(drain(&mut e).0.len(), 1);
+    assert_eq!(e.unacknowledged(), 5);
+}
+
+#[test]
+fn echo_with_tracing_id_acknowledges_once() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    let id = ClientMessageId::from_u128(7);
+    e.send_message(t0, id, Content::text("hi"), false, None).unwrap();
+    let (f, ..) = drain(&mut e);
+    assert_eq!(f[0]["tracingId"], id.to_string());
+    assert_eq!(f[0]["message"]["metadata"][CUSTOM_MESSAGE_ID], id.to_string());
+    e.handle_text(t0, &echo(&id.to_string(), "m-1", "hi"));
+    e.handle_text(t0, &echo(&id.to_string(), "m-1", "hi"));
+    let (_, ev, _) = drain(&mut e);
+    assert_eq!(ev.len(), 1);
+    let Event::MessageSent(m) = &ev[0] else { panic!("{ev:?}") };
+    assert_eq!(m.client_id, Some(id));
+    assert_eq!(m.id.as_ref().unwrap().as_str(), "m-1");
+    assert_eq!(e.unacknowledged(), 0);
+}
+
+#[test]
+fn rate_limit_requeues_at_the_head() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    let id = ClientMessageId::from_u128(1);
+    e.send_message(t0, id, Content::text("a"), false, None).unwrap();
+    drain(&mut e);
+    e.handle_text(
+        t0,
+        &json!({"type":"response","class":"TooManyRequestsErrorMessage","code":429,"tracingId":id.to_string(),
+            "body":{"retryAfter":3,"errorCode":4029,"errorMessage":"Message rate too high for this session"}})
+        .to_string(),
+    );
+    let (f, ev, _) = drain(&mut e);
+    assert!(f.is_empty());
+    assert!(matches!(&ev[0], Event::Error(err) if err.vendor_code() == Some("4029")));
+    assert_eq!(e.poll_timeout(t0), Some(t0 + Duration::from_secs(3)));
+    e.handle_timeout(t0 + Duration::from_secs(3));
+    let (f, ..) = drain(&mut e);
+    assert_eq!(f[0]["message"]["text"], "a");
+}
+
+#[test]
+fn message_error_fails_that_message() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    let id = ClientMessageId::from_u128(1);
+    e.send_message(t0, id, Content::text("a"), false, None).unwrap();
+    drain(&mut e);
+    e.handle_text(
+        t0,
+        &json!({"type":"response","class":"string","code":4011,"tracingId":id.to_string(),"body":"Message too long"})
+            .to_string(),
+    );
+    let (_, ev, _) = drain(&mut e);
+    assert!(matches!(&ev[0], Event::MessageFailed { client_id, error, .. }
+        if *client_id == id && error.vendor_code() == Some("4011")));
+}
+
+#[test]
+fn reconnect_checks_history_before_resending() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    let (a, b) = (ClientMessageId::from_u128(1), ClientMessageId::from_u128(2));
+    e.send_message(t0, a, Content::text("a"), false, None).unwrap();
+    e.send_message(t0, b, Content::text("b"), false, None).unwrap();
+    drain(&mut e);
+    e.handle_disconnected(t0);
+    let c = ClientMessageId::from_u128(3);
+    e.send_message(t0, c, Content::text("c"), false, None).unwrap();
+    assert!(drain(&mut e).0.is_empty(), "nothing goes out while disconnected");
+    let t1 = t0 + Duration::from_secs(5);
+    e.handle_connected(t1);
+    e.handle_text(
+        t1,
+        r#"{"type":"response","class":"SessionResponse","code":200,"body":{"connected":true,"newSession":false}}"#,
+    );
+    let (f, _, other) = drain(&mut e);
+    assert_eq!(f.len(), 1, "only configureSession");
+    assert!(matches!(other[0], Output::Backfill));
+    // The server got `a` before the cut; `b` was lost. An agent wrote meanwhile.
+    let page: mw::HistoryPage = serde_json::from_value(json!({"entities":[
+        {"id":"x-2","type":"Text","text":"while away","direction":"Outbound","originatingEntity":"Human",
+         "channel":{"time":"2024-01-01T00:00:02.000Z","from":{"nickname":"Ann"}}},
+        {"id":"x-1","type":"Text","text":"a","direction":"Inbound",
+         "channel":{"time":"2024-01-01T00:00:01.000Z"},"metadata":{"customMessageId":a.to_string()}}
+    ],"pageSize":25,"pageNumber":1,"total":2,"pageCount":1}))
+    .unwrap();
+    e.handle_history(t1, Some(page));
+    let (f, ev, _) = drain(&mut e);
+    let texts: Vec<_> = f.iter().map(|f| f["message"]["text"].clone()).collect();
+    assert_eq!(texts, vec![json!("b"), json!("c")]);
+    let kinds: Vec<_> = ev.iter().map(Event::kind).collect();
+    use cc_core::EventKind as K;
+    assert_eq!(kinds, vec![K::MessageSent, K::ParticipantJoined, K::MessageReceived]);
+    // The same history again (another reconnect) reports nothing twice.
+    e.handle_history(t1, None);
+    assert!(drain(&mut e).1.is_empty());
+}
+
+#[test]
+fn agent_typing_times_out_and_clears_on_message() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    let typing = json!({"type":"message","class":"StructuredMessage","code":200,"body":{"type":"Event","direction":"Outbound",
+        "id":"t1","channel":{"time":"2024-01-01T00:00:00Z","from":{"nickname":"Ann"}},
+        "events":[{"eventType":"Typing","typing":{"type":"On","duration":5000}}]}});
+    e.handle_text(t0, &typing.to_string());
+    let (_, ev, _) = drain(&mut e);
+    assert!(matches!(ev.last(), Some(Event::Typing { on: true, .. })));
+    assert_eq!(e.poll_timeout(t0).unwrap(), t0 + Duration::from_secs(5));
+    e.handle_timeout(t0 + Duration::from_secs(5));
+    let (_, ev, _) = drain(&mut e);
+    assert!(matches!(ev.as_slice(), [Event::Typing { on: false, .. }]));
+}
+
+#[test]
+fn typing_cooldown() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    assert!(e.typing(t0));
+    assert!(!e.typing(t0 + Duration::from_secs(1)));
+    assert!(e.typing(t0 + TYPING_COOLDOWN));
+    let (f, ..) = drain(&mut e);
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[0]["message"]["events"][0]["typing"]["type"], "On");
+}
+
+#[test]
+fn presence_disconnect_ends_and_unknown_class_is_vendor() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    e.handle_text(t0, &json!({"type":"message","class":"StructuredMessage","code":200,"body":{"type":"Event","direction":"Outbound",
+        "id":"p1","events":[{"eventType":"Presence","presence":{"type":"Disconnect"}}],"metadata":{"readOnly":"true"}}}).to_string());
+    e.handle_text(t0, r#"{"type":"message","class":"BrandNewEvent","code":200,"body":{"x":1}}"#);
+    e.handle_text(t0, r#"{"type":"message","class":"StructuredMessage""#);
+    let (_, ev, _) = drain(&mut e);
+    assert!(matches!(&ev[0], Event::EngagementEnded { initiator: Initiator::Agent, .. }));
+    assert!(e.read_only());
+    assert!(matches!(&ev[1], Event::Vendor { name, .. } if &**name == "BrandNewEvent"));
+    assert!(matches!(&ev[2], Event::Error(err) if err.kind() == cc_core::ErrorKind::Protocol));
+}
+
+#[test]
+fn prefilters_hide_matching_messages() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    assert!(e.prefilters_mut().add(&["("]).is_err());
+    e.prefilters_mut().add(&["^#code"]).unwrap();
+    e.handle_text(t0, &json!({"type":"message","class":"StructuredMessage","code":200,"body":{"type":"Text","direction":"Outbound",
+        "id":"o1","text":"#code 1234"}}).to_string());
+    let (_, ev, _) = drain(&mut e);
+    assert!(matches!(ev.last(), Some(Event::MessageReceived(m)) if m.hidden));
+}
+
+fn guest() -> GuestEngine {
+    GuestEngine::new("conv".into(), "me".into(), me())
+}
+
+fn gdrain(e: &mut GuestEngine) -> (Vec<HttpCall>, Vec<Event>, Vec<Output>) {
+    let (mut calls, mut events, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(o) = e.poll_output() {
+        match o {
+            Output::Http(c) => calls.push(c),
+            Output::Event(ev) => events.push(ev),
+            o => other.push(o),
+        }
+    }
+    (calls, events, other)
+}
+
+#[test]
+fn guest_messages_are_posted_paced_and_deduped() {
+    let t0 = Instant::now();
+    let mut e = guest();
+    e.handle_connected(t0);
+    for i in 0..3 {
+        e.send_message(t0, ClientMessageId::from_u128(i + 1), Content::text(format!("m{i}")), false)
+            .unwrap();
+    }
+    let (calls, ..) = gdrain(&mut e);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].path, "/api/v2/webchat/guest/conversations/conv/members/me/messages");
+    assert_eq!(calls[0].body.as_ref().unwrap()["bodyType"], "standard");
+    let reply = json!({"id":"m-1","conversation":{"id":"conv"},"sender":{"id":"me"},"body":"m0","bodyType":"standard","timestamp":"2024-01-01T00:00:00.000Z"});
+    e.handle_response(t0, &calls[0], Ok(reply.clone()));
+    // The stream echo of the same message is not reported again.
+    let frame = json!({"topicName":"v2.conversations.chats.conv.messages","version":"2","eventBody":reply,
+        "metadata":{"CorrelationId":"c","type":"message"}});
+    e.handle_text(t0, &frame.to_string());
+    let (_, ev, _) = gdrain(&mut e);
+    assert_eq!(ev.len(), 1);
+    assert!(matches!(&ev[0], Event::MessageSent(m) if m.client_id == Some(ClientMessageId::from_u128(1))));
+}
+
+#[test]
+fn guest_members_join_leave_and_end() {
+    let t0 = Instant::now();
+    let mut e = guest();
+    e.handle_connected(t0);
+    let mc = |id: &str, state: &str| {
+        json!({"topicName":"v2.conversations.chats.conv.members","version":"2",
+            "eventBody":{"conversation":{"id":"conv"},"member":{"id":id,"state":state},"timestamp":"2024-01-01T00:00:00Z"},
+            "metadata":{"CorrelationId":"c","type":"member-change"}})
+        .to_string()
+    };
+    e.handle_text(t0, &mc("agent", "CONNECTED"));
+    let (_, _, other) = gdrain(&mut e);
+    assert!(matches!(&other[0], Output::FetchMember(id) if id == "agent"));
+    e.handle_member(gw::MemberInfo {
+        id: Some("agent".into()),
+        display_name: Some("Ann".into()),
+        role: Some(MemberRole::Agent),
+        state: Some(MemberState::Connected),
+        ..Default::default()
+    });
+    e.handle_text(t0, &mc("agent", "DISCONNECTED"));
+    e.handle_text(t0, &mc("me", "DISCONNECTED"));
+    e.handle_text(t0, r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#);
+    let (_, ev, _) = gdrain(&mut e);
+    use cc_core::EventKind as K;
+    let kinds: Vec<_> = ev.iter().map(Event::kind).collect();
+    assert_eq!(kinds, vec![K::ParticipantJoined, K::ParticipantLeft, K::EngagementEnded]);
+    assert!(e.send_message(t0, ClientMessageId::new(), Content::text("x"), false).is_err());
+}
+
+#[test]
+fn guest_reconnect_backfills_after_last_seen() {
+    let t0 = Instant::now();
+    let mut e = guest();
+    e.handle_connected(t0);
+    let msg = json!({"topicName":"v2.conversations.chats.conv.messages","version":"2",
+        "eventBody":{"id":"m-9","conversation":{"id":"conv"},"sender":{"id":"agent"},"body":"hello","bodyType":"standard"},
+        "metadata":{"CorrelationId":"c","type":"message"}});
+    e.handle_text(t0, &msg.to_string());
+    e.handle_disconnected();
+    e.handle_connected(t0);
+    let (calls, ev, _) = gdrain(&mut e);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(calls[0].path, "/api/v2/webchat/guest/conversations/conv/messages?after=m-9&maxResults=100");
+    let page = json!({"pageSize":100,"entities":[
+        {"id":"m-9","sender":{"id":"agent"},"body":"hello","bodyType":"standard"},
+        {"id":"m-10","sender":{"id":"agent"},"body":"missed","bodyType":"standard"}]});
+    e.handle_response(t0, &calls[0], Ok(page));
+    let (_, ev, _) = gdrain(&mut e);
+    assert_eq!(ev.len(), 1);
+    assert!(matches!(&ev[0], Event::MessageReceived(m) if m.content == Content::text("missed")));
+}
+
+#[test]
+fn guest_typing_times_out_after_four_seconds() {
+    let t0 = Instant::now();
+    let mut e = guest();
+    let t = json!({"topicName":"v2.conversations.chats.conv.messages","version":"2",
+        "eventBody":{"id":"t-1","conversation":{"id":"conv"},"sender":{"id":"agent"}},
+        "metadata":{"CorrelationId":"c","type":"typing-indicator"}});
+    e.handle_text(t0, &t.to_string());
+    assert_eq!(e.poll_timeout(t0), Some(t0 + AGENT_TYPING_TIMEOUT));
+    e.handle_timeout(t0 + AGENT_TYPING_TIMEOUT);
+    let (_, ev, _) = gdrain(&mut e);
+    assert!(matches!(ev.as_slice(), [Event::Typing { on: true, .. }, Event::Typing { on: false, .. }]));
+}
+
+#[test]
+fn guest_rate_limit_requeues() {
+    let t0 = Instant::now();
+    let mut e = guest();
+    let id = ClientMessageId::from_u128(1);
+    e.send_message(t0, id, Content::text("a"), false).unwrap();
+    let (calls, ..) = gdrain(&mut e);
+    let err = error::guest(429, &gw::ErrorBody { status: 429, code: "too.many.requests".into(), ..Default::default() }, Some(Duration::from_secs(2)));
+    e.handle_response(t0, &calls[0], Err(err));
+    let (calls2, ev, _) = gdrain(&mut e);
+    assert!(calls2.is_empty());
+    assert!(matches!(&ev[0], Event::Error(_)));
+    e.handle_timeout(t0 + Duration::from_secs(2));
+    let (calls3, ..) = gdrain(&mut e);
+    assert_eq!(calls3.len(), 1);
+    assert_eq!(calls3[0].body, calls[0].body);
+}
