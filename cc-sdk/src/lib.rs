@@ -1,1 +1,197 @@
-//! Placeholder.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+use std::fmt;
+
+pub use cc_core::*;
+
+/// The Expertflow CX adapter crate (feature `expertflow`).
+#[cfg(feature = "expertflow")]
+pub use cc_adapter_expertflow as expertflow;
+
+/// The Telenia TVox adapter crate (feature `tvox`).
+#[cfg(feature = "tvox")]
+pub use cc_adapter_tvox as tvox;
+
+/// The Avaya Experience Platform adapter crate (feature `avaya`).
+#[cfg(feature = "avaya")]
+pub use cc_adapter_avaya as avaya;
+
+/// The Genesys Cloud adapter crate (feature `genesys`).
+#[cfg(feature = "genesys")]
+pub use cc_adapter_genesys as genesys;
+
+/// The Tetherfi adapter crate (feature `tetherfi`).
+#[cfg(feature = "tetherfi")]
+pub use cc_adapter_tetherfi as tetherfi;
+
+/// The adapters compiled into this build, one `#[cfg]` line per vendor feature.
+const COMPILED: &[AdapterEntry] = &[];
+
+/// The vendors whose adapter crate is implemented in this version of the SDK. A vendor missing
+/// here has a cargo feature (so apps can name it already) but no adapter behind it yet.
+const IMPLEMENTED: &[Vendor] = &[Vendor::Genesys];
+
+/// The cargo feature of `cc-sdk` that compiles in `vendor`'s adapter.
+pub const fn cargo_feature(vendor: Vendor) -> &'static str {
+    vendor.key()
+}
+
+/// Whether `vendor`'s cargo feature is on in this build.
+pub const fn feature_enabled(vendor: Vendor) -> bool {
+    match vendor {
+        Vendor::Expertflow => cfg!(feature = "expertflow"),
+        Vendor::Tvox => cfg!(feature = "tvox"),
+        Vendor::Avaya => cfg!(feature = "avaya"),
+        Vendor::Genesys => cfg!(feature = "genesys"),
+        Vendor::Tetherfi => cfg!(feature = "tetherfi"),
+    }
+}
+
+/// The adapters compiled into this build, in [`Vendor::ALL`] order.
+///
+/// ```
+/// for entry in cc_sdk::adapters() {
+///     for (transport, caps) in (entry.profiles)() {
+///         let features: Vec<_> = caps.features().map(|f| f.name()).collect();
+///         println!("{} over {transport}: {}", entry.vendor, features.join(", "));
+///     }
+/// }
+/// ```
+pub fn adapters() -> Vec<AdapterEntry> {
+    COMPILED.to_vec()
+}
+
+/// Whether an adapter for a vendor is usable in this build, and if not, why.
+#[derive(Clone, Copy, Debug)]
+pub enum AdapterStatus {
+    /// Compiled in: [`connect`] works for this vendor.
+    Available(AdapterEntry),
+    /// The adapter exists but its cargo feature ([`cargo_feature`]) is off in this build.
+    FeatureOff,
+    /// No adapter for this vendor exists in this version of the SDK.
+    NotImplemented,
+}
+
+impl AdapterStatus {
+    /// The entry, when the adapter is available.
+    pub const fn entry(&self) -> Option<AdapterEntry> {
+        match self {
+            AdapterStatus::Available(entry) => Some(*entry),
+            AdapterStatus::FeatureOff | AdapterStatus::NotImplemented => None,
+        }
+    }
+}
+
+/// Whether `vendor`'s adapter is usable in this build.
+pub fn adapter_status(vendor: Vendor) -> AdapterStatus {
+    status_in(vendor, COMPILED, IMPLEMENTED, feature_enabled)
+}
+
+fn status_in(
+    vendor: Vendor,
+    compiled: &[AdapterEntry],
+    implemented: &[Vendor],
+    enabled: impl Fn(Vendor) -> bool,
+) -> AdapterStatus {
+    if let Some(entry) = compiled.iter().find(|e| e.vendor == vendor) {
+        AdapterStatus::Available(*entry)
+    } else if implemented.contains(&vendor) && !enabled(vendor) {
+        AdapterStatus::FeatureOff
+    } else {
+        AdapterStatus::NotImplemented
+    }
+}
+
+/// The compiled-in adapter for `vendor`, or an [`Error::InvalidInput`] on the field `vendor`
+/// that says which cargo feature to enable, or that no adapter exists yet.
+pub fn adapter(vendor: Vendor) -> Result<AdapterEntry> {
+    match adapter_status(vendor) {
+        AdapterStatus::Available(entry) => Ok(entry),
+        status => Err(unavailable(vendor, status, COMPILED)),
+    }
+}
+
+struct VendorList<'a>(&'a [AdapterEntry]);
+
+impl fmt::Display for VendorList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, entry) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(entry.vendor.key())?;
+        }
+        Ok(())
+    }
+}
+
+fn unavailable(vendor: Vendor, status: AdapterStatus, compiled: &[AdapterEntry]) -> Error {
+    let reason = match status {
+        AdapterStatus::FeatureOff => format!(
+            "the {} adapter is not compiled in: enable the cc-sdk feature \"{}\" \
+             (compiled-in adapters: {})",
+            vendor.display_name(),
+            cargo_feature(vendor),
+            VendorList(compiled),
+        ),
+        AdapterStatus::NotImplemented | AdapterStatus::Available(_) => format!(
+            "no adapter for {} exists yet in this version of cc-sdk (compiled-in adapters: {})",
+            vendor.display_name(),
+            VendorList(compiled),
+        ),
+    };
+    Error::invalid(vendor, "vendor", reason)
+}
+
+/// What the configured vendor's adapter supports with this configuration, without connecting.
+pub fn capabilities(config: &Config) -> Result<Capabilities> {
+    let entry = adapter(config.vendor)?;
+    (entry.capabilities)(config)
+}
+
+/// Connects a session to the vendor named by `config.vendor`, through its compiled-in adapter.
+///
+/// The session is wrapped in the capability [`guard`]: an operation the adapter does not support
+/// returns [`Error::Unsupported`], and input beyond the adapter's limits returns
+/// [`Error::InvalidInput`], before the adapter sees it.
+///
+/// A vendor whose cargo feature is off, or whose adapter does not exist yet, is an
+/// [`Error::InvalidInput`] on the field `vendor` that says so (see [`adapter`]).
+pub async fn connect(config: &Config) -> Result<Box<dyn Session>> {
+    let entry = adapter(config.vendor)?;
+    open(entry, config).await
+}
+
+/// Like [`connect`], choosing among `adapters` instead of the compiled-in ones: for an app's own
+/// adapter, or a test double.
+pub async fn connect_with(adapters: &[AdapterEntry], config: &Config) -> Result<Box<dyn Session>> {
+    let Some(entry) = adapters.iter().find(|e| e.vendor == config.vendor) else {
+        return Err(Error::invalid(
+            config.vendor,
+            "vendor",
+            format!(
+                "no adapter for {} among the given ones ({})",
+                config.vendor.display_name(),
+                VendorList(adapters),
+            ),
+        ));
+    };
+    open(*entry, config).await
+}
+
+async fn open(entry: AdapterEntry, config: &Config) -> Result<Box<dyn Session>> {
+    let session = (entry.connect)(config.clone()).await?;
+    Ok(Box::new(guard::Guarded::new(session)))
+}
+
+/// The root README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct RootReadme;
+
+#[cfg(test)]
+mod tests;
