@@ -217,14 +217,14 @@ impl Engagement for GuardedEngagement {
                 "must be at least 1",
             ));
         }
-        if let Some(max) = self.caps.history_page_max {
-            if page_size > max {
-                return Err(Error::invalid(
-                    self.vendor(),
-                    "page_size",
-                    format!("{page_size} is more than the {max} the vendor serves"),
-                ));
-            }
+        if let Some(max) = self.caps.history_page_max
+            && page_size > max
+        {
+            return Err(Error::invalid(
+                self.vendor(),
+                "page_size",
+                format!("{page_size} is more than the {max} the vendor serves"),
+            ));
         }
         self.inner.history(page_size).await
     }
@@ -234,15 +234,15 @@ impl Engagement for GuardedEngagement {
         if file.name.trim().is_empty() {
             return Err(Error::invalid(self.vendor(), "file.name", "empty"));
         }
-        if let Some(max) = self.caps.attachment_max_bytes {
-            let len = file.bytes.len() as u64;
-            if len > max {
-                return Err(Error::invalid(
-                    self.vendor(),
-                    "file.bytes",
-                    format!("{len} bytes, more than the {max} the vendor accepts"),
-                ));
-            }
+        let len = file.bytes.len() as u64;
+        if let Some(max) = self.caps.attachment_max_bytes
+            && len > max
+        {
+            return Err(Error::invalid(
+                self.vendor(),
+                "file.bytes",
+                format!("{len} bytes, more than the {max} the vendor accepts"),
+            ));
         }
         self.inner.upload(file).await
     }
