@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(delays(&p, 7, 1), some_secs(&[1, 2, 4, 8, 16, 30, 30]));
         // Huge attempt numbers saturate instead of panicking.
         assert_eq!(p.base_delay(u32::MAX), secs(30));
-        let uncapped = p.clone().with_cap(None);
+        let uncapped = p.with_cap(None);
         assert_eq!(uncapped.base_delay(5000), Duration::MAX);
     }
 
