@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use cc_core::{Result, Vendor};
+use cc_core::{Error, Feature, Result, Secret, Vendor};
 
 /// A chat as the simulator knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -95,7 +95,12 @@ pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
     async fn wait_for_chat(&self, timeout: Duration) -> Result<SimChat>;
 
     /// Puts the chat in the queue at `position`, with an expected wait if given.
-    async fn queue(&self, chat: &SimChat, position: u32, expected_wait: Option<Duration>) -> Result<()>;
+    async fn queue(
+        &self,
+        chat: &SimChat,
+        position: u32,
+        expected_wait: Option<Duration>,
+    ) -> Result<()>;
 
     /// An agent named `agent` joins the chat.
     async fn agent_joins(&self, chat: &SimChat, agent: &str) -> Result<()>;
@@ -107,7 +112,13 @@ pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
     async fn agent_says(&self, chat: &SimChat, text: &str) -> Result<String>;
 
     /// The agent sends a file.
-    async fn agent_sends_file(&self, chat: &SimChat, name: &str, mime_type: &str, bytes: &[u8]) -> Result<String>;
+    async fn agent_sends_file(
+        &self,
+        chat: &SimChat,
+        name: &str,
+        mime_type: &str,
+        bytes: &[u8],
+    ) -> Result<String>;
 
     /// The agent reads everything the customer sent so far (read receipts, where the vendor has them).
     async fn agent_reads(&self, chat: &SimChat) -> Result<()>;
@@ -132,6 +143,13 @@ pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
 
     /// Expires the session token now (the client should be told, and refresh where it can).
     async fn expire_token(&self) -> Result<()>;
+
+    /// Issues a fresh session token for the customer, as the app's backend (or the vendor's
+    /// token endpoint) would after an expiry; the conformance suite passes it to
+    /// `Session::set_token`. Simulators of vendors with token refresh must implement it.
+    async fn issue_token(&self) -> Result<Secret> {
+        Err(Error::unsupported(self.vendor(), Feature::TokenRefresh))
+    }
 
     /// Restarts the server: connections drop, chats survive (as a real service's would).
     async fn restart(&self) -> Result<()>;
