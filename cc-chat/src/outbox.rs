@@ -11,10 +11,11 @@
 //!   *in flight*; the adapter reports [`Outbox::on_written`] when the write completed, or
 //!   [`Outbox::on_send_error`] when it did not (the outbox retries with back-off up to
 //!   [`OutboxConfig::max_attempts`], then fails the message).
-//! - [`Poll::WaitUntil`]: nothing may go before that instant (pacing or retry back-off); arm
-//!   a timer and poll again.
-//! - [`Poll::Reconcile`]: the connection dropped while messages were in flight, so nobody
-//!   knows whether the vendor got them. Call [`Outbox::reconcile`] with the messages the
+//! - [`Poll::WaitUntil`]: nothing may go before that instant (pacing, retry back-off, an
+//!   ack deadline); arm a timer and poll again.
+//! - [`Poll::Reconcile`]: the connection dropped while messages were in flight (or their
+//!   ack is overdue, with [`OutboxConfig::ack_timeout`]), so nobody knows whether the vendor
+//!   got them. Call [`Outbox::reconcile`] with the messages the
 //!   server shows (history after reconnect, a resume payload); pass an empty slice when the
 //!   vendor offers no way to look. Messages the server already has are confirmed, the rest go
 //!   back to the queue, in their original place.
@@ -197,6 +198,10 @@ pub struct OutboxConfig {
     pub retry_backoff: Duration,
     /// At most this many messages written and not yet confirmed; `None` for no limit.
     pub max_in_flight: Option<usize>,
+    /// A message written this long ago and still unconfirmed, while connected, is treated
+    /// like one in flight at a drop: uncertain, to be reconciled. `None` waits forever
+    /// (for vendors that always ack or echo).
+    pub ack_timeout: Option<Duration>,
     /// The vendor's message rate, when it has one.
     pub rate: Option<Rate>,
 }
@@ -208,6 +213,7 @@ impl Default for OutboxConfig {
             echo_window: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(1),
             max_in_flight: None,
+            ack_timeout: None,
             rate: None,
         }
     }
@@ -241,7 +247,8 @@ pub enum Poll {
     /// Write this message now, then report [`Outbox::on_written`] or
     /// [`Outbox::on_send_error`].
     Send(Outgoing),
-    /// Nothing may go before this instant (pacing or back-off); poll again then.
+    /// Nothing may go before this instant (pacing, back-off, an ack deadline); poll again
+    /// then.
     WaitUntil(Instant),
     /// Messages were in flight when the connection dropped: call [`Outbox::reconcile`].
     Reconcile,
@@ -499,6 +506,15 @@ impl Outbox {
         if !self.connected {
             return Poll::Idle;
         }
+        if let Some(timeout) = self.config.ack_timeout {
+            for e in &mut self.entries {
+                if let (Stage::InFlight { .. }, Some(t)) = (e.stage, e.last_handed)
+                    && now.saturating_duration_since(t) >= timeout
+                {
+                    e.stage = Stage::Uncertain;
+                }
+            }
+        }
         if self.entries.iter().any(|e| e.stage == Stage::Uncertain) {
             return Poll::Reconcile;
         }
@@ -509,11 +525,11 @@ impl Outbox {
                 .filter(|e| matches!(e.stage, Stage::InFlight { .. }))
                 .count();
             if in_flight >= max {
-                return Poll::Idle;
+                return self.idle();
             }
         }
         let Some(idx) = self.entries.iter().position(|e| e.stage == Stage::Queued) else {
-            return Poll::Idle;
+            return self.idle();
         };
         if let Some(t) = self.entries[idx].not_before
             && t > now
@@ -535,6 +551,19 @@ impl Outbox {
             message: e.message.clone(),
             attempt: e.attempts,
         })
+    }
+
+    /// Nothing to send: wait for the earliest ack deadline, if any.
+    fn idle(&self) -> Poll {
+        let Some(timeout) = self.config.ack_timeout else {
+            return Poll::Idle;
+        };
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.stage, Stage::InFlight { .. }))
+            .filter_map(|e| e.last_handed)
+            .min()
+            .map_or(Poll::Idle, |t| Poll::WaitUntil(t + timeout))
     }
 
     /// Forgets confirmed messages older than the echo window.

@@ -555,6 +555,29 @@ fn pacer_token_bucket() {
 }
 
 #[test]
+fn overdue_ack_makes_the_message_uncertain() {
+    let t0 = Instant::now();
+    let cfg = OutboxConfig {
+        ack_timeout: Some(10 * SEC),
+        ..OutboxConfig::default()
+    };
+    let mut o = connected(cfg);
+    o.push(Content::text("a"), Timestamp(0), t0);
+    let a = send(&mut o, t0);
+    assert_eq!(o.poll(t0 + SEC), Poll::WaitUntil(t0 + 10 * SEC));
+    assert_eq!(o.poll(t0 + 10 * SEC), Poll::Reconcile);
+    // The server shows it: confirmed, not resent.
+    let report = o.reconcile(&[seen("a", Some("v1"), Some(100))], t0 + 10 * SEC);
+    assert_eq!(report.confirmed[0].client_id, Some(a.client_id()));
+    assert_eq!(o.poll(t0 + 10 * SEC), Poll::Idle);
+    // Acked in time: no deadline left.
+    o.push(Content::text("b"), Timestamp(0), t0);
+    let b = send(&mut o, t0 + 11 * SEC);
+    o.on_acked(b.client_id(), None, None, t0 + 12 * SEC);
+    assert_eq!(o.poll(t0 + 30 * SEC), Poll::Idle);
+}
+
+#[test]
 fn max_in_flight_waits_for_confirmation() {
     let t0 = Instant::now();
     let cfg = OutboxConfig {
