@@ -62,7 +62,7 @@ use cc_core::{ConnectionState, Error, Result, Vendor};
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderMap;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -157,10 +157,11 @@ impl fmt::Debug for UrlProvider {
     }
 }
 
-/// A keep-alive sent every `every` while connected.
+/// A keep-alive sent every `every` while connected. A connection may have several (Genesys
+/// sends protocol pings every 15 s and an application `echo` every 30 s).
 #[derive(Clone)]
 pub enum Heartbeat {
-    /// A WebSocket protocol ping frame.
+    /// A WebSocket protocol ping frame, from the moment the connection is up.
     Ping {
         /// The interval.
         every: Duration,
@@ -172,6 +173,9 @@ pub enum Heartbeat {
         every: Duration,
         /// Builds the frame.
         make: Arc<dyn Fn() -> String + Send + Sync>,
+        /// Send only once the connection's gate is open (after the adapter's handshake);
+        /// the interval then counts from [`WsHandle::ready`].
+        after_ready: bool,
     },
 }
 
@@ -181,17 +185,50 @@ impl Heartbeat {
         Heartbeat::Ping { every }
     }
 
-    /// An application text frame from `make` every `every`.
+    /// An application text frame from `make` every `every`, once the gate is open.
     pub fn text(every: Duration, make: impl Fn() -> String + Send + Sync + 'static) -> Self {
         Heartbeat::Text {
             every,
             make: Arc::new(make),
+            after_ready: true,
+        }
+    }
+
+    /// An application text frame from `make` every `every`, from the moment the connection
+    /// is up (before any handshake).
+    pub fn text_before_ready(
+        every: Duration,
+        make: impl Fn() -> String + Send + Sync + 'static,
+    ) -> Self {
+        Heartbeat::Text {
+            every,
+            make: Arc::new(make),
+            after_ready: false,
         }
     }
 
     fn every(&self) -> Duration {
         match self {
-            Heartbeat::Ping { every } | Heartbeat::Text { every, .. } => *every,
+            Heartbeat::Ping { every } | Heartbeat::Text { every, .. } => {
+                (*every).max(Duration::from_millis(1))
+            }
+        }
+    }
+
+    fn needs_gate(&self) -> bool {
+        matches!(
+            self,
+            Heartbeat::Text {
+                after_ready: true,
+                ..
+            }
+        )
+    }
+
+    fn message(&self) -> Message {
+        match self {
+            Heartbeat::Ping { .. } => Message::Ping(Bytes::new()),
+            Heartbeat::Text { make, .. } => Message::Text(make().into()),
         }
     }
 }
@@ -200,7 +237,13 @@ impl fmt::Debug for Heartbeat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Heartbeat::Ping { every } => f.debug_struct("Ping").field("every", every).finish(),
-            Heartbeat::Text { every, .. } => f.debug_struct("Text").field("every", every).finish(),
+            Heartbeat::Text {
+                every, after_ready, ..
+            } => f
+                .debug_struct("Text")
+                .field("every", every)
+                .field("after_ready", after_ready)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -220,8 +263,8 @@ pub struct WsConfig {
     pub tls: TlsConfig,
     /// When to retry.
     pub backoff: BackoffPolicy,
-    /// The keep-alive, if any.
-    pub heartbeat: Option<Heartbeat>,
+    /// The keep-alives (none by default).
+    pub heartbeats: Vec<Heartbeat>,
     /// Reconnect when nothing at all (frame, ping, pong) arrived for this long.
     pub dead_after: Option<Duration>,
     /// Limit for TCP + TLS + upgrade of one attempt.
@@ -242,7 +285,7 @@ pub struct WsConfig {
 }
 
 impl WsConfig {
-    /// Defaults: no extra headers, web PKI roots, [`BackoffPolicy::default`], no heartbeat,
+    /// Defaults: no extra headers, web PKI roots, [`BackoffPolicy::default`], no heartbeats,
     /// 10 s connect timeout, queue of 256 frames, 256 events, 8 KiB read buffer, eager writes,
     /// 16 MiB messages, reconnect after a server close.
     pub fn new(vendor: Vendor, url: UrlProvider) -> Self {
@@ -253,7 +296,7 @@ impl WsConfig {
             subprotocols: Vec::new(),
             tls: TlsConfig::webpki(),
             backoff: BackoffPolicy::default(),
-            heartbeat: None,
+            heartbeats: Vec::new(),
             dead_after: None,
             connect_timeout: Duration::from_secs(10),
             queue_capacity: 256,
@@ -284,7 +327,7 @@ impl fmt::Debug for WsConfig {
             .field("subprotocols", &self.subprotocols)
             .field("tls", &self.tls)
             .field("backoff", &self.backoff)
-            .field("heartbeat", &self.heartbeat)
+            .field("heartbeats", &self.heartbeats)
             .field("dead_after", &self.dead_after)
             .field("connect_timeout", &self.connect_timeout)
             .field("queue_capacity", &self.queue_capacity)
@@ -714,13 +757,14 @@ impl Task {
         let vendor = self.config.vendor;
         let mut gate_open = false;
         let mut last_rx = Instant::now();
-        let heartbeat = self.config.heartbeat.clone();
-        let mut ticker = heartbeat.as_ref().map(|h| {
-            let every = h.every().max(Duration::from_millis(1));
-            let mut t = tokio::time::interval_at(Instant::now() + every, every);
-            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            t
-        });
+        let config = self.config.clone();
+        // When each heartbeat is due next; gated ones wait for the gate.
+        let now = Instant::now();
+        let mut due: Vec<Option<Instant>> = config
+            .heartbeats
+            .iter()
+            .map(|h| (!h.needs_gate()).then(|| now + h.every()))
+            .collect();
         let dead_after = self.config.dead_after;
         loop {
             // A frame whose write failed on the previous connection goes first.
@@ -737,11 +781,10 @@ impl Task {
                     None => std::future::pending().await,
                 }
             };
-            let tick = async {
-                match ticker.as_mut() {
-                    Some(t) => {
-                        t.tick().await;
-                    }
+            let next_beat = due.iter().flatten().min().copied();
+            let tick = async move {
+                match next_beat {
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -774,8 +817,14 @@ impl Task {
                         }
                     }
                     Some(Command::Ready(n)) => {
-                        if n == connection {
+                        if n == connection && !gate_open {
                             gate_open = true;
+                            let now = Instant::now();
+                            for (at, h) in due.iter_mut().zip(&config.heartbeats) {
+                                if h.needs_gate() {
+                                    *at = Some(now + h.every());
+                                }
+                            }
                         }
                     }
                     Some(Command::Reconnect) => {
@@ -831,12 +880,15 @@ impl Task {
                     }
                 }
                 () = tick => {
-                    let msg = match &heartbeat {
-                        Some(Heartbeat::Text { make, .. }) => Message::Text(make().into()),
-                        _ => Message::Ping(Bytes::new()),
-                    };
-                    if let Err(e) = socket.send(msg).await {
-                        return End::Lost(write_error(vendor, e));
+                    let now = Instant::now();
+                    for (at, h) in due.iter_mut().zip(&config.heartbeats) {
+                        if at.is_some_and(|t| t <= now) {
+                            // Missed beats are not made up: the next one is a full interval away.
+                            *at = Some(now + h.every());
+                            if let Err(e) = socket.send(h.message()).await {
+                                return End::Lost(write_error(vendor, e));
+                            }
+                        }
                     }
                 }
                 () = dead => {

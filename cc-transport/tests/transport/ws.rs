@@ -256,9 +256,10 @@ async fn silent_connection_times_out_and_the_url_provider_is_asked_again() {
     let mut c = config(Url::parse("ws://unused.invalid").unwrap());
     c.url = provider;
     c.backoff = BackoffPolicy::fixed(Duration::from_millis(20));
-    c.heartbeat = Some(Heartbeat::text(Duration::from_millis(40), || {
-        r#"{"action":"echo"}"#.to_owned()
-    }));
+    c.heartbeats = vec![Heartbeat::text_before_ready(
+        Duration::from_millis(40),
+        || r#"{"action":"echo"}"#.to_owned(),
+    )];
     c.dead_after = Some(Duration::from_millis(250));
     let (handle, mut events) = WsClient::connect(c);
     let first = connected(&mut events).await;
@@ -281,7 +282,7 @@ async fn silent_connection_times_out_and_the_url_provider_is_asked_again() {
 async fn ping_heartbeat_keeps_an_idle_connection_alive() {
     let (_state, url) = echo_server().await;
     let mut c = config(url);
-    c.heartbeat = Some(Heartbeat::ping(Duration::from_millis(30)));
+    c.heartbeats = vec![Heartbeat::ping(Duration::from_millis(30))];
     c.dead_after = Some(Duration::from_millis(120));
     let (handle, mut events) = WsClient::connect(c);
     connected(&mut events).await;
@@ -398,4 +399,28 @@ async fn gives_up_when_the_policy_is_exhausted() {
     );
     assert!(events.recv().await.is_none());
     assert!(matches!(handle.send("x"), Err(Error::Closed { .. })));
+}
+
+#[tokio::test]
+async fn gated_text_heartbeat_starts_after_ready() {
+    let (state, url) = echo_server().await;
+    let mut c = config(url);
+    let n = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = n.clone();
+    c.heartbeats = vec![
+        Heartbeat::ping(Duration::from_millis(20)),
+        Heartbeat::text(Duration::from_millis(50), move || {
+            format!("beat-{}", counter.fetch_add(1, Ordering::SeqCst))
+        }),
+    ];
+    let (handle, mut events) = WsClient::connect(c);
+    let connection = connected(&mut events).await;
+    // Before the gate opens only protocol pings flow.
+    let quiet = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+    assert!(quiet.is_err(), "unexpected event {quiet:?}");
+    assert!(state.received().is_empty());
+    handle.ready(connection);
+    assert_eq!(text(&mut events).await, "beat-0");
+    assert_eq!(text(&mut events).await, "beat-1");
+    handle.close().await;
 }
