@@ -47,7 +47,7 @@ pub use outbox::{
     SendErrorOutcome,
 };
 pub use pager::{Cursor, FetchedPage, PageRequest, PageSource, Pager, PagingMode};
-pub use transcript::{MergeReport, Transcript, Upsert};
+pub use transcript::{EARLY_STATES, MergeReport, Transcript, Upsert};
 pub use typing::{TypingConfig, TypingDebouncer};
 
 /// Moves `state` forward to `new` if `new` ranks higher ([`DeliveryState::rank`]); returns

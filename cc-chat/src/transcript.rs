@@ -23,10 +23,14 @@
 //! whether to emit an event. Delivery states change with [`Transcript::set_state`], by
 //! vendor id or client id, never backwards ([`crate::advance_state`]).
 //!
+//! A receipt can overtake its message (a read receipt before the echo it refers to): a
+//! state for an unknown vendor id is held (the last [`EARLY_STATES`] of them) and applied
+//! when the message arrives.
+//!
 //! Hidden (filtered) messages are kept, and dedupe like the others, but only
 //! [`Transcript::messages`] shows them; [`Transcript::visible`] leaves them out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use cc_core::{ClientMessageId, DeliveryState, HistoryPage, Message, MessageId, Timestamp};
 
@@ -56,6 +60,9 @@ pub struct MergeReport {
 
 type Key = (Timestamp, u64);
 
+/// How many delivery states for not-yet-seen messages a transcript holds.
+pub const EARLY_STATES: usize = 64;
+
 #[derive(Clone, Debug)]
 struct Entry {
     key: Key,
@@ -69,6 +76,8 @@ pub struct Transcript {
     by_id: HashMap<MessageId, Key>,
     by_client: HashMap<ClientMessageId, Key>,
     next_seq: u64,
+    /// States that arrived before their message, oldest first.
+    early: VecDeque<(MessageId, DeliveryState)>,
 }
 
 impl Transcript {
@@ -214,6 +223,12 @@ impl Transcript {
                 }
             }
             None => {
+                if let Some(id) = &message.id
+                    && let Some(i) = self.early.iter().position(|(e, _)| e == id)
+                {
+                    let (_, state) = self.early.remove(i).expect("index in range");
+                    advance_state(&mut message.state, state);
+                }
                 let key = (message.sort_time(), self.next_seq);
                 self.next_seq += 1;
                 self.insert_entry(key, message);
@@ -265,8 +280,9 @@ impl Transcript {
     }
 
     /// Moves a message's delivery state forward, found by vendor id or else by client id.
-    /// Returns the updated message when the state changed; `None` when the message is
-    /// unknown or the state would go backwards (a late `Delivered` after `Read`).
+    /// Returns the updated message when the state changed; `None` when the state would go
+    /// backwards (a late `Delivered` after `Read`) or the message is unknown. A state for an
+    /// unknown vendor id is held and applied when that message arrives.
     pub fn set_state(
         &mut self,
         id: Option<&MessageId>,
@@ -275,10 +291,27 @@ impl Transcript {
     ) -> Option<Message> {
         let key = id
             .and_then(|id| self.by_id.get(id).copied())
-            .or_else(|| client_id.and_then(|c| self.by_client.get(&c).copied()))?;
+            .or_else(|| client_id.and_then(|c| self.by_client.get(&c).copied()));
+        let Some(key) = key else {
+            if let Some(id) = id {
+                self.hold_early(id, state);
+            }
+            return None;
+        };
         let i = self.pos(key);
         let m = &mut self.entries[i].message;
         advance_state(&mut m.state, state).then(|| m.clone())
+    }
+
+    fn hold_early(&mut self, id: &MessageId, state: DeliveryState) {
+        if let Some((_, held)) = self.early.iter_mut().find(|(e, _)| e == id) {
+            advance_state(held, state);
+            return;
+        }
+        if self.early.len() == EARLY_STATES {
+            self.early.pop_front();
+        }
+        self.early.push_back((id.clone(), state));
     }
 
     /// The message with that vendor id.

@@ -193,6 +193,39 @@ fn delivery_state_never_goes_backwards() {
 }
 
 #[test]
+fn a_receipt_before_its_message_is_applied_on_arrival() {
+    let mut t = Transcript::new();
+    let early = MessageId::from("v7");
+    assert_eq!(
+        t.set_state(Some(&early), None, DeliveryState::Delivered),
+        None
+    );
+    assert_eq!(t.set_state(Some(&early), None, DeliveryState::Read), None);
+    assert_eq!(
+        t.set_state(Some(&early), None, DeliveryState::Delivered),
+        None
+    );
+    assert_eq!(t.upsert(msg(Some("v7"), Some(1), 0, "x")), Upsert::Inserted);
+    assert_eq!(t.get(&early).unwrap().state, DeliveryState::Read);
+    // Held once: a later copy does not re-apply anything, and the hold is bounded.
+    for i in 0..(EARLY_STATES + 10) {
+        let id = MessageId::from(format!("u{i}"));
+        t.set_state(Some(&id), None, DeliveryState::Read);
+    }
+    assert_eq!(t.upsert(msg(Some("u0"), Some(2), 0, "y")), Upsert::Inserted);
+    assert_eq!(
+        t.get(&MessageId::from("u0")).unwrap().state,
+        DeliveryState::Sent
+    );
+    let last = format!("u{}", EARLY_STATES + 9);
+    t.upsert(msg(Some(&last), Some(3), 0, "z"));
+    assert_eq!(
+        t.get(&MessageId::from(last)).unwrap().state,
+        DeliveryState::Read
+    );
+}
+
+#[test]
 fn hidden_messages_are_kept_but_not_visible() {
     let mut t = Transcript::new();
     t.upsert(msg(Some("1"), Some(1), 0, "a"));
