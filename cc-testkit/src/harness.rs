@@ -435,9 +435,9 @@ impl Harness {
     }
 
     /// Polls `sim.received(chat)` until `done` accepts it; fails naming the step and
-    /// showing what the simulator received.
+    /// showing what the simulator received and the session events seen.
     pub async fn wait_received<P>(
-        &self,
+        &mut self,
         step: &str,
         chat: &SimChat,
         mut done: P,
@@ -452,18 +452,23 @@ impl Harness {
                 return Ok(got);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Failure::new(format!(
-                    "step `{step}`: the simulator did not receive what was expected within \
-                     {:?}; it received: {got:#?}",
-                    self.timeout
-                )));
+                self.events.drain();
+                return Err(self.events.failure(
+                    step,
+                    &format!(
+                        "the simulator did not receive what was expected within {:?}; it \
+                         received: {got:#?}",
+                        self.timeout
+                    ),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// Polls `cond` until it holds; fails naming the step with `what()`.
-    pub async fn wait_until<C, W>(&self, step: &str, mut cond: C, what: W) -> Outcome
+    /// Polls `cond` until it holds; fails naming the step with `what()` and the session
+    /// events seen.
+    pub async fn wait_until<C, W>(&mut self, step: &str, mut cond: C, what: W) -> Outcome
     where
         C: FnMut() -> bool,
         W: FnOnce() -> String,
@@ -471,11 +476,10 @@ impl Harness {
         let deadline = tokio::time::Instant::now() + self.timeout;
         while !cond() {
             if tokio::time::Instant::now() >= deadline {
-                return Err(Failure::new(format!(
-                    "step `{step}`: not within {:?}: {}",
-                    self.timeout,
-                    what()
-                )));
+                self.events.drain();
+                return Err(self
+                    .events
+                    .failure(step, &format!("not within {:?}: {}", self.timeout, what())));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

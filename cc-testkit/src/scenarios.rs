@@ -1,8 +1,55 @@
 //! The conformance scenarios, written once against the trait set and [`SimControl`].
 //!
 //! Each scenario is a plain async fn over a [`Harness`], listed in [`SCENARIOS`] with the
-//! [`Feature`]s it needs. Every one starts from a freshly connected session and a fresh
-//! simulator. Steps wait with the target's step timeout and fail naming the step.
+//! [`Feature`]s it needs. Every one starts from a freshly connected session (guarded, as
+//! `cc_sdk::connect` returns it) and a fresh simulator. Events are expected *in order*:
+//! each expectation looks only at events after the one the previous expectation matched.
+//! Every wait uses the target's step timeout and fails naming the step and listing the
+//! events seen. The session's event stream is recorded from the start of the trial.
+//!
+//! Most scenarios begin with **start** and **join**:
+//!
+//! - *start*: `session.start_chat(request)`, then `sim.wait_for_chat`, then the event
+//!   `EngagementStarted { engagement: eng.id(), resumed: false }`;
+//! - *join*: `sim.agent_joins(chat, "Alex Agent")`, then `ParticipantJoined` with role `Agent`.
+//!
+//! "Customer says" means `eng.send(Content::Text)` and polling `sim.received(chat)` until
+//! the text is there; "agent says" means `sim.agent_says(chat, text)` and the event
+//! `MessageReceived` with that text, sender role `Agent`, and `id` equal to the id
+//! `agent_says` returned.
+//!
+//! | scenario | needs | what it does and expects |
+//! |---|---|---|
+//! | `start_queue_join` | chat | start; `sim.queue(chat, 3, Some(90 s))` → `Queued` for the engagement (position `Some(3)` when `queue_position`, expected wait `Some(90 s)` when `expected_wait`), `eng.state() == Queued`; `sim.agent_joins` → `ParticipantJoined` agent named "Alex Agent", state `Active`, the agent in `participants()` |
+//! | `messages_both_ways` | chat | start, join; customer sends three texts without waiting → the simulator receives exactly those three, in order; `MessageSent` for each client id, in order; the agent says three → `MessageReceived` in order; each of the six once in `transcript()`, each side in order |
+//! | `typing_out` | typing_out | start, join; `eng.typing(true)` → `Received::Typing { on: true }`; `eng.typing(false)` is `Ok`; a message after it still arrives |
+//! | `typing_in` | typing_in | start, join; `sim.agent_typing(chat, true)` → `Typing { on: true }` from an agent; then an agent message arrives |
+//! | `delivery_receipts` | delivery_receipts | start, join; customer says → `MessageSent`, then `MessageDelivered` for it (by client id, or by the vendor id `MessageSent` carried): the simulator sends the vendor's delivery receipt on its own, as the server does; agent says → `eng.mark(id, Delivered)` → `Received::Receipt { message_id: id, state: "delivered" }` |
+//! | `read_receipts` | read_receipts | as above with `sim.agent_reads(chat)` → `MessageRead`, and `eng.mark(id, Read)` → `Received::Receipt { state: "read" }` |
+//! | `attachment_out` | attachments | start, join; `eng.upload(receipt.pdf, application/pdf, 2048 bytes)` → `Received::File { name: "receipt.pdf", size: 2048 }` and `MessageSent` with `Content::File` named receipt.pdf |
+//! | `attachment_in` | attachments_in | start, join; `sim.agent_sends_file(chat, "invoice.png", "image/png", 1024 bytes)` → `MessageReceived` with `Content::File { name: "invoice.png", mime_type: "image/png" }` from the agent |
+//! | `network_cut_without_loss` | chat | start, join, customer says "before the cut"; with a proxy: `proxy.set_down(true)` → `Connection(Reconnecting)`; three sends, each `Ok` (pending in the outbox); nothing of them on the server; `proxy.set_down(false)` → `Connection(Connected)`; without a proxy, `sim.drop_connections()` instead. Then the three arrive; the agent says "welcome back" (arrives), the customer says "barrier"; each of the four texts was received exactly once, in order, and is in the transcript exactly once |
+//! | `server_drops_connection` | chat | start, join, customer says; `sim.drop_connections()` → `Reconnecting` → `Connected`; then as after a cut |
+//! | `server_restart` | chat | the same with `sim.restart()` (connections drop, the chat survives) |
+//! | `resume_after_restart` | resume | start, join; customer says, agent says; `session.shutdown()` (must not end the chat); the target's reopen gives a new session; its `engagements()` includes the same id; its `transcript()` (possibly filled in the background) holds both texts once each, in order; the agent says → `MessageReceived` on the new session; the customer says through the resumed engagement |
+//! | `agent_ends` | chat | start, join; `sim.agent_ends` → `EngagementEnded { initiator: Agent }`, state `Ended`; then `eng.send` fails with `ErrorKind::Closed` |
+//! | `customer_ends` | chat | start, join; `eng.end(Some("resolved"))` → `EngagementEnded { initiator: Customer }`; the simulator's last received item is `Received::Ended`; state `Ended` |
+//! | `token_refresh` | token_refresh | start, join; `sim.expire_token()` → `TokenExpiring` or `TokenExpired`; `session.set_token(sim.issue_token())`; then the agent says and the customer says |
+//! | `idle_warning` | idle_warning | start, join; `sim.idle_warning(chat, 60 s)` → `IdleWarning` with grace in 50..=60 s (and this engagement, when it names one); `session.keep_alive()` when `keep_alive`; then the customer says and the agent says |
+//! | `malformed_frame` | chat | start, join; `sim.send_malformed(chat)` → `Event::Error` of kind `Protocol` naming the vendor; then the agent says and the customer says |
+//! | `capabilities_match` | — | `session.capabilities()` equals the target's declared capabilities (the suite plans by them), and `session.vendor()` is the target's vendor. No snapshot |
+//!
+//! After every scenario: no `Event::Error` of kind `Protocol` (except the one
+//! `malformed_frame` provokes), no `MessageFailed`, no `Lagged` on the session stream.
+//!
+//! **Negative trials** (`<label>::unsupported_<feature>`), one per missing feature that a
+//! scenario needs and that has a client operation: `chat` (`start_chat`), `typing_out`
+//! (`typing(true)`), `delivery_receipts` / `read_receipts` (`mark`, on an agent message),
+//! `attachments` (`upload`), `token_refresh` (`set_token`). Each runs the operation on the
+//! adapter's own session (no guard) and through the guard; both must return
+//! `Error::Unsupported { vendor, feature }`. Inbound-only features (`typing_in`,
+//! `attachments_in`, `idle_warning`) and `resume` have no operation to refuse, so they get
+//! no negative trial.
 //!
 //! [`SimControl`]: crate::SimControl
 
@@ -935,5 +982,35 @@ async fn probe_engagement(
             .await
             .map(|_| ()),
         other => unreachable!("no probe for {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_are_unique_snake_case() {
+        let mut names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCENARIOS.len());
+    }
+
+    #[test]
+    fn every_probe_is_reachable_from_some_scenario() {
+        for f in Feature::ALL {
+            if probe_exists(*f) {
+                assert!(
+                    SCENARIOS.iter().any(|s| s.needs.contains(f)),
+                    "{f} has a probe but no scenario needs it"
+                );
+            }
+        }
     }
 }

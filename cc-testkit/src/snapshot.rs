@@ -361,10 +361,36 @@ mod tests {
         };
         assert_frames_snapshot(&spec, &doc);
 
+        if accepting_snapshots() {
+            return;
+        }
         // A different document fails (and, outside CI, leaves a `.snap.new` beside it).
         let changed = json!([{"channel": "-> ws", "body": {"b": 3, "a": 1}}]);
         let failed = std::panic::catch_unwind(|| assert_frames_snapshot(&spec, &changed));
         assert!(failed.is_err(), "a changed snapshot must fail");
+    }
+
+    /// Whoever runs the tests told insta to accept every snapshot: mismatches pass then.
+    fn accepting_snapshots() -> bool {
+        std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always")
+            || std::env::var("INSTA_FORCE_PASS").is_ok_and(|v| v == "1")
+    }
+
+    #[test]
+    fn a_missing_snapshot_fails() {
+        if accepting_snapshots() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SnapshotSpec {
+            dir: dir.path(),
+            name: "never_recorded",
+            suffix: "tvox",
+            redactions: &[],
+        };
+        let failed = std::panic::catch_unwind(|| assert_frames_snapshot(&spec, &json!([])));
+        assert!(failed.is_err(), "a missing snapshot must fail");
+        assert!(!dir.path().join("never_recorded@tvox.snap").exists());
     }
 
     #[test]
