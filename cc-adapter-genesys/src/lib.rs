@@ -6,3 +6,5 @@ pub mod error;
 pub mod wire;
 
 pub use config::{GenesysConfig, RoutingConfig, Transport};
+#[cfg(feature = "sim")]
+pub mod sim;
