@@ -22,7 +22,7 @@
 //!     cc_testkit::run(Target::new(Vendor::Genesys, CAPS, snapshots, start));
 //! }
 //!
-//! async fn start() -> cc_core::Result<Started> {
+//! async fn start() -> Result<Started, cc_testkit::BoxError> {
 //!     let sim = Sim::start("127.0.0.1:0").await?;           // fresh simulator
 //!     let proxy = Proxy::start(sim.addr()).await?;          // faults go here
 //!     let config = config_for(proxy.addr());                // client talks to the proxy

@@ -197,7 +197,7 @@ fn execute(target: &Target, name: &str, kind: TrialKind) -> Result<(), Failed> {
 /// messages, no lagged subscriber.
 fn final_checks(h: &mut Harness, s: Scenario) -> Outcome {
     h.events.drain();
-    let allowed = usize::from(s.name == "malformed_frame");
+    let allowed = s.protocol_errors;
     let protocol = h
         .events
         .seen()
