@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use cc_core::{Error, Result, TlsSettings, Vendor};
 use rustls::pki_types::CertificateDer;
@@ -30,11 +30,14 @@ pub fn install_default_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Trusted roots: the public web PKI plus extra roots. Cheap to clone.
+/// Trusted roots: the public web PKI plus extra roots. Cheap to clone; clones share one
+/// WebSocket client config (and its TLS session cache), so thousands of connections cost
+/// one config, not thousands.
 #[derive(Clone)]
 pub struct TlsConfig {
     roots: Arc<RootCertStore>,
     extra: usize,
+    ws: Arc<OnceLock<Arc<ClientConfig>>>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -53,15 +56,18 @@ impl Default for TlsConfig {
 }
 
 impl TlsConfig {
-    /// The public web PKI roots only.
+    /// The public web PKI roots only (one shared store per process).
     pub fn webpki() -> Self {
-        let roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        TlsConfig {
-            roots: Arc::new(roots),
-            extra: 0,
-        }
+        static WEBPKI: OnceLock<TlsConfig> = OnceLock::new();
+        WEBPKI
+            .get_or_init(|| TlsConfig {
+                roots: Arc::new(RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                }),
+                extra: 0,
+                ws: Arc::default(),
+            })
+            .clone()
     }
 
     /// The web PKI roots plus the extra roots of `settings` (PEM text and/or a PEM file).
@@ -102,6 +108,7 @@ impl TlsConfig {
             self.extra += 1;
         }
         self.roots = Arc::new(roots);
+        self.ws = Arc::default();
         Ok(self)
     }
 
@@ -120,6 +127,13 @@ impl TlsConfig {
     /// How many roots were added besides the web PKI ones.
     pub fn extra_roots(&self) -> usize {
         self.extra
+    }
+
+    /// The shared client config for WebSockets (ALPN `http/1.1`), built on first use.
+    pub(crate) fn ws_client_config(&self) -> Arc<ClientConfig> {
+        self.ws
+            .get_or_init(|| Arc::new(self.client_config(&[b"http/1.1"])))
+            .clone()
     }
 
     /// A rustls client config with these roots and the aws-lc-rs provider, offering the
@@ -163,5 +177,11 @@ mod tests {
         let config = tls.client_config(&[b"http/1.1"]);
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
         assert!(format!("{tls:?}").contains("extra_roots: 0"));
+        // Clones share the WebSocket config.
+        let again = TlsConfig::webpki();
+        assert!(Arc::ptr_eq(
+            &tls.ws_client_config(),
+            &again.ws_client_config()
+        ));
     }
 }

@@ -642,7 +642,6 @@ impl Task {
 
     async fn run(mut self) {
         let vendor = self.config.vendor;
-        let tls = Arc::new(self.config.tls.client_config(&[b"http/1.1"]));
         let mut backoff = self.config.backoff.start();
         let mut attempt: u32 = 0;
         let mut connections: u64 = 0;
@@ -650,8 +649,9 @@ impl Task {
             if !self.emit(WsEvent::Connecting { attempt }).await {
                 return;
             }
-            let connect = connect(self.config.clone(), attempt, tls.clone());
-            tokio::pin!(connect);
+            // Boxed so the handshake's state is freed once connected (idle connections stay
+            // small).
+            let mut connect = Box::pin(connect(self.config.clone(), attempt));
             // Commands still count while connecting.
             let result = loop {
                 tokio::select! {
@@ -924,11 +924,7 @@ fn is_fatal(e: &Error) -> bool {
     }
 }
 
-async fn connect(
-    config: Arc<WsConfig>,
-    attempt: u32,
-    tls: Arc<rustls::ClientConfig>,
-) -> Result<(Socket, Option<String>)> {
+async fn connect(config: Arc<WsConfig>, attempt: u32) -> Result<(Socket, Option<String>)> {
     let vendor = config.vendor;
     let url = config.url.url(attempt).await?;
     let secure = match url.scheme() {
@@ -958,7 +954,7 @@ async fn connect(
             .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
     }
     let connector = if secure {
-        Connector::Rustls(tls)
+        Connector::Rustls(config.tls.ws_client_config())
     } else {
         Connector::Plain
     };
