@@ -315,7 +315,7 @@ impl HttpClient {
             headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         }
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(config.tls.client_config(&[b"h2", b"http/1.1"]))
+            .tls_backend_preconfigured(config.tls.http_client_config())
             .default_headers(headers)
             .user_agent(config.user_agent)
             .connect_timeout(config.connect_timeout)

@@ -38,6 +38,7 @@ pub struct TlsConfig {
     roots: Arc<RootCertStore>,
     extra: usize,
     ws: Arc<OnceLock<Arc<ClientConfig>>>,
+    http: Arc<OnceLock<ClientConfig>>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -66,6 +67,7 @@ impl TlsConfig {
                 }),
                 extra: 0,
                 ws: Arc::default(),
+                http: Arc::default(),
             })
             .clone()
     }
@@ -109,6 +111,7 @@ impl TlsConfig {
         }
         self.roots = Arc::new(roots);
         self.ws = Arc::default();
+        self.http = Arc::default();
         Ok(self)
     }
 
@@ -133,6 +136,13 @@ impl TlsConfig {
     pub(crate) fn ws_client_config(&self) -> Arc<ClientConfig> {
         self.ws
             .get_or_init(|| Arc::new(self.client_config(&[b"http/1.1"])))
+            .clone()
+    }
+
+    /// The client config for HTTP (ALPN `h2`, `http/1.1`); clones share its session cache.
+    pub(crate) fn http_client_config(&self) -> ClientConfig {
+        self.http
+            .get_or_init(|| self.client_config(&[b"h2", b"http/1.1"]))
             .clone()
     }
 

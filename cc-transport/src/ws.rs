@@ -49,6 +49,11 @@
 //! ```
 //!
 //! Timers use `tokio::time`, so tests may run under `tokio::time::pause()`.
+//!
+//! Memory: with the default 8 KiB read buffer an idle `ws://` connection (task, channels,
+//! socket, buffers) adds about 33 KiB of resident memory in a debug build; tungstenite's
+//! 128 KiB default would make it about 157 KiB. Measure with
+//! `cargo run -p cc-transport --example ws_idle_memory`.
 
 use std::fmt;
 use std::future::Future;
