@@ -4,8 +4,8 @@
 //!
 //! 1. `cargo fmt --all --check`
 //! 2. `cargo clippy --workspace --all-targets --all-features -- -D warnings`
-//! 3. `cargo clippy -p cc-sdk --features <vendor> -- -D warnings`, once per vendor feature
-//!    (features are additive and each must build alone)
+//! 3. `cargo clippy -p cc-sdk --all-targets [--features <vendor>] -- -D warnings`, with no
+//!    feature and then once per vendor feature (features are additive and each builds alone)
 //! 4. `cargo nextest run --workspace --all-features --profile ci`
 //! 5. `cargo test --doc --workspace --all-features` (nextest does not run doctests)
 //! 6. `cargo doc --workspace --no-deps --all-features` with `RUSTDOCFLAGS=-D warnings`
@@ -36,6 +36,10 @@ pub(crate) fn run(root: &Path) -> Result<(), Error> {
             ),
         ),
     ];
+    steps.push((
+        "clippy cc-sdk without features".into(),
+        cmd!(sh, "cargo clippy -p cc-sdk --all-targets -- -D warnings"),
+    ));
     for vendor in Vendor::ALL {
         let feature = cc_sdk::cargo_feature(vendor);
         steps.push((
