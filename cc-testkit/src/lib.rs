@@ -60,5 +60,7 @@ pub use harness::{
 pub use proxy::{Flow, Proxy};
 pub use runner::{PlannedTrial, TrialKind, plan, run, run_all, run_with_args, trials};
 pub use scenarios::{SCENARIOS, Scenario};
-pub use sim::{Direction, Frame, Received, SimChat, SimControl};
+pub use sim::{
+    Direction, Frame, Received, RunningSim, SimChat, SimControl, SimEntry, SimStart, StartSimFuture,
+};
 pub use snapshot::SnapshotFrames;

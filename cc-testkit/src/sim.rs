@@ -160,3 +160,50 @@ pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
     /// Every frame recorded so far, both ways.
     fn frames(&self) -> Vec<Frame>;
 }
+
+/// A simulator that is running, with a configuration that points a client at it.
+#[derive(Debug)]
+pub struct RunningSim {
+    /// The simulator's agent side and faults.
+    pub control: std::sync::Arc<dyn SimControl>,
+    /// A configuration for `cc_sdk::connect` that talks to this simulator.
+    pub config: cc_core::Config,
+    /// The address the simulator listens on (127.0.0.1).
+    pub addr: std::net::SocketAddr,
+    /// The transport the simulator serves, as the adapter names it.
+    pub transport: &'static str,
+}
+
+/// How to start a simulator from [`SimEntry::start`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStart {
+    /// The transport; the adapter's default when `None`.
+    pub transport: Option<String>,
+    /// The port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+/// The future [`SimEntry::start`] returns.
+pub type StartSimFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunningSim>> + Send>>;
+
+/// What an adapter crate exports (behind its `sim` feature) so tools such as `cc-cli demo`
+/// and `cc-cli sim` can start its simulator without knowing the vendor.
+#[derive(Clone, Copy)]
+pub struct SimEntry {
+    /// The vendor.
+    pub vendor: Vendor,
+    /// The transports the simulator serves, the default first.
+    pub transports: &'static [&'static str],
+    /// Starts the simulator on 127.0.0.1 and returns it with a client configuration.
+    pub start: fn(SimStart) -> StartSimFuture,
+}
+
+impl std::fmt::Debug for SimEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimEntry")
+            .field("vendor", &self.vendor)
+            .field("transports", &self.transports)
+            .finish_non_exhaustive()
+    }
+}
