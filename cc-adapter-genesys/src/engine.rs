@@ -36,6 +36,9 @@ use crate::wire::{WireToken, time};
 
 /// Messages per rolling second the vendor accepts per session.
 pub const MESSAGES_PER_SECOND: usize = 2;
+/// Added to the pacing window so network jitter cannot make two paced messages arrive
+/// closer than the vendor's one second (INFERRED; see docs.md).
+pub const PACING_MARGIN: Duration = Duration::from_millis(100);
 /// Least time between two typing-start frames.
 pub const TYPING_COOLDOWN: Duration = Duration::from_secs(5);
 /// How long the agent's typing indicator shows when the vendor gives no duration.
@@ -102,7 +105,8 @@ impl Pacer {
             at = at.max(p);
         }
         if self.sent.len() >= self.per_second {
-            at = at.max(self.sent[self.sent.len() - self.per_second] + Duration::from_secs(1));
+            let window = Duration::from_secs(1) + PACING_MARGIN;
+            at = at.max(self.sent[self.sent.len() - self.per_second] + window);
         }
         at
     }
@@ -572,7 +576,7 @@ impl MessagingEngine {
 
     /// Sends a request whose reply the driver waits for; returns its tracing id.
     pub fn request(&mut self, make: impl FnOnce(WireToken, Option<String>) -> Request) -> Result<String, Error> {
-        if !self.can_send() {
+        if !matches!(self.state, MessagingState::Configured { .. }) {
             return Err(Error::closed(Vendor::Genesys, "web messaging socket"));
         }
         let id = self.next_tracing_id("req");
@@ -990,6 +994,14 @@ impl MessagingEngine {
                                 })),
                             });
                         }
+                    } else if kind == Some(PresenceType::Join) {
+                        // An agent (or bot) announced on the channel.
+                        if let Some(id) = &m.id
+                            && !self.seen.insert(id.clone())
+                        {
+                            continue;
+                        }
+                        self.agent_of(m);
                     } else {
                         self.emit(Event::Vendor {
                             vendor: Vendor::Genesys,
@@ -1067,6 +1079,9 @@ pub struct GuestEngine {
     prefilters: Prefilters,
     ended: bool,
     connected: bool,
+    backfilling: bool,
+    leaving: bool,
+    uncertain: Vec<ClientMessageId>,
     last_heard: Option<Instant>,
     next_id: u64,
     out: VecDeque<Output>,
@@ -1091,6 +1106,9 @@ impl GuestEngine {
             prefilters: Prefilters::default(),
             ended: false,
             connected: false,
+            backfilling: false,
+            leaving: false,
+            uncertain: Vec::new(),
             last_heard: None,
             next_id: 0,
             out: VecDeque::new(),
@@ -1158,6 +1176,7 @@ impl GuestEngine {
         self.connected = true;
         self.last_heard = Some(now);
         if reconnect {
+            self.backfilling = true;
             let q = match &self.last_seen {
                 Some(id) => format!("?after={id}&maxResults=100"),
                 None => "?maxResults=100".into(),
@@ -1167,9 +1186,18 @@ impl GuestEngine {
         }
     }
 
-    /// The event stream dropped.
+    /// The event stream dropped: sends wait for the reconnect.
     pub fn handle_disconnected(&mut self) {
         self.connected = false;
+    }
+
+    /// Restores a chat after an app restart from its history (oldest first). The next
+    /// stream connect backfills what arrived after it.
+    pub fn restore(&mut self, now: Instant, history: Vec<gw::WebChatMessage>) {
+        for m in history {
+            self.on_message(now, m);
+        }
+        self.last_heard = Some(now);
     }
 
     /// Queues a message (`bodyType` standard, or notice for [`Content::Notice`]).
@@ -1223,7 +1251,11 @@ impl GuestEngine {
     }
 
     fn pump(&mut self, now: Instant) {
-        while !self.queue.is_empty() && self.pacer.next_release(now) <= now {
+        while self.connected
+            && !self.backfilling
+            && !self.queue.is_empty()
+            && self.pacer.next_release(now) <= now
+        {
             let p = self.queue.pop_front().expect("not empty");
             self.pacer.record(now);
             let path = format!("{}/members/{}/messages", self.base(), self.member);
@@ -1245,6 +1277,7 @@ impl GuestEngine {
 
     /// Leaves the chat (`DELETE members/{self}`).
     pub fn leave(&mut self) -> u64 {
+        self.leaving = true;
         let path = format!("{}/members/{}", self.base(), self.member);
         self.call("DELETE", path, None, Purpose::Leave)
     }
@@ -1252,7 +1285,7 @@ impl GuestEngine {
     /// The next deadline.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let mut t = self.agent_typing.values().map(|(at, _)| *at).min();
-        if !self.queue.is_empty() {
+        if self.connected && !self.backfilling && !self.queue.is_empty() {
             let r = self.pacer.next_release(now);
             t = Some(t.map_or(r, |x| x.min(r)));
         }
@@ -1303,7 +1336,14 @@ impl GuestEngine {
             }
             (Purpose::Message(client_id), Err(e)) => {
                 let p = self.in_flight.remove(&call.id);
-                if let (Some(p), Some(wait)) = (p, e.retry_after()) {
+                let wait = e.retry_after().or_else(|| {
+                    (e.kind() == cc_core::ErrorKind::Transport).then_some(Duration::from_secs(1))
+                });
+                if e.kind() == cc_core::ErrorKind::Transport {
+                    // The request may have reached the server: check history before resending.
+                    self.uncertain.push(*client_id);
+                }
+                if let (Some(p), Some(wait)) = (p, wait) {
                     // Rate limited or server busy: back to the head of the queue.
                     self.queue.push_front(p);
                     self.pacer.pause(now + wait);
@@ -1319,18 +1359,22 @@ impl GuestEngine {
                     });
                 }
             }
-            (Purpose::Backfill, Ok(v)) => match serde_json::from_value::<gw::MessageEntityList>(v) {
-                Ok(list) => {
-                    for m in list.entities {
-                        self.on_message(now, m);
+            (Purpose::Backfill, r) => {
+                match r.and_then(|v| {
+                    serde_json::from_value::<gw::MessageEntityList>(v).map_err(|e| {
+                        Error::protocol(Vendor::Genesys, "guest chat history", e.to_string())
+                    })
+                }) {
+                    Ok(list) => {
+                        for m in list.entities {
+                            self.on_message(now, m);
+                        }
                     }
+                    Err(e) => self.emit(Event::error(e)),
                 }
-                Err(e) => self.emit(Event::error(Error::protocol(
-                    Vendor::Genesys,
-                    "guest chat history",
-                    e.to_string(),
-                ))),
-            },
+                self.backfilling = false;
+                self.uncertain.clear();
+            }
             (Purpose::Leave, Ok(_)) => self.end(Initiator::Customer, "customer left"),
             (Purpose::Typing, Ok(_)) => {}
             (_, Err(e)) => self.emit(Event::error(e)),
@@ -1422,7 +1466,11 @@ impl GuestEngine {
         let state = c.member.state.unwrap_or(MemberState::Unknown);
         if id == self.member {
             if state == MemberState::Disconnected {
-                self.end(Initiator::Agent, "guest disconnected");
+                if self.leaving {
+                    self.end(Initiator::Customer, "customer left");
+                } else {
+                    self.end(Initiator::Agent, "guest disconnected");
+                }
             }
             return;
         }
@@ -1490,8 +1538,24 @@ impl GuestEngine {
 
     fn on_message(&mut self, now: Instant, m: gw::WebChatMessage) {
         if m.sender.id.as_deref() == Some(self.member.as_str()) {
-            // Own echo: the POST response usually came first; dedupe by id.
-            self.on_own_message(m, None);
+            if !matches!(m.body_type, BodyType::Standard | BodyType::Notice) {
+                return;
+            }
+            // Own echo: the POST response carries the client id, so while POSTs are in
+            // flight the echo waits for it (dedupe by id). A message whose POST failed in
+            // transit is recognised here by its body and not sent again.
+            if !self.in_flight.is_empty() && !self.seen.contains(&m.id) && !self.backfilling {
+                return;
+            }
+            let pending = if self.uncertain.is_empty() || self.seen.contains(&m.id) {
+                None
+            } else {
+                let pos = self.queue.iter().position(|p| {
+                    self.uncertain.contains(&p.client_id) && p.body.body.as_deref() == Some(m.body.as_str())
+                });
+                pos.and_then(|i| self.queue.remove(i))
+            };
+            self.on_own_message(m, pending);
             return;
         }
         if !self.seen.insert(m.id.clone()) {
