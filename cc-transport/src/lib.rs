@@ -8,6 +8,8 @@
 //! - [`HttpClient`]: reqwest with the same TLS trust, bearer auth from a [`cc_core::Secret`],
 //!   JSON helpers, multipart, raw PUT, `Retry-After`, and vendor error mapping.
 //! - [`LongPoll`]: a fetch loop that delivers items in order and backs off on errors.
+//! - [`socketio`]: our Engine.IO v4 / Socket.IO v5 client ([`SioClient`]) on top of
+//!   [`WsClient`]: auth payload on every CONNECT, ping/pong, acks, reconnection.
 //! - [`TlsConfig`]: web PKI roots plus extra PEM roots from [`cc_core::TlsSettings`], with the
 //!   aws-lc-rs provider chosen explicitly. Certificate checks cannot be turned off.
 //!
@@ -16,6 +18,7 @@
 mod backoff;
 mod http;
 mod longpoll;
+pub mod socketio;
 mod tls;
 mod ws;
 
@@ -25,6 +28,7 @@ pub use crate::http::{
     HttpResponse, Multipart, parse_retry_after,
 };
 pub use crate::longpoll::{LongPoll, LongPollConfig, LongPollHandle, PollEvent, PollEvents};
+pub use crate::socketio::{SioClient, SioConfig, SioEvent, SioHandle};
 pub use crate::tls::{TlsConfig, crypto_provider, install_default_crypto_provider};
 pub use crate::ws::{
     Disconnect, Frame, Heartbeat, UrlFuture, UrlProvider, WsClient, WsConfig, WsEvent, WsEvents,
