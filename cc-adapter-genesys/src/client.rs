@@ -111,7 +111,10 @@ enum Cmd {
         reply: oneshot::Sender<Result<()>>,
     },
     Typing(oneshot::Sender<Result<()>>),
-    Request(Box<dyn FnOnce(WireToken, Option<String>) -> Request + Send>, oneshot::Sender<Result<ServerBody>>),
+    Request(
+        Box<dyn FnOnce(WireToken, Option<String>) -> Request + Send>,
+        oneshot::Sender<Result<ServerBody>>,
+    ),
     AwaitUpload(String, oneshot::Sender<Result<ServerBody>>),
     History(Option<mw::HistoryPage>),
     HttpDone(HttpCall, Result<Value>),
@@ -137,7 +140,9 @@ struct Shared {
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -174,16 +179,21 @@ impl GenesysSession {
     /// Connects a session for `config`. Web messaging opens the socket and configures the
     /// session (resuming it when `session_token` is set); guest chat connects when a chat
     /// starts, or resumes the chat in `session_token` now.
-    pub async fn connect(config: GenesysConfig, tls: &cc_core::TlsSettings) -> Result<GenesysSession> {
+    pub async fn connect(
+        config: GenesysConfig,
+        tls: &cc_core::TlsSettings,
+    ) -> Result<GenesysSession> {
         config.validate()?;
         let endpoints = config.endpoints()?;
         let tls = TlsConfig::from_settings(V, tls)?;
-        let base = url::Url::parse(&endpoints.rest).map_err(|e| Error::invalid(V, "genesys.base_url", e.to_string()))?;
+        let base = url::Url::parse(&endpoints.rest)
+            .map_err(|e| Error::invalid(V, "genesys.base_url", e.to_string()))?;
         let mut http_cfg = HttpConfig::new(V, base)
             .with_tls(tls.clone())
             .with_timeout(Duration::from_secs(16))
             .with_error_mapper(|_v: Vendor, r: &cc_transport::ErrorResponse<'_>| {
-                let body = gw::ErrorBody::decode(&String::from_utf8_lossy(r.body)).unwrap_or_default();
+                let body =
+                    gw::ErrorBody::decode(&String::from_utf8_lossy(r.body)).unwrap_or_default();
                 error::guest(r.status.as_u16(), &body, r.retry_after)
             });
         if let Some(o) = &config.origin
@@ -221,15 +231,25 @@ impl GenesysSession {
         lock(&self.shared.resume).clone()
     }
 
+    /// The session's chat with its Genesys extensions (`addPrefilter`, `getAgents`, …).
+    pub fn current_engagement(&self) -> Option<Arc<GenesysEngagement>> {
+        lock(&self.shared.engagement).clone()
+    }
+
     /// `verifySession`: whether a chat is active in this session.
     pub fn verify_session(&self) -> bool {
-        lock(&self.shared.engagement)
-            .as_ref()
-            .is_some_and(|e| !matches!(e.state(), EngagementState::Ended | EngagementState::Detached))
+        lock(&self.shared.engagement).as_ref().is_some_and(|e| {
+            !matches!(
+                e.state(),
+                EngagementState::Ended | EngagementState::Detached
+            )
+        })
     }
 
     fn cmd(&self) -> Result<mpsc::UnboundedSender<Cmd>> {
-        lock(&self.shared.cmd).clone().ok_or_else(|| Error::closed(V, "session"))
+        lock(&self.shared.cmd)
+            .clone()
+            .ok_or_else(|| Error::closed(V, "session"))
     }
 
     fn new_engagement(&self, id: EngagementId) -> Arc<GenesysEngagement> {
@@ -256,7 +276,8 @@ impl GenesysSession {
             None => uuid::Uuid::new_v4().to_string(),
         };
         *lock(&self.shared.resume) = Some(Secret::new(token.clone()));
-        let url = url::Url::parse(ws_url).map_err(|e| Error::invalid(V, "genesys.base_url", e.to_string()))?;
+        let url = url::Url::parse(ws_url)
+            .map_err(|e| Error::invalid(V, "genesys.base_url", e.to_string()))?;
         let mut ws = WsConfig::new(V, UrlProvider::fixed(url));
         ws.tls = self.shared.tls.clone();
         // The official transport retries every 5 s for up to 5 min; the first retry goes
@@ -318,13 +339,26 @@ impl GenesysSession {
             deployment_id: Some(c.deployment_id.clone()),
             routing_target: Some(gw::RoutingTarget {
                 target_type: "QUEUE".into(),
-                target_address: r.target.clone().or_else(|| c.routing.target_address.clone()).unwrap_or_default(),
-                skills: if r.skills.is_empty() { c.routing.skills.clone() } else { r.skills.clone() },
+                target_address: r
+                    .target
+                    .clone()
+                    .or_else(|| c.routing.target_address.clone())
+                    .unwrap_or_default(),
+                skills: if r.skills.is_empty() {
+                    c.routing.skills.clone()
+                } else {
+                    r.skills.clone()
+                },
                 language: r.language.clone().or_else(|| c.routing.language.clone()),
                 priority: r.priority.or(c.routing.priority),
             }),
             member_info: Some(gw::MemberInfo {
-                display_name: Some(request.customer.display_name().unwrap_or_else(|| "Guest".into())),
+                display_name: Some(
+                    request
+                        .customer
+                        .display_name()
+                        .unwrap_or_else(|| "Guest".into()),
+                ),
                 first_name: request.customer.first_name.clone(),
                 last_name: request.customer.last_name.clone(),
                 email: request.customer.email.clone(),
@@ -352,18 +386,35 @@ impl GenesysSession {
     }
 
     async fn resume_guest(&self, token: &Secret) -> Result<()> {
-        let resume: GuestResume = serde_json::from_str(token.expose())
-            .map_err(|e| Error::invalid(V, "genesys.session_token", format!("not a guest chat resume token: {e}")))?;
+        let resume: GuestResume = serde_json::from_str(token.expose()).map_err(|e| {
+            Error::invalid(
+                V,
+                "genesys.session_token",
+                format!("not a guest chat resume token: {e}"),
+            )
+        })?;
         self.run_guest(resume, true).await.map(|_| ())
     }
 
-    async fn run_guest(&self, resume: GuestResume, resumed: bool) -> Result<Arc<GenesysEngagement>> {
-        self.shared.http.set_bearer(Some(Secret::new(resume.jwt.clone())));
+    async fn run_guest(
+        &self,
+        resume: GuestResume,
+        resumed: bool,
+    ) -> Result<Arc<GenesysEngagement>> {
+        self.shared
+            .http
+            .set_bearer(Some(Secret::new(resume.jwt.clone())));
         let mut customer = lock(&self.shared.customer).clone();
         customer.id = Some(Arc::from(resume.member_id.as_str()));
         *lock(&self.shared.customer) = customer.clone();
-        *lock(&self.shared.resume) = Some(Secret::new(serde_json::to_string(&resume).unwrap_or_default()));
-        let mut engine = GuestEngine::new(resume.conversation_id.clone(), resume.member_id.clone(), customer);
+        *lock(&self.shared.resume) = Some(Secret::new(
+            serde_json::to_string(&resume).unwrap_or_default(),
+        ));
+        let mut engine = GuestEngine::new(
+            resume.conversation_id.clone(),
+            resume.member_id.clone(),
+            customer,
+        );
         let mut backlog = Vec::new();
         if resumed {
             let me: gw::MemberInfo = self
@@ -371,7 +422,9 @@ impl GenesysSession {
                 .http
                 .get_json(&format!(
                     "{}/conversations/{}/members/{}",
-                    gw::BASE_PATH, resume.conversation_id, resume.member_id
+                    gw::BASE_PATH,
+                    resume.conversation_id,
+                    resume.member_id
                 ))
                 .await?;
             if me.state != Some(gw::MemberState::Connected) {
@@ -385,7 +438,11 @@ impl GenesysSession {
             // The whole transcript, oldest first, 100 at a time.
             let mut after: Option<String> = None;
             loop {
-                let mut path = format!("{}/conversations/{}/messages?maxResults=100", gw::BASE_PATH, resume.conversation_id);
+                let mut path = format!(
+                    "{}/conversations/{}/messages?maxResults=100",
+                    gw::BASE_PATH,
+                    resume.conversation_id
+                );
                 if let Some(a) = &after {
                     path.push_str(&format!("&after={a}"));
                 }
@@ -411,7 +468,7 @@ impl GenesysSession {
         let (tx, rx) = mpsc::unbounded_channel();
         *lock(&self.shared.cmd) = Some(tx.clone());
         let (http_tx, http_rx) = mpsc::unbounded_channel::<HttpJob>();
-        tokio::spawn(http_worker(self.shared.http.clone(), http_rx, tx.clone()));
+        tokio::spawn(http_worker(self.shared.http.clone(), http_rx, tx));
         {
             let mut v = lock(&eng.view);
             v.state = EngagementState::Queued;
@@ -447,7 +504,11 @@ enum HttpJob {
     Member(String),
 }
 
-async fn http_worker(http: HttpClient, mut rx: mpsc::UnboundedReceiver<HttpJob>, back: mpsc::UnboundedSender<Cmd>) {
+async fn http_worker(
+    http: HttpClient,
+    mut rx: mpsc::UnboundedReceiver<HttpJob>,
+    back: mpsc::UnboundedSender<Cmd>,
+) {
     // One worker: calls go out in the order the engine made them (message order).
     while let Some(job) = rx.recv().await {
         match job {
@@ -488,14 +549,16 @@ fn apply(eng: Option<&Arc<GenesysEngagement>>, ev: &Event) -> bool {
     let Some(eng) = eng else { return true };
     let mut v = lock(&eng.view);
     match ev {
-        Event::EngagementStarted { .. } => {
-            if v.state == EngagementState::Starting {
-                v.state = EngagementState::Queued;
-            }
+        Event::EngagementStarted { .. } if v.state == EngagementState::Starting => {
+            v.state = EngagementState::Queued;
         }
         Event::ParticipantJoined { participant, .. } => {
             v.state = EngagementState::Active;
-            if !v.participants.iter().any(|p| p.id == participant.id && p.display_name == participant.display_name) {
+            if !v
+                .participants
+                .iter()
+                .any(|p| p.id == participant.id && p.display_name == participant.display_name)
+            {
                 v.participants.push((**participant).clone());
             }
             let key = participant.id.as_deref().unwrap_or_default().to_owned();
@@ -510,8 +573,12 @@ fn apply(eng: Option<&Arc<GenesysEngagement>>, ev: &Event) -> bool {
             );
         }
         Event::ParticipantLeft { participant, .. } => {
-            v.participants.retain(|p| !(p.id == participant.id && p.role == participant.role));
-            if let Some(a) = v.agents_seen.get_mut(participant.id.as_deref().unwrap_or_default()) {
+            v.participants
+                .retain(|p| !(p.id == participant.id && p.role == participant.role));
+            if let Some(a) = v
+                .agents_seen
+                .get_mut(participant.id.as_deref().unwrap_or_default())
+            {
                 a.connected = false;
                 a.disconnected_time = Some(Timestamp::now());
             }
@@ -536,7 +603,9 @@ fn apply(eng: Option<&Arc<GenesysEngagement>>, ev: &Event) -> bool {
             }
             return v.transcript.upsert((**m).clone()) != Upsert::Unchanged;
         }
-        Event::MessageFailed { client_id, error, .. } => {
+        Event::MessageFailed {
+            client_id, error, ..
+        } => {
             v.transcript.set_state(
                 None,
                 Some(*client_id),
@@ -568,7 +637,11 @@ fn now() -> std::time::Instant {
 }
 
 impl MessagingDriver {
-    async fn run(mut self, mut events: cc_transport::WsEvents, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    async fn run(
+        mut self,
+        mut events: cc_transport::WsEvents,
+        mut rx: mpsc::UnboundedReceiver<Cmd>,
+    ) {
         loop {
             let deadline = self.engine.poll_timeout(now()).map(Instant::from_std);
             tokio::select! {
@@ -612,7 +685,10 @@ impl MessagingDriver {
     async fn command(&mut self, cmd: Cmd) -> bool {
         match cmd {
             Cmd::Start(attrs, reply) => {
-                if !matches!(self.engine.state(), engine::MessagingState::Configured { .. }) {
+                if !matches!(
+                    self.engine.state(),
+                    engine::MessagingState::Configured { .. }
+                ) {
                     let _ = reply.send(Err(Error::closed(V, "web messaging socket")));
                 } else {
                     if self.engine.read_only() {
@@ -624,8 +700,16 @@ impl MessagingDriver {
                     let _ = reply.send(Ok(()));
                 }
             }
-            Cmd::Send { client_id, content, hidden, attachment, reply } => {
-                let r = self.engine.send_message(now(), client_id, content, hidden, attachment);
+            Cmd::Send {
+                client_id,
+                content,
+                hidden,
+                attachment,
+                reply,
+            } => {
+                let r = self
+                    .engine
+                    .send_message(now(), client_id, content, hidden, attachment);
                 let _ = reply.send(r);
             }
             Cmd::Typing(reply) => {
@@ -701,7 +785,11 @@ impl MessagingDriver {
         if let Some(r) = self.ready.take() {
             match self.engine.state() {
                 engine::MessagingState::Configured { .. } => {
-                    if self.engine.session().is_some_and(|s| s.new_session == Some(false)) {
+                    if self
+                        .engine
+                        .session()
+                        .is_some_and(|s| s.new_session == Some(false))
+                    {
                         let e = self.session.new_engagement(self.id.clone());
                         lock(&e.view).state = EngagementState::Queued;
                     }
@@ -732,7 +820,13 @@ impl MessagingDriver {
 
     fn publish(&mut self, ev: Event) {
         let eng = lock(&self.session.shared.engagement).clone();
-        let is_end = matches!(ev, Event::EngagementEnded { initiator: Initiator::Customer, .. });
+        let is_end = matches!(
+            ev,
+            Event::EngagementEnded {
+                initiator: Initiator::Customer,
+                ..
+            }
+        );
         let is_err = matches!(&ev, Event::Error(e) if e.vendor_code() == Some("403"));
         if apply(eng.as_ref(), &ev) {
             self.session.shared.bus.emit(ev.clone());
@@ -765,24 +859,51 @@ impl MessagingDriver {
     }
 }
 
-async fn request(tx: &mpsc::UnboundedSender<Cmd>, make: impl FnOnce(WireToken, Option<String>) -> Request + Send + 'static) -> Result<ServerBody> {
+async fn request(
+    tx: &mpsc::UnboundedSender<Cmd>,
+    make: impl FnOnce(WireToken, Option<String>) -> Request + Send + 'static,
+) -> Result<ServerBody> {
     let (rtx, rrx) = oneshot::channel();
-    tx.send(Cmd::Request(Box::new(make), rtx)).map_err(|_| Error::closed(V, "session"))?;
+    tx.send(Cmd::Request(Box::new(make), rtx))
+        .map_err(|_| Error::closed(V, "session"))?;
     match tokio::time::timeout(REPLY_TIMEOUT, rrx).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(Error::closed(V, "session")),
-        Err(_) => Err(Error::Timeout { vendor: V, operation: "web messaging request", after: REPLY_TIMEOUT }),
+        Err(_) => Err(Error::Timeout {
+            vendor: V,
+            operation: "web messaging request",
+            after: REPLY_TIMEOUT,
+        }),
     }
 }
 
-async fn fetch_history(tx: &mpsc::UnboundedSender<Cmd>, http: &HttpClient, size: u32, number: u32) -> Result<mw::HistoryPage> {
-    let jwt = match request(tx, |token, tracing_id| Request::GetJwt { token, tracing_id }).await? {
+async fn fetch_history(
+    tx: &mpsc::UnboundedSender<Cmd>,
+    http: &HttpClient,
+    size: u32,
+    number: u32,
+) -> Result<mw::HistoryPage> {
+    let jwt = match request(tx, |token, tracing_id| Request::GetJwt {
+        token,
+        tracing_id,
+    })
+    .await?
+    {
         ServerBody::Jwt(j) => j.jwt,
-        other => return Err(Error::protocol(V, "getJwt reply", format!("unexpected {other:?}"))),
+        other => {
+            return Err(Error::protocol(
+                V,
+                "getJwt reply",
+                format!("unexpected {other:?}"),
+            ));
+        }
     };
     let resp = http
         .request(Method::GET, "/api/v2/webmessaging/messages")
-        .query(&[("pageSize", size.to_string()), ("pageNumber", number.to_string())])
+        .query(&[
+            ("pageSize", size.to_string()),
+            ("pageNumber", number.to_string()),
+        ])
         .header("authorization", &format!("Bearer {}", jwt.expose()))
         .send()
         .await?;
@@ -799,7 +920,11 @@ struct GuestDriver {
 }
 
 impl GuestDriver {
-    async fn run(mut self, mut events: cc_transport::WsEvents, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    async fn run(
+        mut self,
+        mut events: cc_transport::WsEvents,
+        mut rx: mpsc::UnboundedReceiver<Cmd>,
+    ) {
         self.flush().await;
         loop {
             let deadline = self.engine.poll_timeout(now()).map(Instant::from_std);
@@ -836,7 +961,13 @@ impl GuestDriver {
 
     async fn command(&mut self, cmd: Cmd) -> bool {
         match cmd {
-            Cmd::Send { client_id, content, hidden, reply, .. } => {
+            Cmd::Send {
+                client_id,
+                content,
+                hidden,
+                reply,
+                ..
+            } => {
                 let _ = reply.send(self.engine.send_message(now(), client_id, content, hidden));
             }
             Cmd::Typing(reply) => {
@@ -859,7 +990,11 @@ impl GuestDriver {
                 return true;
             }
             Cmd::Start(_, reply) => {
-                let _ = reply.send(Err(Error::invalid(V, "request", "a chat is already active in this session")));
+                let _ = reply.send(Err(Error::invalid(
+                    V,
+                    "request",
+                    "a chat is already active in this session",
+                )));
             }
             Cmd::Request(_, reply) | Cmd::AwaitUpload(_, reply) => {
                 let _ = reply.send(Err(Error::unsupported(V, Feature::Attachments)));
@@ -877,10 +1012,11 @@ impl GuestDriver {
             match o {
                 Output::Http(call) => {
                     let failed = call.purpose == Purpose::Leave;
-                    if self.http.send(HttpJob::Call(call)).is_err() && failed {
-                        if let Some(w) = self.end_waiter.take() {
-                            let _ = w.send(Err(Error::closed(V, "guest chat")));
-                        }
+                    if self.http.send(HttpJob::Call(call)).is_err()
+                        && failed
+                        && let Some(w) = self.end_waiter.take()
+                    {
+                        let _ = w.send(Err(Error::closed(V, "guest chat")));
                     }
                 }
                 Output::FetchMember(id) => {
@@ -897,7 +1033,9 @@ impl GuestDriver {
                     if ended && let Some(w) = self.end_waiter.take() {
                         let _ = w.send(Ok(()));
                     }
-                    if leave_failed && let (Some(w), Event::Error(e)) = (self.end_waiter.take(), &ev) {
+                    if leave_failed
+                        && let (Some(w), Event::Error(e)) = (self.end_waiter.take(), &ev)
+                    {
                         let _ = w.send(Err(Error::Rejected {
                             vendor: V,
                             code: e.vendor_code().unwrap_or("leave").to_owned(),
@@ -932,7 +1070,11 @@ impl Session for GenesysSession {
 
     async fn start_chat(&self, request: ChatRequest) -> Result<Arc<dyn cc_core::Engagement>> {
         if self.verify_session() {
-            return Err(Error::invalid(V, "request", "a chat is already active in this session"));
+            return Err(Error::invalid(
+                V,
+                "request",
+                "a chat is already active in this session",
+            ));
         }
         if !request.bot_history.is_empty() {
             return Err(Error::unsupported(V, Feature::BotHistoryHandoff));
@@ -964,14 +1106,27 @@ impl Session for GenesysSession {
                 attrs.extend(c.attributes.clone());
                 attrs.extend(request.context.clone());
                 let tx = self.cmd()?;
-                let id = EngagementId::from(digest(lock(&self.shared.resume).as_ref().map(Secret::expose).unwrap_or_default()));
+                let id = EngagementId::from(digest(
+                    lock(&self.shared.resume)
+                        .as_ref()
+                        .map(Secret::expose)
+                        .unwrap_or_default(),
+                ));
                 let eng = self.new_engagement(id.clone());
                 let (rtx, rrx) = oneshot::channel();
-                tx.send(Cmd::Start(attrs, rtx)).map_err(|_| Error::closed(V, "session"))?;
+                tx.send(Cmd::Start(attrs, rtx))
+                    .map_err(|_| Error::closed(V, "session"))?;
                 rrx.await.map_err(|_| Error::closed(V, "session"))??;
                 lock(&eng.view).state = EngagementState::Queued;
-                self.shared.bus.emit(Event::EngagementStarted { engagement: id.clone(), resumed: false });
-                self.shared.bus.emit(Event::Queued { engagement: id, position: None, expected_wait: None });
+                self.shared.bus.emit(Event::EngagementStarted {
+                    engagement: id.clone(),
+                    resumed: false,
+                });
+                self.shared.bus.emit(Event::Queued {
+                    engagement: id,
+                    position: None,
+                    expected_wait: None,
+                });
                 if let Some(first) = request.first_message {
                     eng.send(Content::Text(first)).await?;
                 }
@@ -993,7 +1148,9 @@ impl Session for GenesysSession {
             return Err(Error::unsupported(V, Feature::KeepAlive));
         }
         let (rtx, rrx) = oneshot::channel();
-        self.cmd()?.send(Cmd::KeepAlive(rtx)).map_err(|_| Error::closed(V, "session"))?;
+        self.cmd()?
+            .send(Cmd::KeepAlive(rtx))
+            .map_err(|_| Error::closed(V, "session"))?;
         rrx.await.map_err(|_| Error::closed(V, "session"))?
     }
 
@@ -1009,14 +1166,18 @@ impl Session for GenesysSession {
                 v.state = EngagementState::Detached;
             }
         }
-        self.shared.bus.emit(Event::ShutDown { reason: Arc::from("shutdown") });
+        self.shared.bus.emit(Event::ShutDown {
+            reason: Arc::from("shutdown"),
+        });
         Ok(())
     }
 }
 
 impl GenesysEngagement {
     fn cmd(&self) -> Result<mpsc::UnboundedSender<Cmd>> {
-        lock(&self.session.cmd).clone().ok_or_else(|| Error::closed(V, "engagement"))
+        lock(&self.session.cmd)
+            .clone()
+            .ok_or_else(|| Error::closed(V, "engagement"))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -1027,7 +1188,12 @@ impl GenesysEngagement {
         }
     }
 
-    async fn push(&self, content: Content, hidden: bool, attachment: Option<mw::AttachmentWire>) -> Result<SentMessage> {
+    async fn push(
+        &self,
+        content: Content,
+        hidden: bool,
+        attachment: Option<mw::AttachmentWire>,
+    ) -> Result<SentMessage> {
         self.check_open()?;
         let client_id = ClientMessageId::new();
         let message = Message {
@@ -1043,11 +1209,21 @@ impl GenesysEngagement {
         };
         let (rtx, rrx) = oneshot::channel();
         self.cmd()?
-            .send(Cmd::Send { client_id, content, hidden, attachment, reply: rtx })
+            .send(Cmd::Send {
+                client_id,
+                content,
+                hidden,
+                attachment,
+                reply: rtx,
+            })
             .map_err(|_| Error::closed(V, "engagement"))?;
         rrx.await.map_err(|_| Error::closed(V, "engagement"))??;
         lock(&self.view).transcript.upsert(message);
-        Ok(SentMessage { client_id, id: None, state: DeliveryState::Pending })
+        Ok(SentMessage {
+            client_id,
+            id: None,
+            state: DeliveryState::Pending,
+        })
     }
 
     /// `addPrefilter`: messages matching any of these regular expressions are kept out of
@@ -1055,7 +1231,10 @@ impl GenesysEngagement {
     pub async fn add_prefilter(&self, patterns: &[&str]) -> Result<Vec<String>> {
         let (rtx, rrx) = oneshot::channel();
         self.cmd()?
-            .send(Cmd::Prefilter(patterns.iter().map(|s| (*s).to_owned()).collect(), rtx))
+            .send(Cmd::Prefilter(
+                patterns.iter().map(|s| (*s).to_owned()).collect(),
+                rtx,
+            ))
             .map_err(|_| Error::closed(V, "engagement"))?;
         rrx.await.map_err(|_| Error::closed(V, "engagement"))?
     }
@@ -1140,7 +1319,9 @@ impl cc_core::Engagement for GenesysEngagement {
             return Ok(());
         }
         let (rtx, rrx) = oneshot::channel();
-        self.cmd()?.send(Cmd::Typing(rtx)).map_err(|_| Error::closed(V, "engagement"))?;
+        self.cmd()?
+            .send(Cmd::Typing(rtx))
+            .map_err(|_| Error::closed(V, "engagement"))?;
         rrx.await.map_err(|_| Error::closed(V, "engagement"))?
     }
 
@@ -1162,10 +1343,16 @@ impl cc_core::Engagement for GenesysEngagement {
             return Err(Error::unsupported(V, Feature::Attachments));
         }
         self.check_open()?;
-        let max = lock(&self.session.caps).attachment_max_bytes.unwrap_or(u64::MAX);
+        let max = lock(&self.session.caps)
+            .attachment_max_bytes
+            .unwrap_or(u64::MAX);
         let size = file.bytes.len() as u64;
         if size == 0 || size > max {
-            return Err(Error::invalid(V, "file.bytes", format!("{size} bytes; 1 to {max} accepted")));
+            return Err(Error::invalid(
+                V,
+                "file.bytes",
+                format!("{size} bytes; 1 to {max} accepted"),
+            ));
         }
         let tx = self.cmd()?;
         let attachment_id = uuid::Uuid::new_v4().to_string();
@@ -1183,29 +1370,56 @@ impl cc_core::Engagement for GenesysEngagement {
         })
         .await?;
         let ServerBody::PresignedUrl(p) = reply else {
-            return Err(Error::protocol(V, "onAttachment reply", format!("unexpected {reply:?}")));
+            return Err(Error::protocol(
+                V,
+                "onAttachment reply",
+                format!("unexpected {reply:?}"),
+            ));
         };
         let (utx, urx) = oneshot::channel();
-        tx.send(Cmd::AwaitUpload(attachment_id.clone(), utx)).map_err(|_| Error::closed(V, "engagement"))?;
+        tx.send(Cmd::AwaitUpload(attachment_id.clone(), utx))
+            .map_err(|_| Error::closed(V, "engagement"))?;
         let mut headers = HeaderMap::new();
         for (k, v) in &p.headers {
-            if let (Ok(k), Ok(v)) = (cc_transport::header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            if let (Ok(k), Ok(v)) = (
+                cc_transport::header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
                 headers.insert(k, v);
             }
         }
         self.session
             .http
-            .put_bytes(&p.url, &file.mime_type, headers, bytes::Bytes::copy_from_slice(&file.bytes))
+            .put_bytes(
+                &p.url,
+                &file.mime_type,
+                headers,
+                bytes::Bytes::copy_from_slice(&file.bytes),
+            )
             .await?;
         let done = match tokio::time::timeout(REPLY_TIMEOUT, urx).await {
             Ok(Ok(r)) => r?,
             Ok(Err(_)) => return Err(Error::closed(V, "engagement")),
-            Err(_) => return Err(Error::Timeout { vendor: V, operation: "upload", after: REPLY_TIMEOUT }),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    vendor: V,
+                    operation: "upload",
+                    after: REPLY_TIMEOUT,
+                });
+            }
         };
         let url = match done {
             ServerBody::UploadSuccess(u) => u.download_url,
-            ServerBody::UploadFailure(f) => return Err(error::messaging(f.error_code, &f.error_message, None)),
-            other => return Err(Error::protocol(V, "upload event", format!("unexpected {other:?}"))),
+            ServerBody::UploadFailure(f) => {
+                return Err(error::messaging(f.error_code, &f.error_message, None));
+            }
+            other => {
+                return Err(Error::protocol(
+                    V,
+                    "upload event",
+                    format!("unexpected {other:?}"),
+                ));
+            }
         };
         let content = Content::File(cc_core::Attachment {
             id: Some(attachment_id.clone()),
@@ -1229,17 +1443,25 @@ impl cc_core::Engagement for GenesysEngagement {
         if self.transport != Transport::WebMessaging {
             return Err(Error::unsupported(V, Feature::SetContext));
         }
-        self.cmd()?.send(Cmd::Context(context)).map_err(|_| Error::closed(V, "engagement"))
+        self.cmd()?
+            .send(Cmd::Context(context))
+            .map_err(|_| Error::closed(V, "engagement"))
     }
 
     async fn end(&self, _reason: Option<String>) -> Result<()> {
         self.check_open()?;
         let (rtx, rrx) = oneshot::channel();
-        self.cmd()?.send(Cmd::End(rtx)).map_err(|_| Error::closed(V, "engagement"))?;
+        self.cmd()?
+            .send(Cmd::End(rtx))
+            .map_err(|_| Error::closed(V, "engagement"))?;
         match tokio::time::timeout(REPLY_TIMEOUT, rrx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Error::closed(V, "engagement")),
-            Err(_) => Err(Error::Timeout { vendor: V, operation: "end chat", after: REPLY_TIMEOUT }),
+            Err(_) => Err(Error::Timeout {
+                vendor: V,
+                operation: "end chat",
+                after: REPLY_TIMEOUT,
+            }),
         }
     }
 
@@ -1274,19 +1496,38 @@ impl Pager {
             .filter(|m| m.kind != mw::MessageType::Event)
             .map(|m| {
                 let inbound = m.direction == Some(mw::Direction::Inbound);
-                let mut sender = if inbound { customer.clone() } else { Participant::new(Role::Agent) };
+                let mut sender = if inbound {
+                    customer.clone()
+                } else {
+                    Participant::new(Role::Agent)
+                };
                 if !inbound {
-                    sender.display_name = m.channel.as_ref().and_then(|c| c.from.as_ref()).and_then(|f| f.nickname.clone());
+                    sender.display_name = m
+                        .channel
+                        .as_ref()
+                        .and_then(|c| c.from.as_ref())
+                        .and_then(|f| f.nickname.clone());
                 }
                 Message {
                     id: m.id.clone().map(MessageId::from),
-                    client_id: m.meta(engine::CUSTOM_MESSAGE_ID).and_then(|c| c.parse().ok()),
+                    client_id: m
+                        .meta(engine::CUSTOM_MESSAGE_ID)
+                        .and_then(|c| c.parse().ok()),
                     engagement: self.eng.id.clone(),
                     sender,
                     content: engine::content_of(m),
-                    server_time: m.channel.as_ref().and_then(|c| c.time.as_deref()).and_then(time::parse_ms).map(Timestamp),
+                    server_time: m
+                        .channel
+                        .as_ref()
+                        .and_then(|c| c.time.as_deref())
+                        .and_then(time::parse_ms)
+                        .map(Timestamp),
                     local_time: Timestamp::now(),
-                    state: if inbound { DeliveryState::Sent } else { DeliveryState::Delivered },
+                    state: if inbound {
+                        DeliveryState::Sent
+                    } else {
+                        DeliveryState::Delivered
+                    },
                     hidden: m.meta(engine::FILTERED) == Some("true"),
                 }
             })
@@ -1311,11 +1552,24 @@ impl Pager {
                     id: Some(MessageId::from(m.id.clone())),
                     client_id: None,
                     engagement: self.eng.id.clone(),
-                    sender: if mine { me.clone() } else { Participant::new(Role::Agent).with_id(m.sender.id.clone().unwrap_or_default()) },
+                    sender: if mine {
+                        me.clone()
+                    } else {
+                        Participant::new(Role::Agent)
+                            .with_id(m.sender.id.clone().unwrap_or_default())
+                    },
                     content: Content::Text(m.body.clone()),
-                    server_time: m.timestamp.as_deref().and_then(time::parse_ms).map(Timestamp),
+                    server_time: m
+                        .timestamp
+                        .as_deref()
+                        .and_then(time::parse_ms)
+                        .map(Timestamp),
                     local_time: Timestamp::now(),
-                    state: if mine { DeliveryState::Sent } else { DeliveryState::Delivered },
+                    state: if mine {
+                        DeliveryState::Sent
+                    } else {
+                        DeliveryState::Delivered
+                    },
                     hidden: false,
                 }
             })
@@ -1328,9 +1582,13 @@ impl Pager {
     }
 
     async fn wm(&mut self, older: bool) -> Result<Option<HistoryPage>> {
-        let current: u32 = if older { self.older.as_deref() } else { self.newer.as_deref() }
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(if self.started { 0 } else { 1 });
+        let current: u32 = if older {
+            self.older.as_deref()
+        } else {
+            self.newer.as_deref()
+        }
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if self.started { 0 } else { 1 });
         if current == 0 {
             return Ok(None);
         }
@@ -1339,13 +1597,26 @@ impl Pager {
         let count = page.page_count;
         let out = self.wm_page(page, current);
         self.started = true;
-        self.older = Some(if current < count { (current + 1).to_string() } else { "0".into() });
-        self.newer = Some(if current > 1 { (current - 1).to_string() } else { "0".into() });
+        self.older = Some(if current < count {
+            (current + 1).to_string()
+        } else {
+            "0".into()
+        });
+        self.newer = Some(if current > 1 {
+            (current - 1).to_string()
+        } else {
+            "0".into()
+        });
         Ok(Some(out))
     }
 
     async fn guest(&mut self, older: bool) -> Result<Option<HistoryPage>> {
-        let base = format!("{}/conversations/{}/messages?maxResults={}", gw::BASE_PATH, self.eng.id, self.size);
+        let base = format!(
+            "{}/conversations/{}/messages?maxResults={}",
+            gw::BASE_PATH,
+            self.eng.id,
+            self.size
+        );
         let path = match (self.started, older) {
             (false, _) => format!("{base}&sortOrder=descending"),
             (true, true) => match &self.older {
@@ -1367,7 +1638,11 @@ impl Pager {
         let last = list.entities.last().map(|m| m.id.clone());
         let page = self.guest_page(list);
         if older || self.older.is_none() {
-            self.older = if page.has_older || (!older && first.is_some()) { first } else { None };
+            self.older = if page.has_older || (!older && first.is_some()) {
+                first
+            } else {
+                None
+            };
         }
         if !older {
             self.newer = if page.has_newer { last } else { None };

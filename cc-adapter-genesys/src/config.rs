@@ -101,7 +101,10 @@ impl fmt::Debug for GenesysConfig {
             .field("org_id", &self.org_id)
             .field("routing", &self.routing)
             .field("user_data_keys", &self.user_data.keys().collect::<Vec<_>>())
-            .field("session_token", &self.session_token.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("origin", &self.origin)
             .field("application", &self.application)
             .field("history_page_size", &self.history_page_size)
@@ -178,7 +181,12 @@ impl GenesysConfig {
             if self.org_id.as_deref().is_none_or(str::is_empty) {
                 return Err(invalid("genesys.org_id", "required for guest-chat-v2"));
             }
-            if self.routing.target_address.as_deref().is_none_or(str::is_empty) {
+            if self
+                .routing
+                .target_address
+                .as_deref()
+                .is_none_or(str::is_empty)
+            {
                 return Err(invalid(
                     "genesys.routing.target_address",
                     "required for guest-chat-v2",
@@ -207,7 +215,10 @@ impl GenesysConfig {
                 };
                 (b, ws)
             }
-            (None, Some(r)) => (format!("https://api.{r}"), format!("wss://webmessaging.{r}")),
+            (None, Some(r)) => (
+                format!("https://api.{r}"),
+                format!("wss://webmessaging.{r}"),
+            ),
             (None, None) => return Err(invalid("genesys.region", "set `region` or `base_url`")),
         };
         let mut ws = url::Url::parse(&format!("{ws_base}/v1"))
@@ -247,7 +258,10 @@ mod tests {
         assert_eq!(c.transport, Transport::WebMessaging);
         let e = c.endpoints().unwrap();
         assert_eq!(e.rest, "https://api.mypurecloud.ie");
-        assert_eq!(e.messaging_ws, "wss://webmessaging.mypurecloud.ie/v1?deploymentId=d-1");
+        assert_eq!(
+            e.messaging_ws,
+            "wss://webmessaging.mypurecloud.ie/v1?deploymentId=d-1"
+        );
     }
 
     #[test]
@@ -256,30 +270,41 @@ mod tests {
             .unwrap();
         let e = c.endpoints().unwrap();
         assert_eq!(e.rest, "http://127.0.0.1:9");
-        assert_eq!(e.messaging_ws, "ws://127.0.0.1:9/v1?deploymentId=d&application=my+app");
+        assert_eq!(
+            e.messaging_ws,
+            "ws://127.0.0.1:9/v1?deploymentId=d&application=my+app"
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = cfg("vendor='genesys'\n[genesys]\nregion='x'\ndeployment_id='d'\nbogus=1")
-            .unwrap_err();
+        let e =
+            cfg("vendor='genesys'\n[genesys]\nregion='x'\ndeployment_id='d'\nbogus=1").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
         let e = cfg("vendor='genesys'\n[genesys]\nregion='x'").unwrap_err();
         assert!(e.to_string().contains("genesys.deployment_id"), "{e}");
-        let e = cfg("vendor='genesys'\n[genesys]\ntransport='guest-chat-v2'\nregion='x'\ndeployment_id='d'")
-            .unwrap_err();
+        let e = cfg(
+            "vendor='genesys'\n[genesys]\ntransport='guest-chat-v2'\nregion='x'\ndeployment_id='d'",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("genesys.org_id"), "{e}");
         let e = cfg("vendor='genesys'\n[genesys]\ntransport='guest-chat-v2'\nregion='x'\ndeployment_id='d'\norg_id='o'")
             .unwrap_err();
-        assert!(e.to_string().contains("genesys.routing.target_address"), "{e}");
-        let e = cfg("vendor='genesys'\n[genesys]\nbase_url='ftp://x'\ndeployment_id='d'").unwrap_err();
+        assert!(
+            e.to_string().contains("genesys.routing.target_address"),
+            "{e}"
+        );
+        let e =
+            cfg("vendor='genesys'\n[genesys]\nbase_url='ftp://x'\ndeployment_id='d'").unwrap_err();
         assert!(e.to_string().contains("genesys.base_url"), "{e}");
     }
 
     #[test]
     fn debug_hides_the_session_token() {
-        let c = cfg("vendor='genesys'\n[genesys]\nregion='x'\ndeployment_id='d'\nsession_token='s3cr3t'")
-            .unwrap();
+        let c = cfg(
+            "vendor='genesys'\n[genesys]\nregion='x'\ndeployment_id='d'\nsession_token='s3cr3t'",
+        )
+        .unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");
     }

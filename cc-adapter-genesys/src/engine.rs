@@ -157,13 +157,19 @@ impl Prefilters {
     /// Adds patterns; fails naming the bad one.
     pub fn add(&mut self, patterns: &[&str]) -> Result<Vec<String>, Error> {
         if patterns.is_empty() {
-            return Err(Error::invalid(Vendor::Genesys, "filters", "no pattern given"));
+            return Err(Error::invalid(
+                Vendor::Genesys,
+                "filters",
+                "no pattern given",
+            ));
         }
         let mut new = Vec::new();
         for p in patterns {
-            new.push(Regex::new(p).map_err(|e| {
-                Error::invalid(Vendor::Genesys, "filters", format!("`{p}`: {e}"))
-            })?);
+            new.push(
+                Regex::new(p).map_err(|e| {
+                    Error::invalid(Vendor::Genesys, "filters", format!("`{p}`: {e}"))
+                })?,
+            );
         }
         self.0.extend(new);
         Ok(self.0.iter().map(|r| r.as_str().to_owned()).collect())
@@ -575,7 +581,10 @@ impl MessagingEngine {
     }
 
     /// Sends a request whose reply the driver waits for; returns its tracing id.
-    pub fn request(&mut self, make: impl FnOnce(WireToken, Option<String>) -> Request) -> Result<String, Error> {
+    pub fn request(
+        &mut self,
+        make: impl FnOnce(WireToken, Option<String>) -> Request,
+    ) -> Result<String, Error> {
         if !matches!(self.state, MessagingState::Configured { .. }) {
             return Err(Error::closed(Vendor::Genesys, "web messaging socket"));
         }
@@ -659,7 +668,9 @@ impl MessagingEngine {
         {
             let result = match f.body {
                 ServerBody::Error { message } => Err(error::messaging(f.code, &message, None)),
-                ServerBody::GenerateUrlError(e) => Err(error::messaging(e.error_code, &e.error_message, None)),
+                ServerBody::GenerateUrlError(e) => {
+                    Err(error::messaging(e.error_code, &e.error_message, None))
+                }
                 ServerBody::TooManyRequests(t) => Err(error::messaging(
                     t.error_code,
                     &t.error_message,
@@ -823,7 +834,14 @@ impl MessagingEngine {
         }
         if matches!(code, 4006 | 4007) {
             self.emit(Event::error(err));
-            self.finish(Initiator::System, if code == 4006 { "session expired" } else { "session not found" });
+            self.finish(
+                Initiator::System,
+                if code == 4006 {
+                    "session expired"
+                } else {
+                    "session not found"
+                },
+            );
             self.emit(Event::TokenExpired);
             return;
         }
@@ -854,7 +872,10 @@ impl MessagingEngine {
                 let pending = key.as_ref().and_then(|k| self.in_flight.remove(k));
                 let pending = pending.or_else(|| {
                     let k = key.as_ref()?;
-                    let pos = self.queue.iter().position(|p| &p.client_id.to_string() == k)?;
+                    let pos = self
+                        .queue
+                        .iter()
+                        .position(|p| &p.client_id.to_string() == k)?;
                     self.queue.remove(pos)
                 });
                 if let Some(k) = &key
@@ -870,7 +891,10 @@ impl MessagingEngine {
                         m.meta(FILTERED) == Some("true"),
                     ),
                 };
-                let hidden = hidden || content.as_text().is_some_and(|t| self.prefilters.matches(t));
+                let hidden = hidden
+                    || content
+                        .as_text()
+                        .is_some_and(|t| self.prefilters.matches(t));
                 let msg = Message {
                     id: m.id.clone().map(MessageId::from),
                     client_id,
@@ -898,7 +922,9 @@ impl MessagingEngine {
                     });
                 }
                 let content = content_of(&m);
-                let hidden = content.as_text().is_some_and(|t| self.prefilters.matches(t));
+                let hidden = content
+                    .as_text()
+                    .is_some_and(|t| self.prefilters.matches(t));
                 let msg = Message {
                     id: m.id.clone().map(MessageId::from),
                     client_id: None,
@@ -1157,7 +1183,13 @@ impl GuestEngine {
         format!("{}/conversations/{}", gw::BASE_PATH, self.conversation)
     }
 
-    fn call(&mut self, method: &'static str, path: String, body: Option<Value>, purpose: Purpose) -> u64 {
+    fn call(
+        &mut self,
+        method: &'static str,
+        path: String,
+        body: Option<Value>,
+        purpose: Purpose,
+    ) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
         self.out.push_back(Output::Http(HttpCall {
@@ -1221,7 +1253,10 @@ impl GuestEngine {
                 body_type: Some(BodyType::Notice),
             },
             Content::File(_) => {
-                return Err(Error::unsupported(Vendor::Genesys, cc_core::Feature::Attachments));
+                return Err(Error::unsupported(
+                    Vendor::Genesys,
+                    cc_core::Feature::Attachments,
+                ));
             }
             Content::Rich(_) => {
                 return Err(Error::invalid(
@@ -1349,7 +1384,10 @@ impl GuestEngine {
                     self.pacer.pause(now + wait);
                     self.emit(Event::error(e));
                 } else {
-                    if matches!(e.vendor_code(), Some("chat.error.conversation.state" | "chat.error.member.state")) {
+                    if matches!(
+                        e.vendor_code(),
+                        Some("chat.error.conversation.state" | "chat.error.member.state")
+                    ) {
                         self.end(Initiator::System, "conversation no longer active");
                     }
                     self.emit(Event::MessageFailed {
@@ -1399,12 +1437,19 @@ impl GuestEngine {
             return;
         }
         self.last_seen = Some(m.id.clone());
-        let server_time = m.timestamp.as_deref().and_then(time::parse_ms).map(Timestamp);
+        let server_time = m
+            .timestamp
+            .as_deref()
+            .and_then(time::parse_ms)
+            .map(Timestamp);
         let (client_id, content, hidden) = match p {
             Some(p) => (Some(p.client_id), p.content, p.hidden),
             None => (None, Content::Text(m.body.clone()), false),
         };
-        let hidden = hidden || content.as_text().is_some_and(|t| self.prefilters.matches(t));
+        let hidden = hidden
+            || content
+                .as_text()
+                .is_some_and(|t| self.prefilters.matches(t));
         let msg = Message {
             id: Some(MessageId::from(m.id)),
             client_id,
@@ -1436,9 +1481,10 @@ impl GuestEngine {
                 if t.sender.id.as_deref() == Some(self.member.as_str()) {
                     return; // own typing echo
                 }
-                let id = t.sender.id.clone().unwrap_or_default();
+                let id = t.sender.id.unwrap_or_default();
                 let p = self.participant_of(&id);
-                self.agent_typing.insert(id, (now + AGENT_TYPING_TIMEOUT, p.clone()));
+                self.agent_typing
+                    .insert(id, (now + AGENT_TYPING_TIMEOUT, p.clone()));
                 self.emit(Event::Typing {
                     engagement: self.engagement.clone(),
                     participant: p,
@@ -1518,7 +1564,8 @@ impl GuestEngine {
                     participant: p,
                 });
             }
-            (Role::Agent, MemberState::Alerting, None) | (Role::System, MemberState::Connected, None) => {
+            (Role::Agent, MemberState::Alerting, None)
+            | (Role::System, MemberState::Connected, None) => {
                 self.emit(Event::Queued {
                     engagement: self.engagement.clone(),
                     position: None,
@@ -1551,7 +1598,8 @@ impl GuestEngine {
                 None
             } else {
                 let pos = self.queue.iter().position(|p| {
-                    self.uncertain.contains(&p.client_id) && p.body.body.as_deref() == Some(m.body.as_str())
+                    self.uncertain.contains(&p.client_id)
+                        && p.body.body.as_deref() == Some(m.body.as_str())
                 });
                 pos.and_then(|i| self.queue.remove(i))
             };
@@ -1572,20 +1620,33 @@ impl GuestEngine {
             });
         }
         let _ = now;
-        let server_time = m.timestamp.as_deref().and_then(time::parse_ms).map(Timestamp);
+        let server_time = m
+            .timestamp
+            .as_deref()
+            .and_then(time::parse_ms)
+            .map(Timestamp);
         let content = match m.body_type {
             BodyType::Standard => Content::Text(m.body.clone()),
             BodyType::Notice => match serde_json::from_str::<Value>(&m.body) {
-                Ok(Value::Object(o)) if o.contains_key("kind") => Content::Notice(cc_core::Notice {
-                    kind: o.get("kind").and_then(Value::as_str).unwrap_or("notice").to_owned(),
-                    payload: o.get("payload").cloned().unwrap_or(Value::Null),
-                }),
+                Ok(Value::Object(o)) if o.contains_key("kind") => {
+                    Content::Notice(cc_core::Notice {
+                        kind: o
+                            .get("kind")
+                            .and_then(Value::as_str)
+                            .unwrap_or("notice")
+                            .to_owned(),
+                        payload: o.get("payload").cloned().unwrap_or(Value::Null),
+                    })
+                }
                 _ => Content::Notice(cc_core::Notice {
                     kind: "notice".into(),
                     payload: Value::String(m.body.clone()),
                 }),
             },
-            BodyType::MemberJoin | BodyType::MemberLeave | BodyType::MediaRequest | BodyType::Unknown => {
+            BodyType::MemberJoin
+            | BodyType::MemberLeave
+            | BodyType::MediaRequest
+            | BodyType::Unknown => {
                 self.emit(Event::Vendor {
                     vendor: Vendor::Genesys,
                     name: Arc::from(match m.body_type {
@@ -1599,7 +1660,9 @@ impl GuestEngine {
                 return;
             }
         };
-        let hidden = content.as_text().is_some_and(|t| self.prefilters.matches(t));
+        let hidden = content
+            .as_text()
+            .is_some_and(|t| self.prefilters.matches(t));
         let msg = Message {
             id: Some(MessageId::from(m.id)),
             client_id: None,

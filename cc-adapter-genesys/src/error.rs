@@ -26,7 +26,11 @@ pub enum Class {
 pub const MESSAGING_CODES: &[(i64, Class, &str)] = &[
     (400, Class::Rejected, "bad request"),
     (401, Class::Auth, "unauthorized"),
-    (403, Class::Rejected, "forbidden or feature disabled in the deployment"),
+    (
+        403,
+        Class::Rejected,
+        "forbidden or feature disabled in the deployment",
+    ),
     (404, Class::Rejected, "not found"),
     (408, Class::Retry, "request timeout"),
     (429, Class::Retry, "too many requests"),
@@ -44,10 +48,18 @@ pub const MESSAGING_CODES: &[(i64, Class, &str)] = &[
     (4007, Class::Auth, "session not found"),
     (4008, Class::Rejected, "attachment has expired"),
     (4009, Class::Rejected, "attachment not found"),
-    (4010, Class::Rejected, "attachment not successfully uploaded"),
+    (
+        4010,
+        Class::Rejected,
+        "attachment not successfully uploaded",
+    ),
     (4011, Class::Rejected, "message too long"),
     (4013, Class::Rejected, "custom attributes too large"),
-    (4017, Class::Auth, "cannot downgrade an authenticated session"),
+    (
+        4017,
+        Class::Auth,
+        "cannot downgrade an authenticated session",
+    ),
     (4020, Class::Rejected, "missing parameter"),
     (4029, Class::Retry, "message rate too high"),
     (5000, Class::Retry, "unexpected error"),
@@ -66,9 +78,18 @@ pub const GUEST_CODES: &[(&str, Class)] = &[
     ("chat.deployment.bad.auth", Class::Auth),
     ("chat.error.invalid.queue", Class::Rejected),
     ("chat.error.invalid.flow", Class::Rejected),
-    ("chat.error.createconversationrequest.routingtarget", Class::Rejected),
-    ("chat.error.pattern.createconversationrequest.deploymentid", Class::Rejected),
-    ("chat.error.notnull.createconversationmessagerequest.body", Class::Rejected),
+    (
+        "chat.error.createconversationrequest.routingtarget",
+        Class::Rejected,
+    ),
+    (
+        "chat.error.pattern.createconversationrequest.deploymentid",
+        Class::Rejected,
+    ),
+    (
+        "chat.error.notnull.createconversationmessagerequest.body",
+        Class::Rejected,
+    ),
     ("chat.error.conversation.state", Class::Rejected),
     ("chat.error.member.state", Class::Rejected),
     ("chat.error.bad.request", Class::Rejected),
@@ -149,7 +170,12 @@ pub fn messaging(code: i64, message: &str, retry_after: Option<Duration>) -> Err
     } else {
         message.to_owned()
     };
-    build(messaging_class(code), code.to_string(), message, retry_after)
+    build(
+        messaging_class(code),
+        code.to_string(),
+        message,
+        retry_after,
+    )
 }
 
 /// The class of a guest chat code, falling back on the HTTP status.
@@ -225,6 +251,9 @@ mod tests {
             ..ErrorBody::default()
         };
         assert_eq!(guest(400, &body, None).kind(), ErrorKind::Rejected);
-        assert_eq!(guest(401, &ErrorBody::default(), None).vendor_code(), Some("401"));
+        assert_eq!(
+            guest(401, &ErrorBody::default(), None).vendor_code(),
+            Some("401")
+        );
     }
 }

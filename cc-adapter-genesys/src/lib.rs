@@ -69,7 +69,9 @@ pub const fn capabilities_for(transport: Transport) -> Capabilities {
 
 /// The capabilities for a configuration (static: no connection is made).
 pub fn capabilities(config: &Config) -> Result<Capabilities> {
-    Ok(capabilities_for(GenesysConfig::from_config(config)?.transport))
+    Ok(capabilities_for(
+        GenesysConfig::from_config(config)?.transport,
+    ))
 }
 
 /// Connects a session for `config` (its `[genesys]` section and TLS settings).

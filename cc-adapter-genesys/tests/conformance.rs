@@ -51,10 +51,14 @@ fn main() {
         ..Routing::default()
     };
     cc_testkit::run_all(vec![
-        Target::new(Vendor::Genesys, WEB_MESSAGING, SNAPSHOTS, || start(Transport::WebMessaging))
-            .transport("web-messaging"),
-        Target::new(Vendor::Genesys, GUEST_CHAT_V2, SNAPSHOTS, || start(Transport::GuestChatV2))
-            .transport("guest-chat-v2")
-            .chat_request(guest_request),
+        Target::new(Vendor::Genesys, WEB_MESSAGING, SNAPSHOTS, || {
+            start(Transport::WebMessaging)
+        })
+        .transport("web-messaging"),
+        Target::new(Vendor::Genesys, GUEST_CHAT_V2, SNAPSHOTS, || {
+            start(Transport::GuestChatV2)
+        })
+        .transport("guest-chat-v2")
+        .chat_request(guest_request),
     ]);
 }

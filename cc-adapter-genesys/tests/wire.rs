@@ -61,8 +61,13 @@ fn captured_guest_frames_decode_and_round_trip() {
 
 #[test]
 fn unknown_class_and_topic_are_kept() {
-    let f = ServerFrame::decode(r#"{"type":"message","class":"ResumeTokenResponse","code":200,"body":{"a":1}}"#).unwrap();
-    assert!(matches!(f.body, ServerBody::Unknown { ref class, .. } if class == "ResumeTokenResponse"));
+    let f = ServerFrame::decode(
+        r#"{"type":"message","class":"ResumeTokenResponse","code":200,"body":{"a":1}}"#,
+    )
+    .unwrap();
+    assert!(
+        matches!(f.body, ServerBody::Unknown { ref class, .. } if class == "ResumeTokenResponse")
+    );
     let e = StreamEvent::decode(r#"{"topicName":"v2.conversations.chats.x.mediarequests","eventBody":{},"metadata":{"type":"media-request"}}"#).unwrap();
     assert!(matches!(e, StreamEvent::Unknown { .. }));
 }
@@ -87,7 +92,12 @@ fn requests_serialize_as_documented() {
 }
 
 fn messaging_engine() -> MessagingEngine {
-    MessagingEngine::new(WireToken::from("t"), "d", EngagementId::from("e"), Participant::new(Role::Customer))
+    MessagingEngine::new(
+        WireToken::from("t"),
+        "d",
+        EngagementId::from("e"),
+        Participant::new(Role::Customer),
+    )
 }
 
 proptest! {
@@ -149,14 +159,21 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         ".{0,12}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop_oneof![Just("id".to_owned()), Just("type".to_owned()), Just("text".to_owned()), Just("body".to_owned()), Just("member".to_owned()), "[a-z]{1,6}"],
+                prop_oneof![
+                    Just("id".to_owned()),
+                    Just("type".to_owned()),
+                    Just("text".to_owned()),
+                    Just("body".to_owned()),
+                    Just("member".to_owned()),
+                    "[a-z]{1,6}"
+                ],
                 inner,
                 0..5
             )

@@ -6,7 +6,12 @@ fn me() -> Participant {
 }
 
 fn engine() -> MessagingEngine {
-    MessagingEngine::new(WireToken::from("tok"), "dep", EngagementId::from("e-1"), me())
+    MessagingEngine::new(
+        WireToken::from("tok"),
+        "dep",
+        EngagementId::from("e-1"),
+        me(),
+    )
 }
 
 fn drain(e: &mut MessagingEngine) -> (Vec<Value>, Vec<Event>, Vec<Output>) {
@@ -47,8 +52,14 @@ fn paces_two_messages_per_second_and_queues_the_rest() {
     let t0 = Instant::now();
     let mut e = configured(t0);
     for i in 0..5 {
-        e.send_message(t0, ClientMessageId::from_u128(i + 1), Content::text(format!("m{i}")), false, None)
-            .unwrap();
+        e.send_message(
+            t0,
+            ClientMessageId::from_u128(i + 1),
+            Content::text(format!("m{i}")),
+            false,
+            None,
+        )
+        .unwrap();
     }
     let (f, ..) = drain(&mut e);
     assert_eq!(f.len(), 2, "only two go out at once");
@@ -72,15 +83,21 @@ fn echo_with_tracing_id_acknowledges_once() {
     let t0 = Instant::now();
     let mut e = configured(t0);
     let id = ClientMessageId::from_u128(7);
-    e.send_message(t0, id, Content::text("hi"), false, None).unwrap();
+    e.send_message(t0, id, Content::text("hi"), false, None)
+        .unwrap();
     let (f, ..) = drain(&mut e);
     assert_eq!(f[0]["tracingId"], id.to_string());
-    assert_eq!(f[0]["message"]["metadata"][CUSTOM_MESSAGE_ID], id.to_string());
+    assert_eq!(
+        f[0]["message"]["metadata"][CUSTOM_MESSAGE_ID],
+        id.to_string()
+    );
     e.handle_text(t0, &echo(&id.to_string(), "m-1", "hi"));
     e.handle_text(t0, &echo(&id.to_string(), "m-1", "hi"));
     let (_, ev, _) = drain(&mut e);
     assert_eq!(ev.len(), 1);
-    let Event::MessageSent(m) = &ev[0] else { panic!("{ev:?}") };
+    let Event::MessageSent(m) = &ev[0] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(m.client_id, Some(id));
     assert_eq!(m.id.as_ref().unwrap().as_str(), "m-1");
     assert_eq!(e.unacknowledged(), 0);
@@ -91,7 +108,8 @@ fn rate_limit_requeues_at_the_head() {
     let t0 = Instant::now();
     let mut e = configured(t0);
     let id = ClientMessageId::from_u128(1);
-    e.send_message(t0, id, Content::text("a"), false, None).unwrap();
+    e.send_message(t0, id, Content::text("a"), false, None)
+        .unwrap();
     drain(&mut e);
     e.handle_text(
         t0,
@@ -113,7 +131,8 @@ fn message_error_fails_that_message() {
     let t0 = Instant::now();
     let mut e = configured(t0);
     let id = ClientMessageId::from_u128(1);
-    e.send_message(t0, id, Content::text("a"), false, None).unwrap();
+    e.send_message(t0, id, Content::text("a"), false, None)
+        .unwrap();
     drain(&mut e);
     e.handle_text(
         t0,
@@ -121,8 +140,10 @@ fn message_error_fails_that_message() {
             .to_string(),
     );
     let (_, ev, _) = drain(&mut e);
-    assert!(matches!(&ev[0], Event::MessageFailed { client_id, error, .. }
-        if *client_id == id && error.vendor_code() == Some("4011")));
+    assert!(
+        matches!(&ev[0], Event::MessageFailed { client_id, error, .. }
+        if *client_id == id && error.vendor_code() == Some("4011"))
+    );
 }
 
 #[test]
@@ -130,13 +151,19 @@ fn reconnect_checks_history_before_resending() {
     let t0 = Instant::now();
     let mut e = configured(t0);
     let (a, b) = (ClientMessageId::from_u128(1), ClientMessageId::from_u128(2));
-    e.send_message(t0, a, Content::text("a"), false, None).unwrap();
-    e.send_message(t0, b, Content::text("b"), false, None).unwrap();
+    e.send_message(t0, a, Content::text("a"), false, None)
+        .unwrap();
+    e.send_message(t0, b, Content::text("b"), false, None)
+        .unwrap();
     drain(&mut e);
     e.handle_disconnected(t0);
     let c = ClientMessageId::from_u128(3);
-    e.send_message(t0, c, Content::text("c"), false, None).unwrap();
-    assert!(drain(&mut e).0.is_empty(), "nothing goes out while disconnected");
+    e.send_message(t0, c, Content::text("c"), false, None)
+        .unwrap();
+    assert!(
+        drain(&mut e).0.is_empty(),
+        "nothing goes out while disconnected"
+    );
     let t1 = t0 + Duration::from_secs(5);
     e.handle_connected(t1);
     e.handle_text(
@@ -160,7 +187,10 @@ fn reconnect_checks_history_before_resending() {
     assert_eq!(texts, vec![json!("b"), json!("c")]);
     let kinds: Vec<_> = ev.iter().map(Event::kind).collect();
     use cc_core::EventKind as K;
-    assert_eq!(kinds, vec![K::MessageSent, K::ParticipantJoined, K::MessageReceived]);
+    assert_eq!(
+        kinds,
+        vec![K::MessageSent, K::ParticipantJoined, K::MessageReceived]
+    );
     // The same history again (another reconnect) reports nothing twice.
     e.handle_history(t1, None);
     assert!(drain(&mut e).1.is_empty());
@@ -200,10 +230,19 @@ fn presence_disconnect_ends_and_unknown_class_is_vendor() {
     let mut e = configured(t0);
     e.handle_text(t0, &json!({"type":"message","class":"StructuredMessage","code":200,"body":{"type":"Event","direction":"Outbound",
         "id":"p1","events":[{"eventType":"Presence","presence":{"type":"Disconnect"}}],"metadata":{"readOnly":"true"}}}).to_string());
-    e.handle_text(t0, r#"{"type":"message","class":"BrandNewEvent","code":200,"body":{"x":1}}"#);
+    e.handle_text(
+        t0,
+        r#"{"type":"message","class":"BrandNewEvent","code":200,"body":{"x":1}}"#,
+    );
     e.handle_text(t0, r#"{"type":"message","class":"StructuredMessage""#);
     let (_, ev, _) = drain(&mut e);
-    assert!(matches!(&ev[0], Event::EngagementEnded { initiator: Initiator::Agent, .. }));
+    assert!(matches!(
+        &ev[0],
+        Event::EngagementEnded {
+            initiator: Initiator::Agent,
+            ..
+        }
+    ));
     assert!(e.read_only());
     assert!(matches!(&ev[1], Event::Vendor { name, .. } if &**name == "BrandNewEvent"));
     assert!(matches!(&ev[2], Event::Error(err) if err.kind() == cc_core::ErrorKind::Protocol));
@@ -243,12 +282,20 @@ fn guest_messages_are_posted_paced_and_deduped() {
     let mut e = guest();
     e.handle_connected(t0);
     for i in 0..3 {
-        e.send_message(t0, ClientMessageId::from_u128(i + 1), Content::text(format!("m{i}")), false)
-            .unwrap();
+        e.send_message(
+            t0,
+            ClientMessageId::from_u128(i + 1),
+            Content::text(format!("m{i}")),
+            false,
+        )
+        .unwrap();
     }
     let (calls, ..) = gdrain(&mut e);
     assert_eq!(calls.len(), 2);
-    assert_eq!(calls[0].path, "/api/v2/webchat/guest/conversations/conv/members/me/messages");
+    assert_eq!(
+        calls[0].path,
+        "/api/v2/webchat/guest/conversations/conv/members/me/messages"
+    );
     assert_eq!(calls[0].body.as_ref().unwrap()["bodyType"], "standard");
     let reply = json!({"id":"m-1","conversation":{"id":"conv"},"sender":{"id":"me"},"body":"m0","bodyType":"standard","timestamp":"2024-01-01T00:00:00.000Z"});
     e.handle_response(t0, &calls[0], Ok(reply.clone()));
@@ -258,7 +305,9 @@ fn guest_messages_are_posted_paced_and_deduped() {
     e.handle_text(t0, &frame.to_string());
     let (_, ev, _) = gdrain(&mut e);
     assert_eq!(ev.len(), 1);
-    assert!(matches!(&ev[0], Event::MessageSent(m) if m.client_id == Some(ClientMessageId::from_u128(1))));
+    assert!(
+        matches!(&ev[0], Event::MessageSent(m) if m.client_id == Some(ClientMessageId::from_u128(1)))
+    );
 }
 
 #[test]
@@ -284,12 +333,21 @@ fn guest_members_join_leave_and_end() {
     });
     e.handle_text(t0, &mc("agent", "DISCONNECTED"));
     e.handle_text(t0, &mc("me", "DISCONNECTED"));
-    e.handle_text(t0, r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#);
+    e.handle_text(
+        t0,
+        r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#,
+    );
     let (_, ev, _) = gdrain(&mut e);
     use cc_core::EventKind as K;
     let kinds: Vec<_> = ev.iter().map(Event::kind).collect();
-    assert_eq!(kinds, vec![K::ParticipantJoined, K::ParticipantLeft, K::EngagementEnded]);
-    assert!(e.send_message(t0, ClientMessageId::new(), Content::text("x"), false).is_err());
+    assert_eq!(
+        kinds,
+        vec![K::ParticipantJoined, K::ParticipantLeft, K::EngagementEnded]
+    );
+    assert!(
+        e.send_message(t0, ClientMessageId::new(), Content::text("x"), false)
+            .is_err()
+    );
 }
 
 #[test]
@@ -305,7 +363,10 @@ fn guest_reconnect_backfills_after_last_seen() {
     e.handle_connected(t0);
     let (calls, ev, _) = gdrain(&mut e);
     assert_eq!(ev.len(), 1);
-    assert_eq!(calls[0].path, "/api/v2/webchat/guest/conversations/conv/messages?after=m-9&maxResults=100");
+    assert_eq!(
+        calls[0].path,
+        "/api/v2/webchat/guest/conversations/conv/messages?after=m-9&maxResults=100"
+    );
     let page = json!({"pageSize":100,"entities":[
         {"id":"m-9","sender":{"id":"agent"},"body":"hello","bodyType":"standard"},
         {"id":"m-10","sender":{"id":"agent"},"body":"missed","bodyType":"standard"}]});
@@ -326,7 +387,13 @@ fn guest_typing_times_out_after_four_seconds() {
     assert_eq!(e.poll_timeout(t0), Some(t0 + AGENT_TYPING_TIMEOUT));
     e.handle_timeout(t0 + AGENT_TYPING_TIMEOUT);
     let (_, ev, _) = gdrain(&mut e);
-    assert!(matches!(ev.as_slice(), [Event::Typing { on: true, .. }, Event::Typing { on: false, .. }]));
+    assert!(matches!(
+        ev.as_slice(),
+        [
+            Event::Typing { on: true, .. },
+            Event::Typing { on: false, .. }
+        ]
+    ));
 }
 
 #[test]
@@ -337,7 +404,15 @@ fn guest_rate_limit_requeues() {
     let id = ClientMessageId::from_u128(1);
     e.send_message(t0, id, Content::text("a"), false).unwrap();
     let (calls, ..) = gdrain(&mut e);
-    let err = error::guest(429, &gw::ErrorBody { status: 429, code: "too.many.requests".into(), ..Default::default() }, Some(Duration::from_secs(2)));
+    let err = error::guest(
+        429,
+        &gw::ErrorBody {
+            status: 429,
+            code: "too.many.requests".into(),
+            ..Default::default()
+        },
+        Some(Duration::from_secs(2)),
+    );
     e.handle_response(t0, &calls[0], Err(err));
     let (calls2, ev, _) = gdrain(&mut e);
     assert!(calls2.is_empty());

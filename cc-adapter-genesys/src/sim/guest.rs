@@ -12,7 +12,9 @@ use cc_core::Result;
 use cc_testkit::{Direction, Received};
 use serde_json::{Value, json};
 
-use super::{Chat, ChatKind, GuestChat, Inner, JwtOwner, Owner, State, iso, make_jwt, new_id, run_socket};
+use super::{
+    Chat, ChatKind, GuestChat, Inner, JwtOwner, Owner, State, iso, make_jwt, new_id, run_socket,
+};
 use crate::wire::guest::{
     BASE_PATH, BodyType, CreateConversationRequest, CreateConversationResponse, EntityRef,
     ErrorBody, HEARTBEAT, MemberChange, MemberEntityList, MemberInfo, MemberRole, MemberState,
@@ -57,25 +59,64 @@ fn injected(st: &mut State, endpoint: &str) -> Option<Response> {
         401 => "credentials.expired",
         _ => "bad.request",
     };
-    Some(error(st, endpoint, status, code, "injected by the simulator"))
+    Some(error(
+        st,
+        endpoint,
+        status,
+        code,
+        "injected by the simulator",
+    ))
 }
 
 /// Authenticates a request for conversation `cid`: the chat index.
+#[allow(clippy::result_large_err)] // the error is the HTTP response itself
 fn auth(st: &mut State, endpoint: &str, headers: &HeaderMap, cid: &str) -> Result<usize, Response> {
-    let value = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
     let Some(value) = value else {
-        return Err(error(st, endpoint, 401, "authentication.required", "No authentication bearer token specified in authorization header."));
+        return Err(error(
+            st,
+            endpoint,
+            401,
+            "authentication.required",
+            "No authentication bearer token specified in authorization header.",
+        ));
     };
     let Some(jwt) = value.strip_prefix("Bearer ") else {
-        return Err(error(st, endpoint, 401, "bad.credentials", "Invalid login credentials."));
+        return Err(error(
+            st,
+            endpoint,
+            401,
+            "bad.credentials",
+            "Invalid login credentials.",
+        ));
     };
     if st.expired_jwts.contains(jwt) {
-        return Err(error(st, endpoint, 401, "credentials.expired", "Authentication token has expired."));
+        return Err(error(
+            st,
+            endpoint,
+            401,
+            "credentials.expired",
+            "Authentication token has expired.",
+        ));
     }
     match st.jwts.get(jwt) {
         Some(JwtOwner::Guest(i)) if st.chats[*i].id == cid => Ok(*i),
-        Some(JwtOwner::Guest(_)) => Err(error(st, endpoint, 403, "not.authorized", "Not authorized for this conversation.")),
-        _ => Err(error(st, endpoint, 401, "bad.credentials", "Invalid login credentials.")),
+        Some(JwtOwner::Guest(_)) => Err(error(
+            st,
+            endpoint,
+            403,
+            "not.authorized",
+            "Not authorized for this conversation.",
+        )),
+        _ => Err(error(
+            st,
+            endpoint,
+            401,
+            "bad.credentials",
+            "Invalid login credentials.",
+        )),
     }
 }
 
@@ -88,7 +129,11 @@ fn gchat(st: &mut State, i: usize) -> &mut GuestChat {
 
 fn member_change(st: &mut State, i: usize, member: &str, state: MemberState) {
     let conv = st.chats[i].id.clone();
-    if let Some(m) = gchat(st, i).members.iter_mut().find(|m| m.id.as_deref() == Some(member)) {
+    if let Some(m) = gchat(st, i)
+        .members
+        .iter_mut()
+        .find(|m| m.id.as_deref() == Some(member))
+    {
         m.state = Some(state);
         if state == MemberState::Disconnected {
             m.leave_date = Some(iso(cc_core::Timestamp::now().unix_ms()));
@@ -96,7 +141,10 @@ fn member_change(st: &mut State, i: usize, member: &str, state: MemberState) {
     }
     let ms = st.now_ms();
     let ev = StreamEvent::MemberChange(MemberChange {
-        conversation: EntityRef { id: conv.clone(), self_uri: None },
+        conversation: EntityRef {
+            id: conv,
+            self_uri: None,
+        },
         member: MemberInfo {
             id: Some(member.to_owned()),
             state: Some(state),
@@ -114,7 +162,13 @@ fn push_event(st: &mut State, i: usize, ev: &StreamEvent) {
     st.push_guest(i, text);
 }
 
-fn add_message(st: &mut State, i: usize, sender: &str, body: &str, kind: BodyType) -> WebChatMessage {
+fn add_message(
+    st: &mut State,
+    i: usize,
+    sender: &str,
+    body: &str,
+    kind: BodyType,
+) -> WebChatMessage {
     let conv = st.chats[i].id.clone();
     let ms = st.now_ms();
     let id = new_id();
@@ -122,7 +176,10 @@ fn add_message(st: &mut State, i: usize, sender: &str, body: &str, kind: BodyTyp
         self_uri: Some(format!("{BASE_PATH}/conversations/{conv}/messages/{id}")),
         id,
         name: None,
-        conversation: EntityRef { id: conv, self_uri: None },
+        conversation: EntityRef {
+            id: conv,
+            self_uri: None,
+        },
         sender: MemberInfo {
             id: Some(sender.to_owned()),
             ..MemberInfo::default()
@@ -149,39 +206,97 @@ fn add_member(st: &mut State, i: usize, name: &str, role: MemberRole) -> String 
     id
 }
 
-pub(super) async fn create(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn create(
+    AxState(inner): AxState<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     super::messaging::remember_host(&inner, &headers);
     let endpoint = "POST /api/v2/webchat/guest/conversations";
     let mut st = inner.lock();
-    st.record(Direction::ClientToServer, endpoint, &String::from_utf8_lossy(&body));
+    st.record(
+        Direction::ClientToServer,
+        endpoint,
+        &String::from_utf8_lossy(&body),
+    );
     if let Some(r) = injected(&mut st, endpoint) {
         return r;
     }
     let req: CreateConversationRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(&mut st, endpoint, 400, "bad.request", &format!("Invalid body: {e}")),
+        Err(e) => {
+            return error(
+                &mut st,
+                endpoint,
+                400,
+                "bad.request",
+                &format!("Invalid body: {e}"),
+            );
+        }
     };
     let n = "chat.error.notnull.createconversationrequest";
     let Some(org) = req.organization_id.as_deref() else {
-        return error(&mut st, endpoint, 400, &format!("{n}.organizationid"), "organizationId may not be null");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            &format!("{n}.organizationid"),
+            "organizationId may not be null",
+        );
     };
     let Some(dep) = req.deployment_id.as_deref() else {
-        return error(&mut st, endpoint, 400, &format!("{n}.deploymentid"), "deploymentId may not be null");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            &format!("{n}.deploymentid"),
+            "deploymentId may not be null",
+        );
     };
     let Some(routing) = req.routing_target.as_ref() else {
-        return error(&mut st, endpoint, 400, &format!("{n}.routingtarget"), "routingTarget may not be null");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            &format!("{n}.routingtarget"),
+            "routingTarget may not be null",
+        );
     };
     let Some(member) = req.member_info.as_ref() else {
-        return error(&mut st, endpoint, 400, &format!("{n}.memberinfo"), "memberInfo may not be null");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            &format!("{n}.memberinfo"),
+            "memberInfo may not be null",
+        );
     };
     if member.display_name.as_deref().is_none_or(str::is_empty) {
-        return error(&mut st, endpoint, 400, &format!("{n}.memberinfo.displayname"), "memberInfo.displayName may not be null");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            &format!("{n}.memberinfo.displayname"),
+            "memberInfo.displayName may not be null",
+        );
     }
     if routing.target_type != "QUEUE" || routing.target_address.is_empty() {
-        return error(&mut st, endpoint, 400, "chat.error.createconversationrequest.routingtarget", "routingTarget must be a QUEUE with a targetAddress");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            "chat.error.createconversationrequest.routingtarget",
+            "routingTarget must be a QUEUE with a targetAddress",
+        );
     }
     if dep != inner.opts.deployment_id || org != inner.opts.org_id {
-        return error(&mut st, endpoint, 400, "chat.deployment.disabled", "The deployment is disabled or does not exist.");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            "chat.deployment.disabled",
+            "The deployment is disabled or does not exist.",
+        );
     }
     let conv = new_id();
     let member_id = new_id();
@@ -218,11 +333,15 @@ pub(super) async fn create(AxState(inner): AxState<Arc<Inner>>, headers: HeaderM
         event_stream_uri: format!("{ws}/chat/jwt/{jwt}").into(),
         jwt: jwt.into(),
         member: MemberInfo {
-            id: guest.id.clone(),
+            id: guest.id,
             ..MemberInfo::default()
         },
     };
-    ok(&mut st, endpoint, serde_json::to_value(&resp).unwrap_or(Value::Null))
+    ok(
+        &mut st,
+        endpoint,
+        serde_json::to_value(&resp).unwrap_or(Value::Null),
+    )
 }
 
 pub(super) async fn upgrade(
@@ -272,7 +391,8 @@ fn on_text(inner: &Inner, socket: u64, text: &str) {
     // The stream is server-to-client; the only client frame is the notification-service ping.
     let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     if v.get("message").and_then(Value::as_str) == Some("ping") {
-        let pong = serde_json::to_string(&StreamEvent::Pong.to_notification("", "")).unwrap_or_default();
+        let pong =
+            serde_json::to_string(&StreamEvent::Pong.to_notification("", "")).unwrap_or_default();
         let st = inner.lock();
         super::send_to(&st, socket, pong);
     }
@@ -286,7 +406,11 @@ pub(super) async fn send_message(
 ) -> Response {
     let endpoint = "POST /api/v2/webchat/guest/conversations/{id}/members/{id}/messages";
     let mut st = inner.lock();
-    st.record(Direction::ClientToServer, endpoint, &String::from_utf8_lossy(&body));
+    st.record(
+        Direction::ClientToServer,
+        endpoint,
+        &String::from_utf8_lossy(&body),
+    );
     if let Some(r) = injected(&mut st, endpoint) {
         return r;
     }
@@ -296,21 +420,57 @@ pub(super) async fn send_message(
     };
     let g = gchat(&mut st, i);
     if g.member != mid {
-        return error(&mut st, endpoint, 403, "not.authorized", "Not authorized for this member.");
+        return error(
+            &mut st,
+            endpoint,
+            403,
+            "not.authorized",
+            "Not authorized for this member.",
+        );
     }
-    let state = g.members.iter().find(|m| m.id.as_deref() == Some(mid.as_str())).and_then(|m| m.state);
+    let state = g
+        .members
+        .iter()
+        .find(|m| m.id.as_deref() == Some(mid.as_str()))
+        .and_then(|m| m.state);
     if state != Some(MemberState::Connected) {
-        return error(&mut st, endpoint, 400, "chat.error.member.state", "The member is not connected.");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            "chat.error.member.state",
+            "The member is not connected.",
+        );
     }
     let req: SendMessageRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(&mut st, endpoint, 400, "bad.request", &format!("Invalid body: {e}")),
+        Err(e) => {
+            return error(
+                &mut st,
+                endpoint,
+                400,
+                "bad.request",
+                &format!("Invalid body: {e}"),
+            );
+        }
     };
     let Some(text) = req.body else {
-        return error(&mut st, endpoint, 400, "chat.error.notnull.createconversationmessagerequest.body", "body may not be null");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            "chat.error.notnull.createconversationmessagerequest.body",
+            "body may not be null",
+        );
     };
     if text.chars().count() > inner.opts.max_chars {
-        return error(&mut st, endpoint, 400, "constraint.validation", "body must be at most 4000 characters");
+        return error(
+            &mut st,
+            endpoint,
+            400,
+            "constraint.validation",
+            "body must be at most 4000 characters",
+        );
     }
     let kind = req.body_type.unwrap_or(BodyType::Standard);
     let received = match kind {
@@ -321,12 +481,27 @@ pub(super) async fn send_message(
                 .unwrap_or_else(|| "notice".into());
             Received::Notice { kind }
         }
-        BodyType::Standard => Received::Text { text: text.clone(), hidden: false },
-        _ => return error(&mut st, endpoint, 400, "invalid.value", "bodyType must be standard or notice"),
+        BodyType::Standard => Received::Text {
+            text: text.clone(),
+            hidden: false,
+        },
+        _ => {
+            return error(
+                &mut st,
+                endpoint,
+                400,
+                "invalid.value",
+                "bodyType must be standard or notice",
+            );
+        }
     };
     st.chats[i].received.push(received);
     let m = add_message(&mut st, i, &mid, &text, kind);
-    ok(&mut st, endpoint, serde_json::to_value(&m).unwrap_or(Value::Null))
+    ok(
+        &mut st,
+        endpoint,
+        serde_json::to_value(&m).unwrap_or(Value::Null),
+    )
 }
 
 pub(super) async fn typing(
@@ -345,13 +520,22 @@ pub(super) async fn typing(
         Err(r) => return r,
     };
     if gchat(&mut st, i).member != mid {
-        return error(&mut st, endpoint, 403, "not.authorized", "Not authorized for this member.");
+        return error(
+            &mut st,
+            endpoint,
+            403,
+            "not.authorized",
+            "Not authorized for this member.",
+        );
     }
     st.chats[i].received.push(Received::Typing { on: true });
     let ms = st.now_ms();
     let t = WebChatTyping {
         id: new_id(),
-        conversation: EntityRef { id: cid, self_uri: None },
+        conversation: EntityRef {
+            id: cid,
+            self_uri: None,
+        },
         sender: MemberInfo {
             id: Some(mid),
             ..MemberInfo::default()
@@ -359,7 +543,11 @@ pub(super) async fn typing(
         timestamp: Some(iso(ms)),
     };
     push_event(&mut st, i, &StreamEvent::Typing(t.clone()));
-    ok(&mut st, endpoint, serde_json::to_value(&t).unwrap_or(Value::Null))
+    ok(
+        &mut st,
+        endpoint,
+        serde_json::to_value(&t).unwrap_or(Value::Null),
+    )
 }
 
 pub(super) async fn leave(
@@ -378,7 +566,13 @@ pub(super) async fn leave(
         Err(r) => return r,
     };
     if gchat(&mut st, i).member != mid {
-        return error(&mut st, endpoint, 403, "not.authorized", "Not authorized for this member.");
+        return error(
+            &mut st,
+            endpoint,
+            403,
+            "not.authorized",
+            "Not authorized for this member.",
+        );
     }
     st.chats[i].received.push(Received::Ended);
     add_message(&mut st, i, &mid, "", BodyType::MemberLeave);
@@ -405,10 +599,24 @@ pub(super) async fn member(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let m = gchat(&mut st, i).members.iter().find(|m| m.id.as_deref() == Some(mid.as_str())).cloned();
+    let m = gchat(&mut st, i)
+        .members
+        .iter()
+        .find(|m| m.id.as_deref() == Some(mid.as_str()))
+        .cloned();
     match m {
-        Some(m) => ok(&mut st, endpoint, serde_json::to_value(&m).unwrap_or(Value::Null)),
-        None => error(&mut st, endpoint, 404, "chat.error.not.found", "The member was not found."),
+        Some(m) => ok(
+            &mut st,
+            endpoint,
+            serde_json::to_value(&m).unwrap_or(Value::Null),
+        ),
+        None => error(
+            &mut st,
+            endpoint,
+            404,
+            "chat.error.not.found",
+            "The member was not found.",
+        ),
     }
 }
 
@@ -430,8 +638,13 @@ pub(super) async fn members(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let size: u32 = param(&q, "pageSize").and_then(|v| v.parse().ok()).unwrap_or(25);
-    let number: u32 = param(&q, "pageNumber").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let size: u32 = param(&q, "pageSize")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    let number: u32 = param(&q, "pageNumber")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let exclude = param(&q, "excludeDisconnectedMembers") == Some("true");
     let all: Vec<MemberInfo> = gchat(&mut st, i)
         .members
@@ -452,7 +665,11 @@ pub(super) async fn members(
         total,
         page_count: total.div_ceil(u64::from(size.max(1))) as u32,
     };
-    ok(&mut st, endpoint, serde_json::to_value(&list).unwrap_or(Value::Null))
+    ok(
+        &mut st,
+        endpoint,
+        serde_json::to_value(&list).unwrap_or(Value::Null),
+    )
 }
 
 pub(super) async fn messages(
@@ -474,12 +691,28 @@ pub(super) async fn messages(
     let max: usize = match param(&q, "maxResults").map(str::parse::<usize>) {
         None => 100,
         Some(Ok(n)) if (1..=100).contains(&n) => n,
-        Some(_) => return error(&mut st, endpoint, 400, "invalid.query.param.value", "maxResults must be 1 to 100"),
+        Some(_) => {
+            return error(
+                &mut st,
+                endpoint,
+                400,
+                "invalid.query.param.value",
+                "maxResults must be 1 to 100",
+            );
+        }
     };
     let descending = match param(&q, "sortOrder") {
         None | Some("ascending") => false,
         Some("descending") => true,
-        Some(_) => return error(&mut st, endpoint, 400, "invalid.query.param.value", "sortOrder is ascending or descending"),
+        Some(_) => {
+            return error(
+                &mut st,
+                endpoint,
+                400,
+                "invalid.query.param.value",
+                "sortOrder is ascending or descending",
+            );
+        }
     };
     let all = gchat(&mut st, i).messages.clone();
     let pos = |id: &str| all.iter().position(|m| m.id == id);
@@ -488,33 +721,73 @@ pub(super) async fn messages(
     if let Some(a) = param(&q, "after") {
         match pos(a) {
             Some(p) => lo = p + 1,
-            None => return error(&mut st, endpoint, 404, "chat.error.not.found", "The message was not found."),
+            None => {
+                return error(
+                    &mut st,
+                    endpoint,
+                    404,
+                    "chat.error.not.found",
+                    "The message was not found.",
+                );
+            }
         }
     }
     if let Some(b) = param(&q, "before") {
         match pos(b) {
             Some(p) => hi = p,
-            None => return error(&mut st, endpoint, 404, "chat.error.not.found", "The message was not found."),
+            None => {
+                return error(
+                    &mut st,
+                    endpoint,
+                    404,
+                    "chat.error.not.found",
+                    "The message was not found.",
+                );
+            }
         }
     }
-    let slice: Vec<WebChatMessage> = if lo >= hi { Vec::new() } else { all[lo..hi].to_vec() };
+    let slice: Vec<WebChatMessage> = if lo >= hi {
+        Vec::new()
+    } else {
+        all[lo..hi].to_vec()
+    };
     // Backward paging (`before`) serves the newest messages before the anchor.
     let (page, older, newer) = if param(&q, "before").is_some() && param(&q, "after").is_none() {
         let start = slice.len().saturating_sub(max);
         (slice[start..].to_vec(), start > 0 || lo > 0, hi < all.len())
     } else {
         let end = slice.len().min(max);
-        (slice[..end].to_vec(), lo > 0, end < slice.len() || hi < all.len())
+        (
+            slice[..end].to_vec(),
+            lo > 0,
+            end < slice.len() || hi < all.len(),
+        )
     };
     let base = format!("{BASE_PATH}/conversations/{cid}/messages");
     let list = MessageEntityList {
         page_size: page.len() as u32,
-        previous_page: if older { page.first().map(|m| format!("{base}?before={}", m.id)) } else { None },
-        next: if newer { page.last().map(|m| format!("{base}?after={}", m.id)) } else { None },
+        previous_page: if older {
+            page.first().map(|m| format!("{base}?before={}", m.id))
+        } else {
+            None
+        },
+        next: if newer {
+            page.last().map(|m| format!("{base}?after={}", m.id))
+        } else {
+            None
+        },
         self_uri: Some(base),
-        entities: if descending { page.into_iter().rev().collect() } else { page },
+        entities: if descending {
+            page.into_iter().rev().collect()
+        } else {
+            page
+        },
     };
-    ok(&mut st, endpoint, serde_json::to_value(&list).unwrap_or(Value::Null))
+    ok(
+        &mut st,
+        endpoint,
+        serde_json::to_value(&list).unwrap_or(Value::Null),
+    )
 }
 
 pub(super) async fn message(
@@ -529,10 +802,24 @@ pub(super) async fn message(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let m = gchat(&mut st, i).messages.iter().find(|m| m.id == msg).cloned();
+    let m = gchat(&mut st, i)
+        .messages
+        .iter()
+        .find(|m| m.id == msg)
+        .cloned();
     match m {
-        Some(m) => ok(&mut st, endpoint, serde_json::to_value(&m).unwrap_or(Value::Null)),
-        None => error(&mut st, endpoint, 404, "chat.error.not.found", "The message was not found."),
+        Some(m) => ok(
+            &mut st,
+            endpoint,
+            serde_json::to_value(&m).unwrap_or(Value::Null),
+        ),
+        None => error(
+            &mut st,
+            endpoint,
+            404,
+            "chat.error.not.found",
+            "The message was not found.",
+        ),
     }
 }
 
@@ -559,9 +846,17 @@ pub(super) fn agent_joins(st: &mut State, i: usize, agent: &str) -> Result<()> {
 }
 
 fn agent_id(st: &State, i: usize) -> Result<String> {
-    st.chats[i].agent.as_ref().map(|(id, _)| id.clone()).ok_or_else(|| {
-        cc_core::Error::invalid(cc_core::Vendor::Genesys, "chat", "no agent has joined this chat")
-    })
+    st.chats[i]
+        .agent
+        .as_ref()
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| {
+            cc_core::Error::invalid(
+                cc_core::Vendor::Genesys,
+                "chat",
+                "no agent has joined this chat",
+            )
+        })
 }
 
 pub(super) fn agent_typing(st: &mut State, i: usize, on: bool) -> Result<()> {
@@ -572,7 +867,10 @@ pub(super) fn agent_typing(st: &mut State, i: usize, on: bool) -> Result<()> {
     let ms = st.now_ms();
     let t = WebChatTyping {
         id: new_id(),
-        conversation: EntityRef { id: st.chats[i].id.clone(), self_uri: None },
+        conversation: EntityRef {
+            id: st.chats[i].id.clone(),
+            self_uri: None,
+        },
         sender: MemberInfo {
             id: Some(agent),
             ..MemberInfo::default()
@@ -588,7 +886,12 @@ pub(super) fn agent_says(st: &mut State, i: usize, text: &str) -> Result<String>
     Ok(add_message(st, i, &agent, text, BodyType::Standard).id)
 }
 
-pub(super) fn agent_says_swapped(st: &mut State, i: usize, first: &str, second: &str) -> Result<(String, String)> {
+pub(super) fn agent_says_swapped(
+    st: &mut State,
+    i: usize,
+    first: &str,
+    second: &str,
+) -> Result<(String, String)> {
     let agent = agent_id(st, i)?;
     let conv = st.chats[i].id.clone();
     let mk = |st: &mut State, body: &str| {
@@ -596,7 +899,10 @@ pub(super) fn agent_says_swapped(st: &mut State, i: usize, first: &str, second: 
         WebChatMessage {
             id: new_id(),
             name: None,
-            conversation: EntityRef { id: conv.clone(), self_uri: None },
+            conversation: EntityRef {
+                id: conv.clone(),
+                self_uri: None,
+            },
             sender: MemberInfo {
                 id: Some(agent.clone()),
                 ..MemberInfo::default()

@@ -58,14 +58,7 @@ pub(super) async fn upgrade(
         return (StatusCode::FORBIDDEN, "Deployment not found").into_response();
     }
     ws.on_upgrade(move |socket| {
-        run_socket(
-            inner,
-            socket,
-            Owner::Wm(None),
-            |_, _| {},
-            |inner, id, text| on_text(inner, id, text),
-            None,
-        )
+        run_socket(inner, socket, Owner::Wm(None), |_, _| {}, on_text, None)
     })
 }
 
@@ -113,20 +106,23 @@ fn on_text(inner: &Arc<Inner>, socket: u64, text: &str) {
             return reply(&mut st, error_reply(4006, tracing, "Session has expired"));
         }
         let new_session = !st.sessions.contains_key(&token);
-        let session = st.sessions.entry(token.clone()).or_insert_with(|| WmSession {
-            chat: None,
-            read_only: false,
-            expired: false,
-            sent: Default::default(),
-            history: Vec::new(),
-        });
+        let session = st
+            .sessions
+            .entry(token.clone())
+            .or_insert_with(|| WmSession {
+                chat: None,
+                read_only: false,
+                expired: false,
+                sent: Default::default(),
+                history: Vec::new(),
+            });
         if *start_new == Some(true) && session.read_only {
             session.read_only = false;
             session.chat = None;
         }
         let read_only = session.read_only;
         drop(st);
-        set_owner(inner, socket, Owner::Wm(Some(token.clone())));
+        set_owner(inner, socket, Owner::Wm(Some(token)));
         let mut st = inner.lock();
         let body = SessionResponse {
             connected: true,
@@ -144,7 +140,12 @@ fn on_text(inner: &Arc<Inner>, socket: u64, text: &str) {
             expiration_date: Some(cc_core::Timestamp::now().unix_ms() / 1000 + 259_200),
             ..SessionResponse::default()
         };
-        let text = frame(EnvelopeType::Response, 200, tracing, ServerBody::Session(body));
+        let text = frame(
+            EnvelopeType::Response,
+            200,
+            tracing,
+            ServerBody::Session(body),
+        );
         return reply(&mut st, text);
     }
     let Some(session) = st.sessions.get(&token) else {
@@ -167,7 +168,12 @@ fn on_text(inner: &Arc<Inner>, socket: u64, text: &str) {
                 events: Vec::new(),
                 metadata: Default::default(),
             };
-            let text = frame(EnvelopeType::Response, 200, tracing, ServerBody::Message(Box::new(body)));
+            let text = frame(
+                EnvelopeType::Response,
+                200,
+                tracing,
+                ServerBody::Message(Box::new(body)),
+            );
             reply(&mut st, text);
         }
         Request::GetJwt { .. } => {
@@ -249,7 +255,10 @@ fn on_text(inner: &Arc<Inner>, socket: u64, text: &str) {
             let lower = file_name.to_ascii_lowercase();
             let err = if file_size == 0 || file_size > inner.opts.max_file_size_kb * 1024 {
                 Some((4002, "File size is invalid"))
-            } else if [".ade", ".adp", ".bat", ".exe"].iter().any(|x| lower.ends_with(x)) {
+            } else if [".ade", ".adp", ".bat", ".exe"]
+                .iter()
+                .any(|x| lower.ends_with(x))
+            {
                 Some((4001, "File type is invalid"))
             } else if file_name.is_empty() {
                 Some((4004, "File name is invalid"))
@@ -338,7 +347,9 @@ fn on_text(inner: &Arc<Inner>, socket: u64, text: &str) {
             };
             reply(&mut st, text);
         }
-        Request::OnMessage { message, .. } => on_message(inner, &mut st, socket, &token, tracing, message, &reply),
+        Request::OnMessage { message, .. } => {
+            on_message(inner, &mut st, socket, &token, tracing, message, &reply)
+        }
     }
 }
 
@@ -358,7 +369,14 @@ fn on_message(
             match (e.event_type, e.presence.as_ref().map(|p| p.kind)) {
                 (EventType::Typing, _) => {
                     if !opts.typing_enabled {
-                        return reply(st, error_reply(403, tracing, "Turn on the Feature Toggle or fix the configuration."));
+                        return reply(
+                            st,
+                            error_reply(
+                                403,
+                                tracing,
+                                "Turn on the Feature Toggle or fix the configuration.",
+                            ),
+                        );
                     }
                     if let Some(i) = st.sessions.get(token).and_then(|s| s.chat) {
                         st.chats[i].received.push(Received::Typing { on: true });
@@ -377,13 +395,21 @@ fn on_message(
                 }
                 (EventType::Presence, Some(PresenceType::Clear)) => {
                     if !opts.clear_enabled {
-                        return reply(st, error_reply(403, tracing, "Presence events Conversation Clear are not supported"));
+                        return reply(
+                            st,
+                            error_reply(
+                                403,
+                                tracing,
+                                "Presence events Conversation Clear are not supported",
+                            ),
+                        );
                     }
                     if let Some(i) = st.sessions.get(token).and_then(|s| s.chat) {
                         st.chats[i].received.push(Received::Ended);
                     }
                     st.sessions.remove(token);
-                    let cleared = frame(EnvelopeType::Message, 200, None, ServerBody::SessionCleared);
+                    let cleared =
+                        frame(EnvelopeType::Message, 200, None, ServerBody::SessionCleared);
                     st.push_token(token, cleared);
                     let closed = frame(
                         EnvelopeType::Message,
@@ -408,7 +434,11 @@ fn on_message(
     let per = opts.messages_per_second.max(1);
     {
         let s = st.sessions.get_mut(token).expect("checked by the caller");
-        while s.sent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+        while s
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
             s.sent.pop_front();
         }
         if s.sent.len() >= per {
@@ -425,7 +455,14 @@ fn on_message(
             return reply(st, text);
         }
         if s.read_only {
-            return reply(st, error_reply(4000, tracing, "The conversation is read-only; configure with startNew"));
+            return reply(
+                st,
+                error_reply(
+                    4000,
+                    tracing,
+                    "The conversation is read-only; configure with startNew",
+                ),
+            );
         }
         s.sent.push_back(now);
     }
@@ -442,18 +479,32 @@ fn on_message(
     if attr_bytes as u64 > opts.max_custom_data_bytes {
         return reply(
             st,
-            error_reply(4013, tracing, &format!("Custom attributes larger than {} bytes", opts.max_custom_data_bytes)),
+            error_reply(
+                4013,
+                tracing,
+                &format!(
+                    "Custom attributes larger than {} bytes",
+                    opts.max_custom_data_bytes
+                ),
+            ),
         );
     }
     let mut content = Vec::new();
     let mut files = Vec::new();
     for c in &message.content {
         if c.content_type == "Attachment" {
-            let id = c.attachment.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+            let id = c
+                .attachment
+                .as_ref()
+                .map(|a| a.id.clone())
+                .unwrap_or_default();
             match st.uploads.get(&id) {
                 None => return reply(st, error_reply(4009, tracing, "Attachment not found")),
                 Some(u) if !u.done || u.token != token => {
-                    return reply(st, error_reply(4010, tracing, "Attachment was not successfully uploaded"));
+                    return reply(
+                        st,
+                        error_reply(4010, tracing, "Attachment was not successfully uploaded"),
+                    );
                 }
                 Some(u) => {
                     files.push(Received::File {
@@ -501,7 +552,11 @@ fn media_type(mime: &str) -> &'static str {
     }
 }
 
-fn inbound(st: &mut State, message: &crate::wire::messaging::OutgoingMessage, content: Vec<ContentItem>) -> StructuredMessage {
+fn inbound(
+    st: &mut State,
+    message: &crate::wire::messaging::OutgoingMessage,
+    content: Vec<ContentItem>,
+) -> StructuredMessage {
     let ms = st.now_ms();
     let id = new_id();
     let mut metadata: BTreeMap<String, Value> = message
@@ -534,11 +589,21 @@ fn push_stored(st: &mut State, token: &str, tracing: Option<String>, m: Structur
     if let Some(s) = st.sessions.get_mut(token) {
         s.history.push(m.clone());
     }
-    let text = frame(EnvelopeType::Message, 200, tracing, ServerBody::Message(Box::new(m)));
+    let text = frame(
+        EnvelopeType::Message,
+        200,
+        tracing,
+        ServerBody::Message(Box::new(m)),
+    );
     st.push_token(token, text);
 }
 
-fn ensure_chat(inner: &Inner, st: &mut State, token: &str, attrs: &BTreeMap<String, String>) -> usize {
+fn ensure_chat(
+    inner: &Inner,
+    st: &mut State,
+    token: &str,
+    attrs: &BTreeMap<String, String>,
+) -> usize {
     if let Some(i) = st.sessions.get(token).and_then(|s| s.chat) {
         return i;
     }
@@ -555,7 +620,9 @@ fn ensure_chat(inner: &Inner, st: &mut State, token: &str, attrs: &BTreeMap<Stri
         received: Vec::new(),
         agent: None,
         acd: None,
-        kind: ChatKind::Wm { token: token.to_owned() },
+        kind: ChatKind::Wm {
+            token: token.to_owned(),
+        },
     });
     if let Some(s) = st.sessions.get_mut(token) {
         s.chat = Some(i);
@@ -620,7 +687,12 @@ pub(super) fn agent_typing(st: &mut State, i: usize, on: bool) -> Result<()> {
         presence: None,
     });
     let token = token_of(st, i);
-    let text = frame(EnvelopeType::Message, 200, None, ServerBody::Message(Box::new(m)));
+    let text = frame(
+        EnvelopeType::Message,
+        200,
+        None,
+        ServerBody::Message(Box::new(m)),
+    );
     st.push_token(&token, text);
     Ok(())
 }
@@ -645,14 +717,22 @@ pub(super) fn agent_says_swapped(
     a.text = Some(first.to_owned());
     let mut b = outbound(st, i, MessageType::Text);
     b.text = Some(second.to_owned());
-    let ids = (a.id.clone().unwrap_or_default(), b.id.clone().unwrap_or_default());
+    let ids = (
+        a.id.clone().unwrap_or_default(),
+        b.id.clone().unwrap_or_default(),
+    );
     let token = token_of(st, i);
     if let Some(s) = st.sessions.get_mut(&token) {
         s.history.push(a.clone());
         s.history.push(b.clone());
     }
     for m in [b, a] {
-        let text = frame(EnvelopeType::Message, 200, None, ServerBody::Message(Box::new(m)));
+        let text = frame(
+            EnvelopeType::Message,
+            200,
+            None,
+            ServerBody::Message(Box::new(m)),
+        );
         st.push_token(&token, text);
     }
     Ok(ids)
@@ -694,7 +774,8 @@ pub(super) fn agent_ends(opts: &super::SimOptions, st: &mut State, i: usize) -> 
     let mut m = outbound(st, i, MessageType::Event);
     m.events.push(EventItem::presence(PresenceType::Disconnect));
     if opts.read_only_disconnect {
-        m.metadata.insert("readOnly".into(), Value::String("true".into()));
+        m.metadata
+            .insert("readOnly".into(), Value::String("true".into()));
     }
     let token = token_of(st, i);
     if let Some(s) = st.sessions.get_mut(&token) {
@@ -725,7 +806,10 @@ pub(super) async fn history(
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::to_owned);
     let Some(jwt) = jwt else {
-        return unauthorized(&mut st, "No authentication bearer token specified in authorization header.");
+        return unauthorized(
+            &mut st,
+            "No authentication bearer token specified in authorization header.",
+        );
     };
     if st.expired_jwts.contains(&jwt) {
         return unauthorized(&mut st, "Authentication token has expired.");
@@ -734,7 +818,12 @@ pub(super) async fn history(
         Some(JwtOwner::Wm(t)) => t.clone(),
         _ => return unauthorized(&mut st, "Invalid login credentials."),
     };
-    let num = |k: &str, d: u32| q.get(k).filter(|v| !v.is_empty()).map(|v| v.parse::<u32>()).unwrap_or(Ok(d));
+    let num = |k: &str, d: u32| {
+        q.get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse::<u32>())
+            .unwrap_or(Ok(d))
+    };
     let (Ok(size), Ok(number)) = (num("pageSize", 25), num("pageNumber", 1)) else {
         let body = json!({"status": 400, "code": "invalid.query.param.value", "message": "pageSize and pageNumber are integers"});
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
@@ -762,7 +851,11 @@ pub(super) async fn history(
         page_count: total.div_ceil(u64::from(size)) as u32,
     };
     let body = serde_json::to_value(&page).unwrap_or(Value::Null);
-    st.record_json(Direction::ServerToClient, path, json!({"total": total, "pageNumber": number}));
+    st.record_json(
+        Direction::ServerToClient,
+        path,
+        json!({"total": total, "pageNumber": number}),
+    );
     axum::Json(body).into_response()
 }
 
@@ -778,7 +871,10 @@ pub(super) async fn upload(
         "PUT /uploads",
         json!({"bytes": body.len(), "x-amz-tagging": headers.get("x-amz-tagging").and_then(|h| h.to_str().ok())}),
     );
-    let tagging = headers.get("x-amz-tagging").and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let tagging = headers
+        .get("x-amz-tagging")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let base = st.base(inner.addr);
     let Some(u) = st.uploads.get_mut(&id) else {
         return (StatusCode::NOT_FOUND, "no such upload").into_response();
@@ -830,13 +926,19 @@ pub(super) async fn upload(
     StatusCode::OK.into_response()
 }
 
-pub(super) async fn download(AxState(inner): AxState<Arc<Inner>>, Path(id): Path<String>) -> Response {
+pub(super) async fn download(
+    AxState(inner): AxState<Arc<Inner>>,
+    Path(id): Path<String>,
+) -> Response {
     let st = inner.lock();
     match st.files.get(&id) {
         Some(f) => (
             [
                 (header::CONTENT_TYPE, f.mime.clone()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", f.name)),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}\"", f.name),
+                ),
             ],
             f.bytes.clone(),
         )

@@ -203,7 +203,12 @@ impl State {
         });
     }
 
-    pub(crate) fn record_json(&mut self, direction: Direction, channel: impl Into<String>, body: Value) {
+    pub(crate) fn record_json(
+        &mut self,
+        direction: Direction,
+        channel: impl Into<String>,
+        body: Value,
+    ) {
         self.frames.push(Frame {
             direction,
             channel: channel.into(),
@@ -224,7 +229,11 @@ impl State {
     }
 
     pub(crate) fn push_token(&mut self, token: &str, text: String) {
-        self.push(|o| matches!(o, Owner::Wm(Some(t)) if t == token), text, true);
+        self.push(
+            |o| matches!(o, Owner::Wm(Some(t)) if t == token),
+            text,
+            true,
+        );
     }
 
     pub(crate) fn push_guest(&mut self, chat: usize, text: String) {
@@ -254,7 +263,9 @@ impl State {
         self.chats
             .iter()
             .position(|c| c.id == chat.id)
-            .ok_or_else(|| Error::invalid(Vendor::Genesys, "chat", format!("unknown chat {}", chat.id)))
+            .ok_or_else(|| {
+                Error::invalid(Vendor::Genesys, "chat", format!("unknown chat {}", chat.id))
+            })
     }
 }
 
@@ -348,7 +359,7 @@ impl Simulator {
 
     /// The agent writes two messages delivered in swapped order: `second` arrives first,
     /// with a later `channel.time` / `timestamp` than `first` (ordering is not guaranteed).
-    pub async fn agent_says_out_of_order(
+    pub fn agent_says_out_of_order(
         &self,
         chat: &SimChat,
         first: &str,
@@ -357,7 +368,9 @@ impl Simulator {
         let mut st = self.inner.lock();
         let i = st.chat_index(chat)?;
         match st.chats[i].kind {
-            ChatKind::Wm { .. } => messaging::agent_says_swapped(&self.inner, &mut st, i, first, second),
+            ChatKind::Wm { .. } => {
+                messaging::agent_says_swapped(&self.inner, &mut st, i, first, second)
+            }
             ChatKind::Guest(_) => guest::agent_says_swapped(&mut st, i, first, second),
         }
     }
@@ -409,7 +422,10 @@ fn router(inner: Arc<Inner>) -> Router {
             post(guest::typing),
         )
         .route(&format!("{g}/{{cid}}/messages"), get(guest::messages))
-        .route(&format!("{g}/{{cid}}/messages/{{msg}}"), get(guest::message))
+        .route(
+            &format!("{g}/{{cid}}/messages/{{msg}}"),
+            get(guest::message),
+        )
         .with_state(inner)
 }
 
@@ -427,7 +443,11 @@ pub(crate) async fn run_socket(
         let mut st = inner.lock();
         st.next_socket += 1;
         let id = st.next_socket;
-        st.sockets.push(Socket { id, owner, tx: tx.clone() });
+        st.sockets.push(Socket {
+            id,
+            owner,
+            tx: tx.clone(),
+        });
         id
     };
     on_open(&inner, id);
@@ -545,7 +565,12 @@ impl SimControl for Simulator {
     /// Guest chat: an ACD member connects (the "dummy agent" while queued). Web Messaging
     /// has no queue events: the conversation waits from its first message, nothing is sent.
     /// Neither transport has a queue position or an expected wait.
-    async fn queue(&self, chat: &SimChat, _position: u32, _expected_wait: Option<Duration>) -> Result<()> {
+    async fn queue(
+        &self,
+        chat: &SimChat,
+        _position: u32,
+        _expected_wait: Option<Duration>,
+    ) -> Result<()> {
         let mut st = self.inner.lock();
         let i = st.chat_index(chat)?;
         match st.chats[i].kind {
@@ -581,7 +606,13 @@ impl SimControl for Simulator {
         }
     }
 
-    async fn agent_sends_file(&self, chat: &SimChat, name: &str, mime_type: &str, bytes: &[u8]) -> Result<String> {
+    async fn agent_sends_file(
+        &self,
+        chat: &SimChat,
+        name: &str,
+        mime_type: &str,
+        bytes: &[u8],
+    ) -> Result<String> {
         let mut st = self.inner.lock();
         let i = st.chat_index(chat)?;
         match st.chats[i].kind {
@@ -685,7 +716,11 @@ impl SimControl for Simulator {
         match &st.chats[i].kind {
             ChatKind::Wm { token } => {
                 let token = token.clone();
-                st.push_token(&token, r#"{"type":"message","class":"StructuredMessage","code":200,"body":{"id":"#.into());
+                st.push_token(
+                    &token,
+                    r#"{"type":"message","class":"StructuredMessage","code":200,"body":{"id":"#
+                        .into(),
+                );
             }
             ChatKind::Guest(_) => {
                 let id = st.chats[i].id.clone();
@@ -698,4 +733,50 @@ impl SimControl for Simulator {
     fn frames(&self) -> Vec<Frame> {
         self.inner.lock().frames.clone()
     }
+}
+
+/// The simulator entry for tools (`cc-cli sim`, `cc-cli demo`): starts the simulator on
+/// 127.0.0.1 and gives a client configuration for the chosen transport.
+pub const SIM: cc_testkit::SimEntry = cc_testkit::SimEntry {
+    vendor: Vendor::Genesys,
+    transports: &["web-messaging", "guest-chat-v2"],
+    start: start_entry,
+};
+
+fn start_entry(start: cc_testkit::SimStart) -> cc_testkit::StartSimFuture {
+    Box::pin(async move {
+        let transport = match start.transport.as_deref() {
+            None | Some("web-messaging") => "web-messaging",
+            Some("guest-chat-v2") => "guest-chat-v2",
+            Some(other) => {
+                return Err(Error::invalid(
+                    Vendor::Genesys,
+                    "transport",
+                    format!("`{other}`: one of web-messaging, guest-chat-v2"),
+                ));
+            }
+        };
+        let opts = SimOptions {
+            port: start.port,
+            ..SimOptions::default()
+        };
+        let sim = Simulator::start(opts.clone()).await?;
+        let mut section = serde_json::json!({
+            "transport": transport,
+            "base_url": sim.base_url(),
+            "deployment_id": opts.deployment_id,
+        });
+        if transport == "guest-chat-v2" {
+            section["org_id"] = Value::String(opts.org_id.clone());
+            section["routing"] = serde_json::json!({ "target_address": "Support" });
+        }
+        let config = cc_core::Config::new(Vendor::Genesys, section)?;
+        let addr = sim.addr();
+        Ok(cc_testkit::RunningSim {
+            control: Arc::new(sim),
+            config,
+            addr,
+            transport,
+        })
+    })
 }

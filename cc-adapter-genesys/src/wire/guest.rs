@@ -329,7 +329,11 @@ pub struct Notification {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NotificationMetadata {
     /// Correlation id.
-    #[serde(rename = "CorrelationId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "CorrelationId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub correlation_id: Option<String>,
     /// `message`, `member-change`, `typing-indicator`.
     #[serde(rename = "type", default)]
@@ -386,7 +390,8 @@ fn decode_body<T: serde::de::DeserializeOwned>(kind: &str, v: Value) -> Result<T
 impl StreamEvent {
     /// Decodes one event-stream frame; never panics.
     pub fn decode(text: &str) -> Result<StreamEvent, DecodeError> {
-        let n: Notification = serde_json::from_str(text).map_err(|e| DecodeError::new(STREAM, e))?;
+        let n: Notification =
+            serde_json::from_str(text).map_err(|e| DecodeError::new(STREAM, e))?;
         Self::from_notification(n)
     }
 
@@ -407,12 +412,13 @@ impl StreamEvent {
         let kind = n.metadata.as_ref().map(|m| m.kind.clone());
         let chats = n.topic_name.starts_with("v2.conversations.chats.");
         match (chats, kind.as_deref()) {
-            (true, Some("message")) if n.topic_name.ends_with(".messages") => Ok(
-                StreamEvent::Message(decode_body("message", n.event_body)?),
-            ),
-            (true, Some("typing-indicator")) => {
-                Ok(StreamEvent::Typing(decode_body("typing-indicator", n.event_body)?))
+            (true, Some("message")) if n.topic_name.ends_with(".messages") => {
+                Ok(StreamEvent::Message(decode_body("message", n.event_body)?))
             }
+            (true, Some("typing-indicator")) => Ok(StreamEvent::Typing(decode_body(
+                "typing-indicator",
+                n.event_body,
+            )?)),
             (true, Some("member-change")) if n.topic_name.ends_with(".members") => Ok(
                 StreamEvent::MemberChange(decode_body("member-change", n.event_body)?),
             ),

@@ -15,7 +15,11 @@ const FRAME: &str = "web messaging frame";
 
 /// A client-to-server request, tagged by `action`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Request {
     /// Opens or resumes the session named by `token`.
     ConfigureSession {
@@ -905,8 +909,12 @@ impl ServerFrame {
             ServerBody::GenerateUrlError(b) => ("GenerateUrlError", to_value(b)),
             ServerBody::ConnectionClosed(b) => ("ConnectionClosedEvent", to_value(b)),
             ServerBody::Logout => ("LogoutEvent", Value::Object(Default::default())),
-            ServerBody::SessionExpired => ("SessionExpiredEvent", Value::Object(Default::default())),
-            ServerBody::SessionCleared => ("SessionClearedEvent", Value::Object(Default::default())),
+            ServerBody::SessionExpired => {
+                ("SessionExpiredEvent", Value::Object(Default::default()))
+            }
+            ServerBody::SessionCleared => {
+                ("SessionClearedEvent", Value::Object(Default::default()))
+            }
             ServerBody::Jwt(b) => ("JwtResponse", to_value(b)),
             ServerBody::TooManyRequests(b) => ("TooManyRequestsErrorMessage", to_value(b)),
             ServerBody::Error { message } => ("string", Value::String(message.clone())),

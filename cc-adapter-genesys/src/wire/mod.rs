@@ -160,9 +160,15 @@ pub mod time {
         #[test]
         fn round_trip() {
             assert_eq!(parse_ms("1970-01-01T00:00:00Z"), Some(0));
-            assert_eq!(parse_ms("2019-06-18T16:59:22.277Z"), Some(1_560_877_162_277));
+            assert_eq!(
+                parse_ms("2019-06-18T16:59:22.277Z"),
+                Some(1_560_877_162_277)
+            );
             assert_eq!(format_ms(1_560_877_162_277), "2019-06-18T16:59:22.277Z");
-            assert_eq!(parse_ms("2019-06-18T18:59:22.277+02:00"), Some(1_560_877_162_277));
+            assert_eq!(
+                parse_ms("2019-06-18T18:59:22.277+02:00"),
+                Some(1_560_877_162_277)
+            );
             assert_eq!(parse_ms("2019-06-18"), None);
             assert_eq!(parse_ms("2019-13-18T16:59:22Z"), None);
             for ms in [0, 1, 951_782_400_000, 4_102_444_799_999] {
