@@ -1,8 +1,64 @@
-//! The Telenia TVox adapter: not implemented yet.
-//!
-//! This crate will hold the customer side of TVox: chat, callbacks and WebRTC audio and video
-//! calls over the protocol proposed in `shared/protocols/tvox.md` (the vendor's wire format is
-//! not public, so its codec will be a layer of its own), a client implementing the `cc_core`
-//! traits, a local simulator behind a `sim` feature, and the `ENTRY` that `cc-sdk` registers.
-//! Until then the crate exports nothing, and `cc_sdk::connect` answers a configuration with
-//! `vendor = "tvox"` with an error saying the adapter does not exist yet.
+#![doc = include_str!("docs.md")]
+
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod error;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod wire;
+
+use cc_core::{AdapterEntry, Capabilities, Config, ConnectFuture, Result, Vendor};
+
+pub use client::{TvoxEngagement, TvoxSession};
+pub use config::{CustomerConfig, RetryOptions, TvoxConfig};
+
+/// The vendor this adapter speaks to.
+pub const VENDOR: Vendor = Vendor::Tvox;
+
+/// What the TVox widget transport supports.
+///
+/// Calls stay off until media works end to end (the video and phone channel sessions are
+/// decoded, see [`engine::call_signal`]); receipts are sent only through the adapter
+/// extension ([`TvoxEngagement::mark_received`]), because TVox reports none back.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    chat: true,
+    multi_chat: true,
+    typing_out: true,
+    typing_in: true,
+    bot_history_handoff: true,
+    queue_position: true,
+    service_status: true,
+    idle_warning: true,
+    typing_cooldown_ms: None,
+    ..Capabilities::NONE
+};
+
+/// The capabilities for a configuration (static: no connection is made).
+pub fn capabilities(config: &Config) -> Result<Capabilities> {
+    TvoxConfig::from_config(config)?;
+    Ok(CAPABILITIES)
+}
+
+/// Connects a session for `config` (its `[tvox]` section and TLS settings).
+pub async fn connect(config: Config) -> Result<Box<dyn cc_core::Session>> {
+    let section = TvoxConfig::from_config(&config)?;
+    let session = TvoxSession::connect(section, &config.tls).await?;
+    Ok(Box::new(session))
+}
+
+fn profiles() -> Vec<(&'static str, Capabilities)> {
+    vec![("widget", CAPABILITIES)]
+}
+
+fn connect_boxed(config: Config) -> ConnectFuture {
+    Box::pin(connect(config))
+}
+
+/// The registry entry for `cc-sdk`.
+pub const ENTRY: AdapterEntry = AdapterEntry {
+    vendor: VENDOR,
+    profiles,
+    capabilities,
+    connect: connect_boxed,
+};

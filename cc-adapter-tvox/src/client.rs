@@ -1,0 +1,866 @@
+//! The TVox session and engagement: a thin async driver around the [`Engine`].
+//!
+//! One task per session owns the engine and the reconnecting WebSocket
+//! (`cc_transport::WsClient`); the public handles send it commands and read views it keeps
+//! up to date. Every request the app awaits has a timeout
+//! ([`TvoxConfig::request_timeout_ms`]).
+//!
+//! # Adapter extension
+//!
+//! TVox operations with no method in the neutral traits are inherent methods:
+//!
+//! - [`TvoxSession::visit_uri`] — `widgetVisitUri`: the page the customer is on;
+//! - [`TvoxSession::send_customer_identifier`] — `sendCustomerIdentifier`: the channel and
+//!   service the customer chose;
+//! - [`TvoxSession::watch_service_status`] — `getServiceStatusForChannel` as a live
+//!   stream (the neutral [`Session::service_status`] answers with the current value);
+//! - [`TvoxSession::channels_enabled`] — `getChannelsEnabled`;
+//! - [`TvoxEngagement::send_recap`] — `chatSendRecapOfSession`;
+//! - [`TvoxEngagement::mark_received`] / [`TvoxEngagement::mark_read`] —
+//!   `chatChannelReceivedMessage` / `chatChannelReadMessage`. They are not behind
+//!   `Engagement::mark`, because the neutral receipt capabilities also promise receipts
+//!   *from* the agent, which TVox does not report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use cc_chat::OutboxConfig;
+use cc_core::{
+    Capabilities, ChatRequest, Content, ConnectionState, Customer, Engagement, EngagementId,
+    EngagementState, Error, Event, EventBus, EventStream, Message, MessageId, Participant,
+    Receipt, Result, Role, SentMessage, ServiceStatus, Session, StatusQuery, Timestamp, Vendor,
+};
+use cc_transport::{BackoffPolicy, TlsConfig, UrlProvider, WsClient, WsConfig, WsEvent, WsHandle};
+use futures::Stream;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::TvoxConfig;
+use crate::engine::{ChatView, Engine, EngineConfig, Now, Output, StartChat, to_service_status};
+use crate::wire::codec::{ChatCreate, Hello, SUBPROTOCOL};
+use crate::wire::{self, Call, CustomerInfo, MultiChannelType};
+use crate::CAPABILITIES;
+
+const V: Vendor = Vendor::Tvox;
+
+type StatusKey = (MultiChannelType, String);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now() -> Now {
+    Now {
+        at: tokio::time::Instant::now().into_std(),
+        wall: Timestamp::now(),
+    }
+}
+
+enum Cmd {
+    StartChat(Box<StartChat>, oneshot::Sender<Result<Arc<TvoxEngagement>>>),
+    Send(EngagementId, Content, oneshot::Sender<Result<Message>>),
+    Typing(EngagementId, bool, oneshot::Sender<Result<()>>),
+    Mark(EngagementId, MessageId, Receipt, oneshot::Sender<Result<Value>>),
+    Close(EngagementId, oneshot::Sender<Result<Value>>),
+    App(Call, &'static str, oneshot::Sender<Result<Value>>),
+    Status(MultiChannelType, String, oneshot::Sender<Result<Value>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+enum ReplyTo {
+    Chat(oneshot::Sender<Result<Arc<TvoxEngagement>>>),
+    Value(oneshot::Sender<Result<Value>>),
+}
+
+struct Inner {
+    config: TvoxConfig,
+    bus: EventBus,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    chats: Mutex<Vec<Arc<TvoxEngagement>>>,
+    status: Mutex<HashMap<StatusKey, watch::Sender<Option<wire::ServiceStatus>>>>,
+    channels: Mutex<BTreeMap<String, bool>>,
+    resume: Mutex<Option<String>>,
+    shut: AtomicBool,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TvoxSession")
+            .field("url", &self.config.url)
+            .field("chats", &lock(&self.chats).len())
+            .field("shut", &self.shut.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A TVox widget session: one WebSocket to TVox, any number of chats. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct TvoxSession {
+    inner: Arc<Inner>,
+}
+
+/// One TVox chat session.
+pub struct TvoxEngagement {
+    id: EngagementId,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    bus: EventBus,
+    timeout: Duration,
+    view: Mutex<ChatView>,
+}
+
+impl fmt::Debug for TvoxEngagement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TvoxEngagement")
+            .field("id", &self.id)
+            .field("state", &lock(&self.view).state)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn ask<T>(
+    cmd: &mpsc::UnboundedSender<Cmd>,
+    timeout: Duration,
+    operation: &'static str,
+    make: impl FnOnce(oneshot::Sender<Result<T>>) -> Cmd,
+) -> Result<T> {
+    let (tx, rx) = oneshot::channel();
+    cmd.send(make(tx)).map_err(|_| Error::closed(V, "session"))?;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(Error::closed(V, "session")),
+        Err(_) => Err(Error::Timeout {
+            vendor: V,
+            operation,
+            after: timeout,
+        }),
+    }
+}
+
+impl TvoxSession {
+    /// Connects to TVox and waits for the first handshake (up to
+    /// [`TvoxConfig::connect_timeout_ms`]); afterwards the session reconnects on its own,
+    /// every `retry.interval_ms`, forever unless `retry.max_retries` is set.
+    pub async fn connect(config: TvoxConfig, tls: &cc_core::TlsSettings) -> Result<TvoxSession> {
+        Self::connect_with(config, tls, None).await
+    }
+
+    /// Like [`TvoxSession::connect`], presenting the resume token of an earlier session of
+    /// the same customer ([`TvoxSession::resume_token`]) in the handshake.
+    pub async fn connect_with(
+        config: TvoxConfig,
+        tls: &cc_core::TlsSettings,
+        resume_token: Option<String>,
+    ) -> Result<TvoxSession> {
+        config.validate()?;
+        let url = config.ws_url()?;
+        let mut ws = WsConfig::new(V, UrlProvider::fixed(url));
+        ws.subprotocols = vec![SUBPROTOCOL.to_owned()];
+        ws.tls = TlsConfig::from_settings(V, tls)?;
+        ws.backoff = BackoffPolicy::fixed(Duration::from_millis(config.retry.interval_ms))
+            .with_max_attempts(config.retry.max_retries);
+        ws.connect_timeout = Duration::from_millis(config.connect_timeout_ms.min(10_000));
+        let monitored = config
+            .services
+            .iter()
+            .flat_map(|c| c.services.iter().map(|s| (c.channel.clone(), s.code.clone())))
+            .collect();
+        let hello = Hello {
+            widget_id: config.widget_id.clone(),
+            customer_info: config.customer_info(),
+            services_configuration: config.services.clone(),
+            webrtc: config.webrtc.clone(),
+            user_agent: Some(format!("cc-adapter-tvox/{}", env!("CARGO_PKG_VERSION"))),
+            resume_token: None,
+        };
+        let mut engine = Engine::new(EngineConfig {
+            hello,
+            heartbeat: config.heartbeat(),
+            monitored,
+            outbox: OutboxConfig::default(),
+        });
+        engine.set_resume_token(resume_token);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            bus: EventBus::default(),
+            cmd: cmd_tx,
+            chats: Mutex::new(Vec::new()),
+            status: Mutex::new(HashMap::new()),
+            channels: Mutex::new(BTreeMap::new()),
+            resume: Mutex::new(None),
+            shut: AtomicBool::new(false),
+        });
+        let (handle, events) = WsClient::connect(ws);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let driver = Driver {
+            engine,
+            ws: handle,
+            inner: Arc::downgrade(&inner),
+            bus: inner.bus.clone(),
+            replies: HashMap::new(),
+            ready: Some(ready_tx),
+        };
+        tokio::spawn(driver.run(events, cmd_rx));
+        let session = TvoxSession { inner };
+        let wait = Duration::from_millis(config.connect_timeout_ms);
+        match tokio::time::timeout(wait, ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(session),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(Error::closed(V, "session")),
+            Err(_) => {
+                let _ = session.shutdown().await;
+                Err(Error::Timeout {
+                    vendor: V,
+                    operation: "connect",
+                    after: wait,
+                })
+            }
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.request_timeout_ms)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TvoxConfig {
+        &self.inner.config
+    }
+
+    /// `getChannelsEnabled()`: channel → enabled, as the last handshake said.
+    pub fn channels_enabled(&self) -> BTreeMap<String, bool> {
+        lock(&self.inner.channels).clone()
+    }
+
+    /// The token that re-attaches this widget's sessions in a later handshake.
+    pub fn resume_token(&self) -> Option<String> {
+        lock(&self.inner.resume).clone()
+    }
+
+    async fn app(&self, call: Call, method: &'static str) -> Result<Value> {
+        ask(&self.inner.cmd, self.timeout(), method, |tx| {
+            Cmd::App(call, method, tx)
+        })
+        .await
+    }
+
+    /// `widgetVisitUri`: tells TVox which page the customer is on (shown to the agent).
+    pub async fn visit_uri(
+        &self,
+        linkable_uri: Option<&str>,
+        uri: Option<&str>,
+        uri_display: Option<&str>,
+    ) -> Result<()> {
+        self.app(
+            Call::VisitUri {
+                linkable_uri: linkable_uri.map(str::to_owned),
+                uri: uri.map(str::to_owned),
+                uri_display: uri_display.map(str::to_owned),
+            },
+            "widget.visitUri",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `sendCustomerIdentifier`: tells TVox which channel and service the customer chose.
+    pub async fn send_customer_identifier(
+        &self,
+        channel: MultiChannelType,
+        service: &str,
+    ) -> Result<()> {
+        if service.trim().is_empty() {
+            return Err(Error::invalid(V, "service", "empty"));
+        }
+        self.app(
+            Call::CustomerIdentifier {
+                channel,
+                service: service.to_owned(),
+            },
+            "widget.customerIdentifier",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The status of `service` on `channel` as TVox sends it; fails with `InvalidInput`
+    /// when the pair is not in `tvox.services` (the vendor's "unmonitored" error).
+    pub async fn wire_service_status(
+        &self,
+        channel: MultiChannelType,
+        service: &str,
+    ) -> Result<wire::ServiceStatus> {
+        let v = ask(
+            &self.inner.cmd,
+            self.timeout(),
+            "service.status.subscribe",
+            |tx| Cmd::Status(channel, service.to_owned(), tx),
+        )
+        .await?;
+        serde_json::from_value(v).map_err(|e| Error::protocol(V, "service status", e.to_string()))
+    }
+
+    /// `getServiceStatusForChannel`: the status now, then every change, live. The
+    /// subscription is kept (and renewed after reconnects) for the life of the session.
+    pub async fn watch_service_status(
+        &self,
+        channel: MultiChannelType,
+        service: &str,
+    ) -> Result<ServiceStatusStream> {
+        let rx = {
+            let mut map = lock(&self.inner.status);
+            map.entry((channel.clone(), service.to_owned()))
+                .or_insert_with(|| watch::channel(None).0)
+                .subscribe()
+        };
+        self.wire_service_status(channel, service).await?;
+        Ok(ServiceStatusStream {
+            inner: tokio_stream::wrappers::WatchStream::new(rx),
+        })
+    }
+
+    fn chat_plan(&self, request: &ChatRequest) -> Result<StartChat> {
+        let cfg = &self.inner.config;
+        let service = request
+            .routing
+            .target
+            .clone()
+            .or_else(|| cfg.default_service.clone())
+            .or_else(|| {
+                cfg.services
+                    .iter()
+                    .find(|c| c.channel == MultiChannelType::Chat)
+                    .and_then(|c| c.services.first())
+                    .map(|s| s.code.clone())
+            })
+            .ok_or_else(|| {
+                Error::invalid(
+                    V,
+                    "routing.target",
+                    "no service: set routing.target or tvox.default_service",
+                )
+            })?;
+        if service.trim().is_empty() {
+            return Err(Error::invalid(V, "routing.target", "empty service code"));
+        }
+        let info = customer_info(cfg, &request.customer);
+        let mut customer = request.customer.participant();
+        if customer.display_name.is_none() {
+            customer.display_name = info.as_ref().map(|i| i.customer_display_name.clone());
+        }
+        Ok(StartChat {
+            service: service.clone(),
+            customer,
+            create: ChatCreate {
+                service,
+                customer_display_name: info.as_ref().map(|i| i.customer_display_name.clone()),
+                customer_value: info.as_ref().and_then(|i| i.customer_value.clone()),
+                customer_info: info,
+            },
+            bot_history: request.bot_history.clone(),
+            first_message: request.first_message.clone(),
+        })
+    }
+}
+
+/// The customer of one chat: the request's details over the configured ones; `None` (an
+/// anonymous contact) when no display name is known anywhere.
+fn customer_info(cfg: &TvoxConfig, c: &Customer) -> Option<CustomerInfo> {
+    let base = cfg.customer.clone().unwrap_or_default();
+    let display = c.display_name().or(base.display_name)?;
+    Some(CustomerInfo {
+        customer_display_name: display,
+        customer_first_name: c.first_name.clone().or(base.first_name),
+        customer_last_name: c.last_name.clone().or(base.last_name),
+        customer_id: c.id.clone().or(base.id),
+        customer_value: c.email.clone().or(base.value),
+        customer_phone_number: c.phone.clone().or(base.phone_number),
+        customer_company: c.attributes.get("company").cloned().or(base.company),
+    })
+}
+
+/// A live stream of one service's status ([`TvoxSession::watch_service_status`]): the
+/// current value first, then each change.
+pub struct ServiceStatusStream {
+    inner: tokio_stream::wrappers::WatchStream<Option<wire::ServiceStatus>>,
+}
+
+impl fmt::Debug for ServiceStatusStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServiceStatusStream")
+    }
+}
+
+impl Stream for ServiceStatusStream {
+    type Item = wire::ServiceStatus;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Some(s))) => return Poll::Ready(Some(s)),
+                Poll::Ready(Some(None)) => continue,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Reads a `StatusQuery::queue`: `service` (on CHAT) or `CHANNEL:service`.
+fn parse_queue(cfg: &TvoxConfig, queue: Option<&str>) -> Result<(MultiChannelType, String)> {
+    let Some(q) = queue else {
+        let service = cfg
+            .default_service
+            .clone()
+            .or_else(|| {
+                cfg.services
+                    .iter()
+                    .find(|c| c.channel == MultiChannelType::Chat)
+                    .and_then(|c| c.services.first())
+                    .map(|s| s.code.clone())
+            })
+            .ok_or_else(|| {
+                Error::invalid(
+                    V,
+                    "query.queue",
+                    "no service: name one or set tvox.default_service",
+                )
+            })?;
+        return Ok((MultiChannelType::Chat, service));
+    };
+    match q.split_once(':') {
+        Some((ch, service)) => {
+            let channel = MultiChannelType::from_wire(ch);
+            if matches!(channel, MultiChannelType::Unknown(_)) || service.is_empty() {
+                return Err(Error::invalid(
+                    V,
+                    "query.queue",
+                    format!("{q:?} is not `<service>` or `<CHANNEL>:<service>`"),
+                ));
+            }
+            Ok((channel, service.to_owned()))
+        }
+        None if q.trim().is_empty() => Err(Error::invalid(V, "query.queue", "empty")),
+        None => Ok((MultiChannelType::Chat, q.to_owned())),
+    }
+}
+
+#[cc_core::async_trait]
+impl Session for TvoxSession {
+    fn vendor(&self) -> Vendor {
+        V
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn events(&self) -> EventStream {
+        self.inner.bus.subscribe()
+    }
+
+    async fn start_chat(&self, request: ChatRequest) -> Result<Arc<dyn Engagement>> {
+        if self.inner.shut.load(Ordering::Acquire) {
+            return Err(Error::closed(V, "session"));
+        }
+        let plan = self.chat_plan(&request)?;
+        let eng = ask(&self.inner.cmd, self.timeout(), "chat.create", |tx| {
+            Cmd::StartChat(Box::new(plan), tx)
+        })
+        .await?;
+        Ok(eng)
+    }
+
+    async fn engagements(&self) -> Result<Vec<Arc<dyn Engagement>>> {
+        Ok(lock(&self.inner.chats)
+            .iter()
+            .filter(|e| e.state() != EngagementState::Ended)
+            .map(|e| e.clone() as Arc<dyn Engagement>)
+            .collect())
+    }
+
+    async fn service_status(&self, query: StatusQuery) -> Result<ServiceStatus> {
+        let (channel, service) = parse_queue(&self.inner.config, query.queue.as_deref())?;
+        let s = self.wire_service_status(channel, &service).await?;
+        Ok(to_service_status(&s))
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        if self.inner.shut.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.inner.cmd.send(Cmd::Shutdown(tx)).is_ok() {
+            let _ = tokio::time::timeout(self.timeout(), rx).await;
+        }
+        Ok(())
+    }
+}
+
+impl TvoxEngagement {
+    async fn ask_value(
+        &self,
+        operation: &'static str,
+        make: impl FnOnce(oneshot::Sender<Result<Value>>) -> Cmd,
+    ) -> Result<Value> {
+        ask(&self.cmd, self.timeout, operation, make).await
+    }
+
+    /// `chatChannelReceivedMessage`: tells TVox the agent's message reached the customer.
+    pub async fn mark_received(&self, message: &MessageId) -> Result<()> {
+        let (id, m) = (self.id.clone(), message.clone());
+        self.ask_value("chat.received", |tx| {
+            Cmd::Mark(id, m, Receipt::Delivered, tx)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// `chatChannelReadMessage`: tells TVox the customer read the agent's message.
+    pub async fn mark_read(&self, message: &MessageId) -> Result<()> {
+        let (id, m) = (self.id.clone(), message.clone());
+        self.ask_value("chat.read", |tx| Cmd::Mark(id, m, Receipt::Read, tx))
+            .await
+            .map(|_| ())
+    }
+
+    /// `chatSendRecapOfSession`: e-mails the transcript to `mail` (TVox needs its MAIL
+    /// channel configured for tickets, else the call is rejected with code 1008).
+    pub async fn send_recap(&self, mail: &str) -> Result<()> {
+        if !mail.contains('@') {
+            return Err(Error::invalid(V, "mail", "not an e-mail address"));
+        }
+        let call = Call::ChatRecap {
+            session_id: self.id.to_string(),
+            mail: mail.to_owned(),
+        };
+        self.ask_value("chat.recap", |tx| Cmd::App(call, "chat.recap", tx))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cc_core::async_trait]
+impl Engagement for TvoxEngagement {
+    fn vendor(&self) -> Vendor {
+        V
+    }
+
+    fn id(&self) -> EngagementId {
+        self.id.clone()
+    }
+
+    fn state(&self) -> EngagementState {
+        lock(&self.view).state
+    }
+
+    fn participants(&self) -> Vec<Participant> {
+        lock(&self.view).participants.clone()
+    }
+
+    fn events(&self) -> EventStream {
+        self.bus.subscribe_engagement(self.id.clone())
+    }
+
+    fn transcript(&self) -> Vec<Message> {
+        lock(&self.view).transcript.clone()
+    }
+
+    async fn send(&self, content: Content) -> Result<SentMessage> {
+        let id = self.id.clone();
+        let m = ask(&self.cmd, self.timeout, "send", |tx| Cmd::Send(id, content, tx)).await?;
+        Ok(cc_chat::sent_message(&m))
+    }
+
+    async fn typing(&self, on: bool) -> Result<()> {
+        let id = self.id.clone();
+        ask(&self.cmd, self.timeout, "typing", |tx| Cmd::Typing(id, on, tx)).await
+    }
+
+    async fn end(&self, _reason: Option<String>) -> Result<()> {
+        let id = self.id.clone();
+        self.ask_value("chat.close", |tx| Cmd::Close(id, tx))
+            .await
+            .map(|_| ())
+    }
+}
+
+struct Driver {
+    engine: Engine,
+    ws: WsHandle,
+    inner: std::sync::Weak<Inner>,
+    bus: EventBus,
+    replies: HashMap<u64, ReplyTo>,
+    ready: Option<oneshot::Sender<Result<()>>>,
+}
+
+impl Driver {
+    async fn run(mut self, mut events: cc_transport::WsEvents, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            let deadline = self.engine.poll_timeout();
+            let sleep = async move {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let go_on = tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_ws(ev),
+                    None => false,
+                },
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Shutdown(done)) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        false
+                    }
+                    Some(cmd) => { self.on_cmd(cmd); true }
+                    None => { self.shutdown().await; false }
+                },
+                () = sleep => { self.engine.on_timeout(now()); true }
+            };
+            self.flush().await;
+            if !go_on {
+                break;
+            }
+        }
+        for (_, r) in self.replies.drain() {
+            match r {
+                ReplyTo::Chat(tx) => {
+                    let _ = tx.send(Err(Error::closed(V, "session")));
+                }
+                ReplyTo::Value(tx) => {
+                    let _ = tx.send(Err(Error::closed(V, "session")));
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        if self.engine.is_up() {
+            let bye = wire::codec::encode_request(wire::RpcId::Str("bye".into()), &Call::Bye {});
+            let _ = self.ws.send_now(bye).await;
+        }
+        self.ws.close().await;
+        self.bus.emit(Event::ShutDown {
+            reason: Arc::from("shutdown"),
+        });
+    }
+
+    fn on_ws(&mut self, ev: WsEvent) -> bool {
+        match ev {
+            WsEvent::Connecting { attempt: 0 } => {
+                self.bus
+                    .emit(Event::Connection(ConnectionState::Connecting));
+            }
+            WsEvent::Connecting { .. } => {}
+            WsEvent::Connected { connection, .. } => self.engine.on_connected(now(), connection),
+            WsEvent::Text(t) => self.engine.on_text(now(), &t),
+            WsEvent::Binary(_) => self.bus.emit(Event::error(Error::protocol(
+                V,
+                "WebSocket frame",
+                "binary frame (the protocol is JSON text)",
+            ))),
+            WsEvent::Disconnected { reason } => {
+                tracing::debug!(%reason, "tvox: disconnected");
+                self.engine.on_disconnected(now());
+            }
+            WsEvent::Reconnecting { attempt, delay } => {
+                self.bus
+                    .emit(Event::Connection(ConnectionState::Reconnecting { attempt, delay }));
+            }
+            ev @ (WsEvent::GaveUp { .. } | WsEvent::Closed) => {
+                self.engine.on_disconnected(now());
+                if let Some(state) = ev.connection_state() {
+                    self.bus.emit(Event::Connection(state.clone()));
+                    if let Some(tx) = self.ready.take() {
+                        let reason = match state {
+                            ConnectionState::Disconnected { reason } => reason.to_string(),
+                            _ => "closed".to_owned(),
+                        };
+                        let _ = tx.send(Err(Error::transport(V, "connect", reason)));
+                    }
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        let n = now();
+        match cmd {
+            Cmd::StartChat(plan, tx) => {
+                let token = self.engine.start_chat(n, *plan);
+                self.replies.insert(token, ReplyTo::Chat(tx));
+            }
+            Cmd::Send(id, content, tx) => {
+                let _ = tx.send(self.engine.send(n, &id, content));
+            }
+            Cmd::Typing(id, on, tx) => {
+                let _ = tx.send(self.engine.typing(n, &id, on));
+            }
+            Cmd::Mark(id, message, receipt, tx) => match self.engine.mark(n, &id, &message, receipt) {
+                Ok(token) => {
+                    self.replies.insert(token, ReplyTo::Value(tx));
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            },
+            Cmd::Close(id, tx) => match self.engine.close_chat(n, &id) {
+                Ok(token) => {
+                    self.replies.insert(token, ReplyTo::Value(tx));
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            },
+            Cmd::App(call, method, tx) => {
+                let token = self.engine.app_call(call, method);
+                self.replies.insert(token, ReplyTo::Value(tx));
+            }
+            Cmd::Status(channel, service, tx) => {
+                let token = self.engine.service_status(channel, service);
+                self.replies.insert(token, ReplyTo::Value(tx));
+            }
+            Cmd::Shutdown(_) => unreachable!("handled by run"),
+        }
+    }
+
+    async fn flush(&mut self) {
+        let inner = self.inner.upgrade();
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Send(text) => {
+                    if let Err(e) = self.ws.send_now(text).await {
+                        // The connection is gone; its Disconnected event follows.
+                        tracing::debug!(error = %e, "tvox: write failed");
+                    }
+                }
+                Output::Event(ev) => {
+                    if matches!(ev, Event::Connection(ConnectionState::Connected)) {
+                        if let Some(inner) = &inner {
+                            *lock(&inner.channels) = self.engine.channels_enabled().clone();
+                            *lock(&inner.resume) = self.engine.resume_token().map(str::to_owned);
+                        }
+                        if let Some(tx) = self.ready.take() {
+                            let _ = tx.send(Ok(()));
+                        }
+                    }
+                    self.bus.emit(ev);
+                }
+                Output::Reply { token, result } => match self.replies.remove(&token) {
+                    Some(ReplyTo::Value(tx)) => {
+                        let _ = tx.send(result);
+                    }
+                    Some(ReplyTo::Chat(tx)) => {
+                        let r = result.and_then(|v| self.new_engagement(inner.as_ref(), &v));
+                        let _ = tx.send(r);
+                    }
+                    None => {}
+                },
+                Output::Ready(connection) => self.ws.ready(connection),
+                Output::Reconnect => self.ws.reconnect(),
+                Output::Status {
+                    channel,
+                    service,
+                    status,
+                } => {
+                    if let Some(inner) = &inner {
+                        let mut map = lock(&inner.status);
+                        let tx = map
+                            .entry((channel, service))
+                            .or_insert_with(|| watch::channel(None).0);
+                        tx.send_replace(Some(status));
+                    }
+                }
+            }
+        }
+        if let Some(inner) = &inner {
+            let dirty = self.engine.take_dirty();
+            if !dirty.is_empty() {
+                let chats = lock(&inner.chats);
+                for id in dirty {
+                    if let (Some(eng), Some(view)) = (
+                        chats.iter().find(|e| e.id == id),
+                        self.engine.chat_view(&id),
+                    ) {
+                        *lock(&eng.view) = view;
+                    }
+                }
+            }
+        }
+    }
+
+    fn new_engagement(&self, inner: Option<&Arc<Inner>>, v: &Value) -> Result<Arc<TvoxEngagement>> {
+        let inner = inner.ok_or_else(|| Error::closed(V, "session"))?;
+        let id = v
+            .get("sessionId")
+            .and_then(Value::as_str)
+            .map(EngagementId::from)
+            .ok_or_else(|| Error::protocol(V, "chat.create result", "no session id"))?;
+        let view = self.engine.chat_view(&id).unwrap_or(ChatView {
+            state: EngagementState::Starting,
+            participants: vec![Participant::new(Role::Customer)],
+            transcript: Vec::new(),
+        });
+        let eng = Arc::new(TvoxEngagement {
+            id,
+            cmd: inner.cmd.clone(),
+            bus: inner.bus.clone(),
+            timeout: Duration::from_millis(inner.config.request_timeout_ms),
+            view: Mutex::new(view),
+        });
+        lock(&inner.chats).push(eng.clone());
+        Ok(eng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_a_service_and_optionally_a_channel() {
+        let cfg = TvoxConfig::new("x").with_service(MultiChannelType::Chat, "s1");
+        assert_eq!(
+            parse_queue(&cfg, None).unwrap(),
+            (MultiChannelType::Chat, "s1".to_owned())
+        );
+        assert_eq!(
+            parse_queue(&cfg, Some("VIDEO:s2")).unwrap(),
+            (MultiChannelType::Video, "s2".to_owned())
+        );
+        assert!(parse_queue(&cfg, Some("FAX:s2")).is_err());
+        assert!(parse_queue(&TvoxConfig::new("x"), None).is_err());
+    }
+
+    #[test]
+    fn customer_from_request_over_config_and_anonymous_without_a_name() {
+        let mut cfg = TvoxConfig::new("x");
+        assert_eq!(customer_info(&cfg, &Customer::default()), None);
+        cfg.customer = Some(crate::config::CustomerConfig {
+            display_name: Some("Config Name".into()),
+            company: Some("ACME".into()),
+            ..Default::default()
+        });
+        let c = Customer {
+            first_name: Some("Ada".into()),
+            email: Some("ada@example.com".into()),
+            ..Customer::default()
+        };
+        let info = customer_info(&cfg, &c).unwrap();
+        assert_eq!(info.customer_display_name, "Ada");
+        assert_eq!(info.customer_value.as_deref(), Some("ada@example.com"));
+        assert_eq!(info.customer_company.as_deref(), Some("ACME"));
+        let info = customer_info(&cfg, &Customer::default()).unwrap();
+        assert_eq!(info.customer_display_name, "Config Name");
+    }
+}

@@ -1,0 +1,359 @@
+//! The `[tvox]` configuration section: the widget library's `WidgetConf`
+//! (`shared/protocols/tvox.md` §2.1) in snake_case.
+//!
+//! ```toml
+//! vendor = "tvox"
+//!
+//! [tvox]
+//! url = "https://contact.example.com"     # server.url; http:// and ws:// for a simulator
+//! heartbeat_interval_ms = 5000             # server.heartbeatInterval
+//! retry = { interval_ms = 10000 }          # server.retryOptions: never stop, every 10 s
+//! default_service = "service0001"
+//!
+//! [[tvox.services]]                        # servicesConfiguration
+//! type = "CHAT"
+//! services = [{ code = "service0001", description = "Support" }]
+//!
+//! [tvox.customer]                          # customerInfo (optional: anonymous without)
+//! display_name = "Mario Rossi"
+//! value = "rossimario@example.com"
+//! ```
+//!
+//! Nothing in this section is secret (the widget connects anonymously), so `Debug` is
+//! derived; the customer's details are personal data, not credentials.
+
+use std::time::Duration;
+
+use cc_core::{Config, Error, Result, Vendor};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::wire::codec::WS_PATH;
+use crate::wire::{ChannelServicesConfiguration, CustomerInfo, MultiChannelType, WebrtcConfig};
+
+const V: Vendor = Vendor::Tvox;
+
+/// `retryOptions` (fields not documented by the vendor; PROPOSED shape).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryOptions {
+    /// Wait between two connection attempts, in milliseconds (default 10 000).
+    #[serde(default = "default_retry_ms")]
+    pub interval_ms: u64,
+    /// Attempts before giving up; `None` (the default) never stops.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            interval_ms: default_retry_ms(),
+            max_retries: None,
+        }
+    }
+}
+
+/// `customerInfo`, in snake_case.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerConfig {
+    /// `customerDisplayName`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// `customerFirstName`.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// `customerLastName`.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// `customerId` (e.g. the address-book id).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `customerValue` (e.g. the e-mail address).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// `customerPhoneNumber`.
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    /// `customerCompany`.
+    #[serde(default)]
+    pub company: Option<String>,
+}
+
+/// The `[tvox]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TvoxConfig {
+    /// `server.url`: `https://host` (production), or `http://`, `ws://`, `wss://` (a
+    /// simulator, a proxy). A URL without a scheme is `https`. The WebSocket is
+    /// `<url>/apps/widget/api/ws`, `wss` for `https` and `ws` for `http`.
+    pub url: String,
+    /// `document.teleniaWidgetID` of an OCC-generated widget, when there is one.
+    #[serde(default)]
+    pub widget_id: Option<String>,
+    /// `server.heartbeatInterval` in milliseconds (default 5000).
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// `server.retryOptions`.
+    #[serde(default)]
+    pub retry: RetryOptions,
+    /// `servicesConfiguration`: the channels and services the app uses and monitors.
+    #[serde(default)]
+    pub services: Vec<ChannelServicesConfiguration>,
+    /// `customerInfo`: the default identity for every channel.
+    #[serde(default)]
+    pub customer: Option<CustomerConfig>,
+    /// `server.webrtc`, passed to the server for the phone and video channels.
+    #[serde(default)]
+    pub webrtc: Option<WebrtcConfig>,
+    /// The chat service used when a request names none (`Routing::target`).
+    #[serde(default)]
+    pub default_service: Option<String>,
+    /// How long `connect` waits for the first handshake, in milliseconds (default 15 000).
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// How long a request waits for the server's answer, in milliseconds (default 30 000).
+    #[serde(default = "default_request_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_heartbeat_ms() -> u64 {
+    5000
+}
+fn default_retry_ms() -> u64 {
+    10_000
+}
+fn default_connect_ms() -> u64 {
+    15_000
+}
+fn default_request_ms() -> u64 {
+    30_000
+}
+
+impl TvoxConfig {
+    /// A configuration for `url` with every default and no services.
+    pub fn new(url: impl Into<String>) -> Self {
+        TvoxConfig {
+            url: url.into(),
+            widget_id: None,
+            heartbeat_interval_ms: default_heartbeat_ms(),
+            retry: RetryOptions::default(),
+            services: Vec::new(),
+            customer: None,
+            webrtc: None,
+            default_service: None,
+            connect_timeout_ms: default_connect_ms(),
+            request_timeout_ms: default_request_ms(),
+        }
+    }
+
+    /// Adds `code` to the services of `channel`.
+    pub fn with_service(mut self, channel: MultiChannelType, code: impl Into<String>) -> Self {
+        let code = code.into();
+        let entry = crate::wire::ServiceConfiguration {
+            code,
+            description: None,
+        };
+        match self.services.iter_mut().find(|c| c.channel == channel) {
+            Some(c) => c.services.push(entry),
+            None => self.services.push(ChannelServicesConfiguration {
+                channel,
+                services: vec![entry],
+            }),
+        }
+        self
+    }
+
+    /// Reads and validates the `[tvox]` section of `config`.
+    pub fn from_config(config: &Config) -> Result<Self> {
+        let c: TvoxConfig = config.section()?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks ranges and the URL; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        self.ws_url()?;
+        range("tvox.heartbeat_interval_ms", self.heartbeat_interval_ms, 50, 600_000)?;
+        range("tvox.retry.interval_ms", self.retry.interval_ms, 10, 3_600_000)?;
+        range("tvox.connect_timeout_ms", self.connect_timeout_ms, 100, 600_000)?;
+        range("tvox.request_timeout_ms", self.request_timeout_ms, 100, 600_000)?;
+        for (i, ch) in self.services.iter().enumerate() {
+            if let MultiChannelType::Unknown(s) = &ch.channel {
+                return Err(Error::invalid(
+                    V,
+                    format!("tvox.services[{i}].type"),
+                    format!("unknown channel {s:?} (PHONE_CALL, VIDEO, CHAT, MAIL, CALLBACK)"),
+                ));
+            }
+            for (j, s) in ch.services.iter().enumerate() {
+                if s.code.trim().is_empty() {
+                    return Err(Error::invalid(
+                        V,
+                        format!("tvox.services[{i}].services[{j}].code"),
+                        "empty",
+                    ));
+                }
+            }
+        }
+        if let Some(c) = &self.customer
+            && c.display_name.as_deref().is_some_and(|n| n.trim().is_empty())
+        {
+            return Err(Error::invalid(V, "tvox.customer.display_name", "empty"));
+        }
+        if let Some(s) = &self.default_service {
+            if s.trim().is_empty() {
+                return Err(Error::invalid(V, "tvox.default_service", "empty"));
+            }
+            if !self.services.is_empty() && !self.monitors(&MultiChannelType::Chat, s) {
+                return Err(Error::invalid(
+                    V,
+                    "tvox.default_service",
+                    format!("{s:?} is not among the CHAT services of tvox.services"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `service` on `channel` is in [`TvoxConfig::services`].
+    pub fn monitors(&self, channel: &MultiChannelType, service: &str) -> bool {
+        self.services
+            .iter()
+            .any(|c| &c.channel == channel && c.services.iter().any(|s| s.code == service))
+    }
+
+    /// The WebSocket URL: `wss://host/apps/widget/api/ws` for `https://host`.
+    pub fn ws_url(&self) -> Result<Url> {
+        let raw = self.url.trim();
+        let with_scheme = if raw.contains("://") {
+            raw.to_owned()
+        } else {
+            format!("https://{raw}")
+        };
+        let mut url = Url::parse(&with_scheme)
+            .map_err(|e| Error::invalid(V, "tvox.url", format!("not a URL: {e}")))?;
+        let scheme = match url.scheme() {
+            "https" | "wss" => "wss",
+            "http" | "ws" => "ws",
+            other => {
+                return Err(Error::invalid(
+                    V,
+                    "tvox.url",
+                    format!("scheme {other:?} is none of https, http, wss, ws"),
+                ));
+            }
+        };
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::invalid(V, "tvox.url", "no host"));
+        }
+        url.set_scheme(scheme)
+            .map_err(|()| Error::invalid(V, "tvox.url", "cannot use a WebSocket scheme"))?;
+        let path = url.path().trim_end_matches('/').to_owned();
+        if !path.ends_with(WS_PATH) {
+            url.set_path(&format!("{path}{WS_PATH}"));
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        Ok(url)
+    }
+
+    /// The heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// The configured customer as the wire's `CustomerInfo`; `None` without a display name
+    /// (the agent then sees an anonymous contact).
+    pub fn customer_info(&self) -> Option<CustomerInfo> {
+        let c = self.customer.as_ref()?;
+        Some(CustomerInfo {
+            customer_display_name: c.display_name.clone()?,
+            customer_first_name: c.first_name.clone(),
+            customer_last_name: c.last_name.clone(),
+            customer_id: c.id.clone(),
+            customer_value: c.value.clone(),
+            customer_phone_number: c.phone_number.clone(),
+            customer_company: c.company.clone(),
+        })
+    }
+}
+
+fn range(field: &'static str, v: u64, lo: u64, hi: u64) -> Result<()> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            V,
+            field,
+            format!("{v} is outside {lo}..={hi}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<TvoxConfig> {
+        TvoxConfig::from_config(&Config::from_toml(toml)?)
+    }
+
+    #[test]
+    fn defaults_and_urls() {
+        let c = parse("vendor = \"tvox\"\n[tvox]\nurl = \"contact.example.com\"\n").unwrap();
+        assert_eq!(c.heartbeat_interval_ms, 5000);
+        assert_eq!(c.retry.interval_ms, 10_000);
+        assert_eq!(c.retry.max_retries, None);
+        assert_eq!(
+            c.ws_url().unwrap().as_str(),
+            "wss://contact.example.com/apps/widget/api/ws"
+        );
+        let sim = TvoxConfig::new("http://127.0.0.1:9000/");
+        assert_eq!(
+            sim.ws_url().unwrap().as_str(),
+            "ws://127.0.0.1:9000/apps/widget/api/ws"
+        );
+        let explicit = TvoxConfig::new("wss://h/apps/widget/api/ws");
+        assert_eq!(
+            explicit.ws_url().unwrap().as_str(),
+            "wss://h/apps/widget/api/ws"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse("vendor = \"tvox\"\n[tvox]\nurl = \"ftp://x\"\n").unwrap_err();
+        assert!(e.to_string().contains("tvox.url"), "{e}");
+        let e = parse("vendor = \"tvox\"\n[tvox]\nurl = \"x\"\nheartbeat_interval_ms = 1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("tvox.heartbeat_interval_ms"), "{e}");
+        let e = parse("vendor = \"tvox\"\n[tvox]\nurl = \"x\"\nbogus = 1\n").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = parse(
+            "vendor = \"tvox\"\n[tvox]\nurl = \"x\"\ndefault_service = \"s9\"\n\
+             [[tvox.services]]\ntype = \"CHAT\"\nservices = [{ code = \"s1\", descritpion = \"d\" }]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("tvox.default_service"), "{e}");
+    }
+
+    #[test]
+    fn services_and_customer() {
+        let c = parse(
+            "vendor = \"tvox\"\n[tvox]\nurl = \"x\"\ndefault_service = \"s1\"\n\
+             [[tvox.services]]\ntype = \"CHAT\"\nservices = [{ code = \"s1\", descritpion = \"d\" }]\n\
+             [tvox.customer]\ndisplay_name = \"Mario\"\nvalue = \"m@example.com\"\n",
+        )
+        .unwrap();
+        assert!(c.monitors(&MultiChannelType::Chat, "s1"));
+        assert!(!c.monitors(&MultiChannelType::Video, "s1"));
+        assert_eq!(c.services[0].services[0].description.as_deref(), Some("d"));
+        let info = c.customer_info().unwrap();
+        assert_eq!(info.customer_display_name, "Mario");
+        assert_eq!(info.customer_value.as_deref(), Some("m@example.com"));
+        let anon = TvoxConfig::new("x");
+        assert_eq!(anon.customer_info(), None);
+    }
+}
