@@ -15,10 +15,9 @@ use std::time::Duration;
 use cc_chat::{Transcript, Upsert};
 use cc_core::Engagement as _;
 use cc_core::{
-    Capabilities, ChatRequest, ClientMessageId, Content, DeliveryState, EngagementId,
-    EngagementState, Error, Event, EventBus, EventStream, Feature, HistoryPage, HistoryPager,
-    Initiator, Message, MessageId, Participant, Result, Role, Secret, SentMessage, Session,
-    Timestamp, Upload, Vendor,
+    Capabilities, ChatRequest, Content, DeliveryState, EngagementId, EngagementState, Error, Event,
+    EventBus, EventStream, Feature, HistoryPage, HistoryPager, Initiator, Message, MessageId,
+    Participant, Result, Role, Secret, SentMessage, Session, Timestamp, Upload, Vendor,
 };
 use cc_transport::{
     BackoffPolicy, HeaderMap, HeaderValue, Heartbeat, HttpClient, HttpConfig, Method, TlsConfig,
@@ -104,11 +103,9 @@ pub struct ChatStats {
 enum Cmd {
     Start(BTreeMap<String, String>, oneshot::Sender<Result<()>>),
     Send {
-        client_id: ClientMessageId,
         content: Content,
         hidden: bool,
-        attachment: Option<mw::AttachmentWire>,
-        reply: oneshot::Sender<Result<()>>,
+        reply: oneshot::Sender<Result<Message>>,
     },
     Typing(oneshot::Sender<Result<()>>),
     Request(
@@ -544,6 +541,13 @@ async fn http_worker(
     }
 }
 
+/// Puts a message the outbox just took into the transcript, as pending.
+fn record_pending(session: &GenesysSession, r: &Result<Message>) {
+    if let (Ok(m), Some(eng)) = (r, lock(&session.shared.engagement).as_ref()) {
+        lock(&eng.view).transcript.upsert(m.clone());
+    }
+}
+
 /// Applies an event to the engagement's view; returns whether to publish it.
 fn apply(eng: Option<&Arc<GenesysEngagement>>, ev: &Event) -> bool {
     let Some(eng) = eng else { return true };
@@ -701,15 +705,12 @@ impl MessagingDriver {
                 }
             }
             Cmd::Send {
-                client_id,
                 content,
                 hidden,
-                attachment,
                 reply,
             } => {
-                let r = self
-                    .engine
-                    .send_message(now(), client_id, content, hidden, attachment);
+                let r = self.engine.send_message(now(), content, hidden);
+                record_pending(&self.session, &r);
                 let _ = reply.send(r);
             }
             Cmd::Typing(reply) => {
@@ -779,7 +780,7 @@ impl MessagingDriver {
                 Output::Close => {
                     let _ = self.ws.close().await;
                 }
-                Output::Http(_) | Output::FetchMember(_) => {}
+                Output::Http(_) | Output::FetchMember(_) | Output::Reconnect => {}
             }
         }
         if let Some(r) = self.ready.take() {
@@ -962,13 +963,13 @@ impl GuestDriver {
     async fn command(&mut self, cmd: Cmd) -> bool {
         match cmd {
             Cmd::Send {
-                client_id,
                 content,
                 hidden,
                 reply,
-                ..
             } => {
-                let _ = reply.send(self.engine.send_message(now(), client_id, content, hidden));
+                let r = self.engine.send_message(now(), content, hidden);
+                record_pending(&self.session, &r);
+                let _ = reply.send(r);
             }
             Cmd::Typing(reply) => {
                 self.engine.typing(now());
@@ -1048,6 +1049,7 @@ impl GuestDriver {
                         let _ = self.ws.close().await;
                     }
                 }
+                Output::Reconnect => self.ws.reconnect(),
                 Output::Send(_) | Output::Reply { .. } | Output::Backfill | Output::Close => {}
             }
         }
@@ -1188,42 +1190,18 @@ impl GenesysEngagement {
         }
     }
 
-    async fn push(
-        &self,
-        content: Content,
-        hidden: bool,
-        attachment: Option<mw::AttachmentWire>,
-    ) -> Result<SentMessage> {
+    async fn push(&self, content: Content, hidden: bool) -> Result<SentMessage> {
         self.check_open()?;
-        let client_id = ClientMessageId::new();
-        let message = Message {
-            id: None,
-            client_id: Some(client_id),
-            engagement: self.id.clone(),
-            sender: lock(&self.session.customer).clone(),
-            content: content.clone(),
-            server_time: None,
-            local_time: Timestamp::now(),
-            state: DeliveryState::Pending,
-            hidden,
-        };
         let (rtx, rrx) = oneshot::channel();
         self.cmd()?
             .send(Cmd::Send {
-                client_id,
                 content,
                 hidden,
-                attachment,
                 reply: rtx,
             })
             .map_err(|_| Error::closed(V, "engagement"))?;
-        rrx.await.map_err(|_| Error::closed(V, "engagement"))??;
-        lock(&self.view).transcript.upsert(message);
-        Ok(SentMessage {
-            client_id,
-            id: None,
-            state: DeliveryState::Pending,
-        })
+        let message = rrx.await.map_err(|_| Error::closed(V, "engagement"))??;
+        Ok(cc_chat::sent_message(&message))
     }
 
     /// `addPrefilter`: messages matching any of these regular expressions are kept out of
@@ -1305,11 +1283,11 @@ impl cc_core::Engagement for GenesysEngagement {
         if let Content::File(_) = content {
             return Err(Error::invalid(V, "content", "send files with upload()"));
         }
-        self.push(content, false, None).await
+        self.push(content, false).await
     }
 
     async fn send_hidden(&self, content: Content) -> Result<SentMessage> {
-        self.push(content, true, None).await
+        self.push(content, true).await
     }
 
     async fn typing(&self, on: bool) -> Result<()> {
@@ -1422,21 +1400,13 @@ impl cc_core::Engagement for GenesysEngagement {
             }
         };
         let content = Content::File(cc_core::Attachment {
-            id: Some(attachment_id.clone()),
+            id: Some(attachment_id),
             name: file.name,
             mime_type: file.mime_type,
             size: Some(size),
             url: Some(url),
         });
-        let wire = mw::AttachmentWire {
-            id: attachment_id,
-            url: None,
-            filename: None,
-            file_size: None,
-            media_type: None,
-            mime: None,
-        };
-        self.push(content, false, Some(wire)).await
+        self.push(content, false).await
     }
 
     async fn set_context(&self, context: BTreeMap<String, String>) -> Result<()> {

@@ -5,9 +5,10 @@
 //! make, events to publish) and asks for the next deadline with `poll_timeout`. Everything
 //! the vendor protocol requires lives here, so it is tested without sockets:
 //!
-//! - pacing: at most 2 `onMessage` per rolling second per session; more are queued, never
-//!   dropped, and a `4029` puts the message back at the head of the queue for `retryAfter`;
-//! - typing cool-down: one typing-start per [`TYPING_COOLDOWN`];
+//! - the outbox (`cc_chat::Outbox`): pacing at most 2 `onMessage` per rolling second per
+//!   session (more are queued, never dropped; a `4029` puts the message back for
+//!   `retryAfter`), echo matching, and reconciliation after a reconnect;
+//! - typing (`cc_chat::TypingDebouncer`): one typing-start per [`TYPING_COOLDOWN`];
 //! - the agent's typing indicator times out (Web Messaging: its `duration`; guest chat: 4 s);
 //! - exactly-once across reconnects: a message whose echo did not arrive before the socket
 //!   dropped is checked against the server history (by its `customMessageId`) before it is
@@ -19,6 +20,10 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cc_chat::outbox::{
+    EchoMatch, Outbox, OutboxConfig, Poll as OutboxPoll, Rate, SendErrorOutcome,
+};
+use cc_chat::{TypingConfig, TypingDebouncer};
 use cc_core::{
     Action, Attachment, Card, ClientMessageId, Content, DeliveryState, EngagementId, Error, Event,
     Initiator, Message, MessageId, Participant, RichContent, Role, Timestamp, Vendor,
@@ -76,77 +81,20 @@ pub enum Output {
     Close,
     /// Guest chat: send this HTTP request and pass the response to `handle_response`.
     Http(HttpCall),
+    /// Guest chat: the stream may be stale (a request failed in transit): reconnect it.
+    Reconnect,
     /// Guest chat: fetch this member (`GET .../members/{id}`) and pass it to `handle_member`.
     FetchMember(String),
 }
 
-/// A paced rate limiter: at most `per_second` releases per rolling second.
-#[derive(Debug, Clone)]
-pub struct Pacer {
-    per_second: usize,
-    sent: VecDeque<Instant>,
-    paused_until: Option<Instant>,
-}
-
-impl Pacer {
-    /// A pacer allowing `per_second` releases per rolling second.
-    pub fn new(per_second: usize) -> Self {
-        Pacer {
-            per_second: per_second.max(1),
-            sent: VecDeque::new(),
-            paused_until: None,
-        }
-    }
-
-    /// When the next release is allowed (`now` or later).
-    pub fn next_release(&self, now: Instant) -> Instant {
-        let mut at = now;
-        if let Some(p) = self.paused_until {
-            at = at.max(p);
-        }
-        if self.sent.len() >= self.per_second {
-            let window = Duration::from_secs(1) + PACING_MARGIN;
-            at = at.max(self.sent[self.sent.len() - self.per_second] + window);
-        }
-        at
-    }
-
-    /// Records a release at `now`.
-    pub fn record(&mut self, now: Instant) {
-        self.sent.push_back(now);
-        while self.sent.len() > self.per_second {
-            self.sent.pop_front();
-        }
-    }
-
-    /// Holds every release until `until` (the vendor said to wait).
-    pub fn pause(&mut self, until: Instant) {
-        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
-    }
-}
-
-/// Typing-start cool-down.
-#[derive(Debug, Clone, Default)]
-pub struct TypingCooldown {
-    last: Option<Instant>,
-}
-
-impl TypingCooldown {
-    /// Whether a typing-start may go out now; records it if so.
-    pub fn allow(&mut self, now: Instant) -> bool {
-        match self.last {
-            Some(l) if now.duration_since(l) < TYPING_COOLDOWN => false,
-            _ => {
-                self.last = Some(now);
-                true
-            }
-        }
-    }
-
-    /// Forgets the last typing-start (a message was sent, so the agent's indicator cleared).
-    pub fn reset(&mut self) {
-        self.last = None;
-    }
+/// The typing debouncer both transports use: a typing-start at most every
+/// [`TYPING_COOLDOWN`], no stop signal (neither transport has one).
+pub fn typing_debouncer() -> TypingDebouncer {
+    TypingDebouncer::new(TypingConfig {
+        resend_every: TYPING_COOLDOWN,
+        idle_after: TYPING_COOLDOWN,
+        send_stop: false,
+    })
 }
 
 /// Registered pre-filters (`addPrefilter`): matching messages are hidden.
@@ -190,6 +138,39 @@ fn participant(role: Role, id: Option<&str>, name: Option<&str>) -> Participant 
 
 fn wall_ms() -> Timestamp {
     Timestamp::now()
+}
+
+/// A notice body: `{"kind", "payload"}` as JSON text, or any other text as a `notice`.
+fn notice_of(body: &str) -> Content {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(o)) if o.contains_key("kind") => Content::Notice(cc_core::Notice {
+            kind: o
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("notice")
+                .to_owned(),
+            payload: o.get("payload").cloned().unwrap_or(Value::Null),
+        }),
+        _ => Content::Notice(cc_core::Notice {
+            kind: "notice".into(),
+            payload: Value::String(body.to_owned()),
+        }),
+    }
+}
+
+/// The outbox both transports use: 2 messages per rolling second (one every 550 ms, which
+/// with [`PACING_MARGIN`] keeps any second to two), retries for rate limits and transport
+/// failures, echoes remembered for 30 s.
+pub fn outbox_config() -> OutboxConfig {
+    let window = Duration::from_secs(1) + PACING_MARGIN;
+    OutboxConfig {
+        max_attempts: 10,
+        echo_window: Duration::from_secs(30),
+        retry_backoff: Duration::from_secs(1),
+        max_in_flight: None,
+        ack_timeout: None,
+        rate: Some(Rate::new(MESSAGES_PER_SECOND as u32, window).with_burst(1)),
+    }
 }
 
 /// Converts server content to the neutral model.
@@ -285,14 +266,6 @@ pub enum MessagingState {
     Finished,
 }
 
-#[derive(Debug, Clone)]
-struct Pending {
-    client_id: ClientMessageId,
-    message: OutgoingMessage,
-    content: Content,
-    hidden: bool,
-}
-
 /// The web messaging protocol engine.
 #[derive(Debug)]
 pub struct MessagingEngine {
@@ -307,12 +280,10 @@ pub struct MessagingEngine {
     read_only: bool,
     start_new: bool,
     session: Option<mw::SessionResponse>,
-    queue: VecDeque<Pending>,
-    in_flight: BTreeMap<String, Pending>,
-    confirmed: HashSet<String>,
+    outbox: Outbox,
+    wake: Option<Instant>,
     seen: HashSet<String>,
-    pacer: Pacer,
-    typing: TypingCooldown,
+    typing: TypingDebouncer,
     agent_typing: Option<(Instant, Arc<Participant>)>,
     agents: BTreeMap<String, Arc<Participant>>,
     requests: HashSet<String>,
@@ -331,6 +302,12 @@ impl MessagingEngine {
         engagement: EngagementId,
         customer: Participant,
     ) -> Self {
+        let outbox = Outbox::new(
+            Vendor::Genesys,
+            engagement.clone(),
+            customer.clone(),
+            outbox_config(),
+        );
         MessagingEngine {
             token,
             deployment_id: deployment_id.into(),
@@ -343,12 +320,10 @@ impl MessagingEngine {
             read_only: false,
             start_new: false,
             session: None,
-            queue: VecDeque::new(),
-            in_flight: BTreeMap::new(),
-            confirmed: HashSet::new(),
+            outbox,
+            wake: None,
             seen: HashSet::new(),
-            pacer: Pacer::new(MESSAGES_PER_SECOND),
-            typing: TypingCooldown::default(),
+            typing: typing_debouncer(),
             agent_typing: None,
             agents: BTreeMap::new(),
             requests: HashSet::new(),
@@ -392,7 +367,7 @@ impl MessagingEngine {
 
     /// Messages accepted but not yet acknowledged by the server.
     pub fn unacknowledged(&self) -> usize {
-        self.queue.len() + self.in_flight.len()
+        self.outbox.pending_len()
     }
 
     /// The pre-filters.
@@ -446,6 +421,7 @@ impl MessagingEngine {
         if self.state != MessagingState::Finished {
             self.state = MessagingState::Disconnected;
         }
+        self.outbox.on_disconnected();
         self.next_echo = None;
         for id in std::mem::take(&mut self.requests) {
             self.out.push_back(Output::Reply {
@@ -481,19 +457,18 @@ impl MessagingEngine {
         self.ended = false;
     }
 
-    /// Queues a message; it goes out as pacing allows. `content` must be text.
+    /// Queues a message in the outbox; it goes out as pacing allows. Text, or a file
+    /// already uploaded (its attachment id in [`cc_core::Attachment::id`]).
     pub fn send_message(
         &mut self,
         now: Instant,
-        client_id: ClientMessageId,
         content: Content,
         hidden: bool,
-        attachment: Option<mw::AttachmentWire>,
-    ) -> Result<(), Error> {
+    ) -> Result<Message, Error> {
         if self.state == MessagingState::Finished {
             return Err(Error::closed(Vendor::Genesys, "web messaging session"));
         }
-        let text = match &content {
+        match &content {
             Content::Text(t) => {
                 let n = t.chars().count();
                 if n > MESSAGING_MAX_CHARS {
@@ -503,9 +478,15 @@ impl MessagingEngine {
                         format!("{n} characters, more than {MESSAGING_MAX_CHARS}"),
                     ));
                 }
-                t.clone()
             }
-            Content::File(_) => String::new(),
+            Content::File(a) if a.id.is_some() => {}
+            Content::File(_) => {
+                return Err(Error::invalid(
+                    Vendor::Genesys,
+                    "content",
+                    "files go through upload()",
+                ));
+            }
             Content::Rich(_) => {
                 return Err(Error::invalid(
                     Vendor::Genesys,
@@ -519,15 +500,44 @@ impl MessagingEngine {
                     cc_core::Feature::CustomNotices,
                 ));
             }
+        }
+        let local = wall_ms();
+        let message = if hidden {
+            self.outbox.push_hidden(content, local, now)
+        } else {
+            self.outbox.push(content, local, now)
+        };
+        self.typing.on_sent(now);
+        self.pump(now);
+        Ok(message)
+    }
+
+    /// The `onMessage` body of an outbox message.
+    fn wire_message(&mut self, m: &Message) -> OutgoingMessage {
+        let (text, attachment) = match &m.content {
+            Content::Text(t) => (t.clone(), None),
+            Content::File(a) => (String::new(), a.id.clone()),
+            _ => (String::new(), None),
         };
         let mut message = OutgoingMessage::text(text);
-        if let Some(a) = attachment {
-            message.content.push(ContentItem::attachment(a));
+        if let Some(id) = attachment {
+            message
+                .content
+                .push(ContentItem::attachment(mw::AttachmentWire {
+                    id,
+                    url: None,
+                    filename: None,
+                    file_size: None,
+                    media_type: None,
+                    mime: None,
+                }));
         }
-        message
-            .metadata
-            .insert(CUSTOM_MESSAGE_ID.into(), client_id.to_string());
-        if hidden {
+        if let Some(c) = m.client_id {
+            message
+                .metadata
+                .insert(CUSTOM_MESSAGE_ID.into(), c.to_string());
+        }
+        if m.hidden {
             message.metadata.insert(FILTERED.into(), "true".into());
         }
         if !self.custom_attributes.is_empty() {
@@ -537,15 +547,7 @@ impl MessagingEngine {
                 },
             });
         }
-        self.queue.push_back(Pending {
-            client_id,
-            message,
-            content,
-            hidden,
-        });
-        self.typing.reset();
-        self.pump(now);
-        Ok(())
+        message
     }
 
     fn can_send(&self) -> bool {
@@ -553,22 +555,59 @@ impl MessagingEngine {
     }
 
     fn pump(&mut self, now: Instant) {
-        while self.can_send() && !self.queue.is_empty() && self.pacer.next_release(now) <= now {
-            let p = self.queue.pop_front().expect("queue is not empty");
-            let id = p.client_id.to_string();
-            self.pacer.record(now);
-            self.send(&Request::OnMessage {
-                token: self.token.clone(),
-                message: p.message.clone(),
-                tracing_id: Some(id.clone()),
-            });
-            self.in_flight.insert(id, p);
+        self.wake = None;
+        if !self.can_send() {
+            return;
+        }
+        loop {
+            match self.outbox.poll(now) {
+                OutboxPoll::Send(out) => {
+                    let id = out.client_id();
+                    let message = self.wire_message(&out.message);
+                    self.send(&Request::OnMessage {
+                        token: self.token.clone(),
+                        message,
+                        tracing_id: Some(id.to_string()),
+                    });
+                    self.outbox.on_written(id, now);
+                }
+                OutboxPoll::WaitUntil(t) => {
+                    self.wake = Some(t);
+                    break;
+                }
+                OutboxPoll::Reconcile => {
+                    // Uncertain messages are settled against history in `handle_history`;
+                    // reaching here means there was none to look at.
+                    let report = self.outbox.reconcile(&[], now);
+                    self.reconciled(report);
+                }
+                OutboxPoll::Idle => break,
+            }
+        }
+    }
+
+    fn reconciled(&mut self, report: cc_chat::outbox::ReconcileReport) {
+        for m in report.confirmed {
+            if let Some(id) = &m.id {
+                self.seen.insert(id.to_string());
+            }
+            self.emit(Event::MessageSent(Arc::new(m)));
+        }
+        for f in report.failed {
+            self.emit(f.event());
+        }
+    }
+
+    fn send_failed(&mut self, client_id: ClientMessageId, err: Error, now: Instant) {
+        match self.outbox.on_send_error(client_id, err, now) {
+            SendErrorOutcome::Failed(f) => self.emit(f.event()),
+            SendErrorOutcome::Retry(_) | SendErrorOutcome::Unknown => {}
         }
     }
 
     /// Typing started; returns whether a frame went out (the cool-down may swallow it).
     pub fn typing(&mut self, now: Instant) -> bool {
-        if !self.can_send() || !self.typing.allow(now) {
+        if !self.can_send() || !self.typing.on_input(now) {
             return false;
         }
         let tracing_id = Some(self.next_tracing_id("typing"));
@@ -613,8 +652,9 @@ impl MessagingEngine {
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let mut t: Option<Instant> = None;
         let mut consider = |x: Instant| t = Some(t.map_or(x, |y: Instant| y.min(x)));
-        if self.can_send() && !self.queue.is_empty() {
-            consider(self.pacer.next_release(now));
+        let _ = now;
+        if let Some(w) = self.wake {
+            consider(w);
         }
         if let Some((at, _)) = &self.agent_typing {
             consider(*at);
@@ -696,19 +736,16 @@ impl MessagingEngine {
                 self.on_message(now, tracing, *m);
             }
             ServerBody::TooManyRequests(t) => {
+                // Queue, don't drop: the message goes again after `retryAfter`.
                 let wait = Duration::from_secs(t.retry_after.max(1));
-                if let Some(p) = tracing.as_ref().and_then(|id| self.in_flight.remove(id)) {
-                    self.queue.push_front(p);
+                let err = || error::messaging(t.error_code, &t.error_message, Some(wait));
+                if let Some(id) = tracing.as_deref().and_then(|t| t.parse().ok()) {
+                    self.send_failed(id, err(), now);
                 }
-                self.pacer.pause(now + wait);
-                self.emit(Event::error(error::messaging(
-                    t.error_code,
-                    &t.error_message,
-                    Some(wait),
-                )));
+                self.emit(Event::error(err()));
                 self.pump(now);
             }
-            ServerBody::Error { message } => self.on_error(tracing, f.code, &message),
+            ServerBody::Error { message } => self.on_error(now, tracing, f.code, &message),
             ServerBody::SessionExpired => {
                 self.finish(Initiator::System, "session expired");
                 self.emit(Event::TokenExpired);
@@ -790,46 +827,80 @@ impl MessagingEngine {
         if backfill {
             self.out.push_back(Output::Backfill);
         } else {
+            self.outbox.on_connected();
             self.pump(now);
         }
     }
 
-    /// The newest history page after a (re)connect: acknowledges in-flight messages found
-    /// there, reports agent messages missed while away, then releases the queue.
+    /// The newest history page after a (re)connect: settles the messages that were in
+    /// flight at the drop (found there by `customMessageId`: acknowledged; not found: sent
+    /// again), reports agent messages missed while away, then releases the outbox.
     pub fn handle_history(&mut self, now: Instant, page: Option<mw::HistoryPage>) {
-        if let Some(page) = page {
-            let mut entities = page.entities;
-            entities.sort_by_key(|m| {
-                m.channel
-                    .as_ref()
-                    .and_then(|c| c.time.as_deref())
-                    .and_then(time::parse_ms)
-                    .unwrap_or(i64::MAX)
-            });
-            for m in entities {
-                self.on_message(now, None, m);
-            }
-        }
-        // What is still in flight never reached the server: send it again, in order.
-        let mut back: Vec<Pending> = std::mem::take(&mut self.in_flight).into_values().collect();
-        back.sort_by_key(|p| p.client_id);
-        for p in back.into_iter().rev() {
-            self.queue.push_front(p);
-        }
+        let mut entities = page.map(|p| p.entities).unwrap_or_default();
+        entities.sort_by_key(|m| {
+            m.channel
+                .as_ref()
+                .and_then(|c| c.time.as_deref())
+                .and_then(time::parse_ms)
+                .unwrap_or(i64::MAX)
+        });
         if self.state == (MessagingState::Configured { backfilling: true }) {
             self.state = MessagingState::Configured { backfilling: false };
+        }
+        self.outbox.on_connected();
+        if self.outbox.has_uncertain() {
+            let own: Vec<Message> = entities
+                .iter()
+                .filter(|m| {
+                    m.direction == Some(Direction::Inbound) && m.kind != mw::MessageType::Event
+                })
+                .map(|m| self.own_message(None, m))
+                .collect();
+            let report = self.outbox.reconcile(&own, now);
+            self.reconciled(report);
+        }
+        for m in entities {
+            self.on_message(now, None, m);
         }
         self.pump(now);
     }
 
-    fn on_error(&mut self, tracing: Option<String>, code: i64, message: &str) {
+    /// One of the guest's own messages as the server shows it.
+    fn own_message(&self, tracing: Option<&str>, m: &StructuredMessage) -> Message {
+        let client_id = tracing
+            .and_then(|t| t.parse().ok())
+            .or_else(|| m.meta(CUSTOM_MESSAGE_ID).and_then(|c| c.parse().ok()));
+        let content = content_of(m);
+        let hidden = m.meta(FILTERED) == Some("true")
+            || content
+                .as_text()
+                .is_some_and(|t| self.prefilters.matches(t));
+        Message {
+            id: m.id.clone().map(MessageId::from),
+            client_id,
+            engagement: self.engagement.clone(),
+            sender: self.customer.clone(),
+            content,
+            server_time: m
+                .channel
+                .as_ref()
+                .and_then(|c| c.time.as_deref())
+                .and_then(time::parse_ms)
+                .map(Timestamp),
+            local_time: wall_ms(),
+            state: DeliveryState::Sent,
+            hidden,
+        }
+    }
+
+    fn on_error(&mut self, now: Instant, tracing: Option<String>, code: i64, message: &str) {
         let err = error::messaging(code, message, None);
-        if let Some(p) = tracing.as_ref().and_then(|t| self.in_flight.remove(t)) {
-            self.emit(Event::MessageFailed {
-                engagement: self.engagement.clone(),
-                client_id: p.client_id,
-                error: Arc::new(err),
-            });
+        if let Some(id) = tracing
+            .as_deref()
+            .and_then(|t| t.parse::<ClientMessageId>().ok())
+            && self.outbox.get(id).is_some()
+        {
+            self.send_failed(id, err, now);
             return;
         }
         if matches!(code, 4006 | 4007) {
@@ -866,47 +937,14 @@ impl MessagingEngine {
         }
         match m.direction {
             Some(Direction::Inbound) => {
-                let key = tracing
-                    .filter(|t| self.in_flight.contains_key(t))
-                    .or_else(|| m.meta(CUSTOM_MESSAGE_ID).map(str::to_owned));
-                let pending = key.as_ref().and_then(|k| self.in_flight.remove(k));
-                let pending = pending.or_else(|| {
-                    let k = key.as_ref()?;
-                    let pos = self
-                        .queue
-                        .iter()
-                        .position(|p| &p.client_id.to_string() == k)?;
-                    self.queue.remove(pos)
-                });
-                if let Some(k) = &key
-                    && !self.confirmed.insert(k.clone())
-                {
-                    return;
+                let msg = self.own_message(tracing.as_deref(), &m);
+                match self.outbox.on_echo(&msg, now) {
+                    EchoMatch::Confirmed(c) => self.emit(Event::MessageSent(Arc::new(c))),
+                    EchoMatch::AlreadyConfirmed(_) => {}
+                    // Another device on the same token, or an earlier session: the
+                    // transcript dedupes by id.
+                    EchoMatch::Unmatched => self.emit(Event::MessageSent(Arc::new(msg))),
                 }
-                let (client_id, content, hidden) = match pending {
-                    Some(p) => (Some(p.client_id), p.content, p.hidden),
-                    None => (
-                        key.as_deref().and_then(|k| k.parse().ok()),
-                        content_of(&m),
-                        m.meta(FILTERED) == Some("true"),
-                    ),
-                };
-                let hidden = hidden
-                    || content
-                        .as_text()
-                        .is_some_and(|t| self.prefilters.matches(t));
-                let msg = Message {
-                    id: m.id.clone().map(MessageId::from),
-                    client_id,
-                    engagement: self.engagement.clone(),
-                    sender: self.customer.clone(),
-                    content,
-                    server_time,
-                    local_time: wall_ms(),
-                    state: DeliveryState::Sent,
-                    hidden,
-                };
-                self.emit(Event::MessageSent(Arc::new(msg)));
             }
             Some(Direction::Outbound) | Some(Direction::Unknown) | None => {
                 let sender = self.agent_of(&m);
@@ -1079,14 +1117,6 @@ pub enum Purpose {
     Backfill,
 }
 
-#[derive(Debug, Clone)]
-struct GuestPending {
-    client_id: ClientMessageId,
-    body: gw::SendMessageRequest,
-    content: Content,
-    hidden: bool,
-}
-
 /// The guest chat v2 protocol engine (one conversation).
 #[derive(Debug)]
 pub struct GuestEngine {
@@ -1094,12 +1124,11 @@ pub struct GuestEngine {
     member: String,
     engagement: EngagementId,
     customer: Participant,
-    queue: VecDeque<GuestPending>,
-    in_flight: HashMap<u64, GuestPending>,
+    outbox: Outbox,
+    wake: Option<Instant>,
     seen: HashSet<String>,
     last_seen: Option<String>,
-    pacer: Pacer,
-    typing: TypingCooldown,
+    typing: TypingDebouncer,
     agent_typing: HashMap<String, (Instant, Arc<Participant>)>,
     members: HashMap<String, (MemberState, Arc<Participant>)>,
     prefilters: Prefilters,
@@ -1107,7 +1136,6 @@ pub struct GuestEngine {
     connected: bool,
     backfilling: bool,
     leaving: bool,
-    uncertain: Vec<ClientMessageId>,
     last_heard: Option<Instant>,
     next_id: u64,
     out: VecDeque<Output>,
@@ -1116,17 +1144,22 @@ pub struct GuestEngine {
 impl GuestEngine {
     /// An engine for the conversation the create call returned.
     pub fn new(conversation: String, member: String, customer: Participant) -> Self {
+        let outbox = Outbox::new(
+            Vendor::Genesys,
+            EngagementId::from(conversation.as_str()),
+            customer.clone(),
+            outbox_config(),
+        );
         GuestEngine {
             engagement: EngagementId::from(conversation.as_str()),
             conversation,
             member,
             customer,
-            queue: VecDeque::new(),
-            in_flight: HashMap::new(),
+            outbox,
+            wake: None,
             seen: HashSet::new(),
             last_seen: None,
-            pacer: Pacer::new(MESSAGES_PER_SECOND),
-            typing: TypingCooldown::default(),
+            typing: typing_debouncer(),
             agent_typing: HashMap::new(),
             members: HashMap::new(),
             prefilters: Prefilters::default(),
@@ -1134,7 +1167,6 @@ impl GuestEngine {
             connected: false,
             backfilling: false,
             leaving: false,
-            uncertain: Vec::new(),
             last_heard: None,
             next_id: 0,
             out: VecDeque::new(),
@@ -1207,7 +1239,9 @@ impl GuestEngine {
         let reconnect = self.last_heard.is_some();
         self.connected = true;
         self.last_heard = Some(now);
-        if reconnect {
+        if !reconnect {
+            self.outbox.on_connected();
+        } else {
             self.backfilling = true;
             let q = match &self.last_seen {
                 Some(id) => format!("?after={id}&maxResults=100"),
@@ -1221,6 +1255,7 @@ impl GuestEngine {
     /// The event stream dropped: sends wait for the reconnect.
     pub fn handle_disconnected(&mut self) {
         self.connected = false;
+        self.outbox.on_disconnected();
     }
 
     /// Restores a chat after an app restart from its history (oldest first). The next
@@ -1232,18 +1267,39 @@ impl GuestEngine {
         self.last_heard = Some(now);
     }
 
-    /// Queues a message (`bodyType` standard, or notice for [`Content::Notice`]).
+    /// Queues a message in the outbox (`bodyType` standard, or notice for
+    /// [`Content::Notice`]); it is posted as pacing allows.
     pub fn send_message(
         &mut self,
         now: Instant,
-        client_id: ClientMessageId,
         content: Content,
         hidden: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Message, Error> {
         if self.ended {
             return Err(Error::closed(Vendor::Genesys, "guest chat"));
         }
-        let body = match &content {
+        let body = Self::body_of(&content)?;
+        let n = body.body.as_deref().unwrap_or_default().chars().count();
+        if n > GUEST_MAX_CHARS {
+            return Err(Error::invalid(
+                Vendor::Genesys,
+                "content.text",
+                format!("{n} characters, more than {GUEST_MAX_CHARS}"),
+            ));
+        }
+        let local = wall_ms();
+        let message = if hidden {
+            self.outbox.push_hidden(content, local, now)
+        } else {
+            self.outbox.push(content, local, now)
+        };
+        self.typing.on_sent(now);
+        self.pump(now);
+        Ok(message)
+    }
+
+    fn body_of(content: &Content) -> Result<gw::SendMessageRequest, Error> {
+        Ok(match content {
             Content::Text(t) => gw::SendMessageRequest {
                 body: Some(t.clone()),
                 body_type: Some(BodyType::Standard),
@@ -1265,44 +1321,53 @@ impl GuestEngine {
                     "a customer sends text; answer quick replies with their payload as text",
                 ));
             }
-        };
-        let n = body.body.as_deref().unwrap_or_default().chars().count();
-        if n > GUEST_MAX_CHARS {
-            return Err(Error::invalid(
-                Vendor::Genesys,
-                "content.text",
-                format!("{n} characters, more than {GUEST_MAX_CHARS}"),
-            ));
-        }
-        self.queue.push_back(GuestPending {
-            client_id,
-            body,
-            content,
-            hidden,
-        });
-        self.typing.reset();
-        self.pump(now);
-        Ok(())
+        })
     }
 
     fn pump(&mut self, now: Instant) {
-        while self.connected
-            && !self.backfilling
-            && !self.queue.is_empty()
-            && self.pacer.next_release(now) <= now
-        {
-            let p = self.queue.pop_front().expect("not empty");
-            self.pacer.record(now);
-            let path = format!("{}/members/{}/messages", self.base(), self.member);
-            let body = serde_json::to_value(&p.body).ok();
-            let id = self.call("POST", path, body, Purpose::Message(p.client_id));
-            self.in_flight.insert(id, p);
+        self.wake = None;
+        if !self.connected || self.backfilling || self.ended {
+            return;
+        }
+        loop {
+            match self.outbox.poll(now) {
+                OutboxPoll::Send(out) => {
+                    let id = out.client_id();
+                    let path = format!("{}/members/{}/messages", self.base(), self.member);
+                    let body = Self::body_of(&out.message.content)
+                        .ok()
+                        .and_then(|b| serde_json::to_value(&b).ok());
+                    self.call("POST", path, body, Purpose::Message(id));
+                    self.outbox.on_written(id, now);
+                }
+                OutboxPoll::WaitUntil(t) => {
+                    self.wake = Some(t);
+                    break;
+                }
+                OutboxPoll::Reconcile => {
+                    let report = self.outbox.reconcile(&[], now);
+                    self.reconciled(report);
+                }
+                OutboxPoll::Idle => break,
+            }
+        }
+    }
+
+    fn reconciled(&mut self, report: cc_chat::outbox::ReconcileReport) {
+        for m in report.confirmed {
+            if let Some(id) = &m.id {
+                self.seen.insert(id.to_string());
+            }
+            self.emit(Event::MessageSent(Arc::new(m)));
+        }
+        for f in report.failed {
+            self.emit(f.event());
         }
     }
 
     /// Typing started; returns whether a call went out.
     pub fn typing(&mut self, now: Instant) -> bool {
-        if self.ended || !self.typing.allow(now) {
+        if self.ended || !self.typing.on_input(now) {
             return false;
         }
         let path = format!("{}/members/{}/typing", self.base(), self.member);
@@ -1319,12 +1384,12 @@ impl GuestEngine {
 
     /// The next deadline.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        let mut t = self.agent_typing.values().map(|(at, _)| *at).min();
-        if self.connected && !self.backfilling && !self.queue.is_empty() {
-            let r = self.pacer.next_release(now);
-            t = Some(t.map_or(r, |x| x.min(r)));
+        let _ = now;
+        let t = self.agent_typing.values().map(|(at, _)| *at).min();
+        match (t, self.wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        t
     }
 
     /// Whether the stream has been silent too long (no heartbeat): the driver reconnects.
@@ -1358,10 +1423,21 @@ impl GuestEngine {
     /// The response to an [`HttpCall`]: `Ok(body)` on 2xx, `Err` mapped by the error table.
     pub fn handle_response(&mut self, now: Instant, call: &HttpCall, result: Result<Value, Error>) {
         match (&call.purpose, result) {
-            (Purpose::Message(_), Ok(v)) => {
-                let p = self.in_flight.remove(&call.id);
+            (Purpose::Message(client_id), Ok(v)) => {
                 match serde_json::from_value::<gw::WebChatMessage>(v) {
-                    Ok(m) => self.on_own_message(m, p),
+                    Ok(m) => {
+                        let time = m
+                            .timestamp
+                            .as_deref()
+                            .and_then(time::parse_ms)
+                            .map(Timestamp);
+                        self.seen.insert(m.id.clone());
+                        self.last_seen = Some(m.id.clone());
+                        let id = Some(MessageId::from(m.id));
+                        if let Some(msg) = self.outbox.on_acked(*client_id, id, time, now) {
+                            self.emit(Event::MessageSent(Arc::new(msg)));
+                        }
+                    }
                     Err(e) => self.emit(Event::error(Error::protocol(
                         Vendor::Genesys,
                         "guest chat message response",
@@ -1370,18 +1446,12 @@ impl GuestEngine {
                 }
             }
             (Purpose::Message(client_id), Err(e)) => {
-                let p = self.in_flight.remove(&call.id);
-                let wait = e.retry_after().or_else(|| {
-                    (e.kind() == cc_core::ErrorKind::Transport).then_some(Duration::from_secs(1))
-                });
                 if e.kind() == cc_core::ErrorKind::Transport {
-                    // The request may have reached the server: check history before resending.
-                    self.uncertain.push(*client_id);
-                }
-                if let (Some(p), Some(wait)) = (p, wait) {
-                    // Rate limited or server busy: back to the head of the queue.
-                    self.queue.push_front(p);
-                    self.pacer.pause(now + wait);
+                    // The POST may have reached the server: treat it like a drop, and settle it
+                    // against the history after the stream reconnects.
+                    self.outbox.on_disconnected();
+                    self.connected = false;
+                    self.out.push_back(Output::Reconnect);
                     self.emit(Event::error(e));
                 } else {
                     if matches!(
@@ -1390,11 +1460,10 @@ impl GuestEngine {
                     ) {
                         self.end(Initiator::System, "conversation no longer active");
                     }
-                    self.emit(Event::MessageFailed {
-                        engagement: self.engagement.clone(),
-                        client_id: *client_id,
-                        error: Arc::new(e),
-                    });
+                    match self.outbox.on_send_error(*client_id, e, now) {
+                        SendErrorOutcome::Failed(f) => self.emit(f.event()),
+                        SendErrorOutcome::Retry(_) | SendErrorOutcome::Unknown => {}
+                    }
                 }
             }
             (Purpose::Backfill, r) => {
@@ -1404,14 +1473,17 @@ impl GuestEngine {
                     })
                 }) {
                     Ok(list) => {
+                        self.settle(now, &list.entities);
                         for m in list.entities {
                             self.on_message(now, m);
                         }
                     }
-                    Err(e) => self.emit(Event::error(e)),
+                    Err(e) => {
+                        self.settle(now, &[]);
+                        self.emit(Event::error(e));
+                    }
                 }
                 self.backfilling = false;
-                self.uncertain.clear();
             }
             (Purpose::Leave, Ok(_)) => self.end(Initiator::Customer, "customer left"),
             (Purpose::Typing, Ok(_)) => {}
@@ -1420,10 +1492,56 @@ impl GuestEngine {
         self.pump(now);
     }
 
+    /// After a reconnect: messages in flight at the drop are confirmed when the history
+    /// shows them (same content, close in time), else sent again.
+    fn settle(&mut self, now: Instant, history: &[gw::WebChatMessage]) {
+        self.outbox.on_connected();
+        if self.outbox.has_uncertain() {
+            let own: Vec<Message> = history
+                .iter()
+                .filter(|m| m.sender.id.as_deref() == Some(self.member.as_str()))
+                .filter(|m| matches!(m.body_type, BodyType::Standard | BodyType::Notice))
+                .map(|m| self.own_message(m))
+                .collect();
+            let report = self.outbox.reconcile(&own, now);
+            self.reconciled(report);
+        }
+    }
+
+    fn own_message(&self, m: &gw::WebChatMessage) -> Message {
+        let content = match m.body_type {
+            BodyType::Notice => notice_of(&m.body),
+            _ => Content::Text(m.body.clone()),
+        };
+        let hidden = content
+            .as_text()
+            .is_some_and(|t| self.prefilters.matches(t));
+        Message {
+            id: Some(MessageId::from(m.id.clone())),
+            client_id: None,
+            engagement: self.engagement.clone(),
+            sender: self.customer.clone(),
+            content,
+            server_time: m
+                .timestamp
+                .as_deref()
+                .and_then(time::parse_ms)
+                .map(Timestamp),
+            local_time: wall_ms(),
+            state: DeliveryState::Sent,
+            hidden,
+        }
+    }
+
     fn end(&mut self, initiator: Initiator, reason: &str) {
         if !self.ended {
             self.ended = true;
-            self.queue.clear();
+            for f in self
+                .outbox
+                .close(Error::closed(Vendor::Genesys, "guest chat"))
+            {
+                self.emit(f.event());
+            }
             self.emit(Event::EngagementEnded {
                 engagement: self.engagement.clone(),
                 initiator,
@@ -1432,36 +1550,26 @@ impl GuestEngine {
         }
     }
 
-    fn on_own_message(&mut self, m: gw::WebChatMessage, p: Option<GuestPending>) {
-        if !self.seen.insert(m.id.clone()) {
-            return;
+    /// The guest's own message seen on the stream or in history.
+    fn on_own_message(&mut self, now: Instant, m: gw::WebChatMessage) {
+        let msg = self.own_message(&m);
+        match self.outbox.on_echo(&msg, now) {
+            EchoMatch::Confirmed(c) => {
+                self.seen.insert(m.id.clone());
+                self.last_seen = Some(m.id);
+                self.emit(Event::MessageSent(Arc::new(c)));
+            }
+            EchoMatch::AlreadyConfirmed(_) => {
+                self.seen.insert(m.id.clone());
+                self.last_seen = Some(m.id);
+            }
+            EchoMatch::Unmatched => {
+                if self.seen.insert(m.id.clone()) {
+                    self.last_seen = Some(m.id);
+                    self.emit(Event::MessageSent(Arc::new(msg)));
+                }
+            }
         }
-        self.last_seen = Some(m.id.clone());
-        let server_time = m
-            .timestamp
-            .as_deref()
-            .and_then(time::parse_ms)
-            .map(Timestamp);
-        let (client_id, content, hidden) = match p {
-            Some(p) => (Some(p.client_id), p.content, p.hidden),
-            None => (None, Content::Text(m.body.clone()), false),
-        };
-        let hidden = hidden
-            || content
-                .as_text()
-                .is_some_and(|t| self.prefilters.matches(t));
-        let msg = Message {
-            id: Some(MessageId::from(m.id)),
-            client_id,
-            engagement: self.engagement.clone(),
-            sender: self.customer.clone(),
-            content,
-            server_time,
-            local_time: wall_ms(),
-            state: DeliveryState::Sent,
-            hidden,
-        };
-        self.emit(Event::MessageSent(Arc::new(msg)));
     }
 
     /// An event-stream text frame arrived.
@@ -1588,22 +1696,7 @@ impl GuestEngine {
             if !matches!(m.body_type, BodyType::Standard | BodyType::Notice) {
                 return;
             }
-            // Own echo: the POST response carries the client id, so while POSTs are in
-            // flight the echo waits for it (dedupe by id). A message whose POST failed in
-            // transit is recognised here by its body and not sent again.
-            if !self.in_flight.is_empty() && !self.seen.contains(&m.id) && !self.backfilling {
-                return;
-            }
-            let pending = if self.uncertain.is_empty() || self.seen.contains(&m.id) {
-                None
-            } else {
-                let pos = self.queue.iter().position(|p| {
-                    self.uncertain.contains(&p.client_id)
-                        && p.body.body.as_deref() == Some(m.body.as_str())
-                });
-                pos.and_then(|i| self.queue.remove(i))
-            };
-            self.on_own_message(m, pending);
+            self.on_own_message(now, m);
             return;
         }
         if !self.seen.insert(m.id.clone()) {
@@ -1627,22 +1720,7 @@ impl GuestEngine {
             .map(Timestamp);
         let content = match m.body_type {
             BodyType::Standard => Content::Text(m.body.clone()),
-            BodyType::Notice => match serde_json::from_str::<Value>(&m.body) {
-                Ok(Value::Object(o)) if o.contains_key("kind") => {
-                    Content::Notice(cc_core::Notice {
-                        kind: o
-                            .get("kind")
-                            .and_then(Value::as_str)
-                            .unwrap_or("notice")
-                            .to_owned(),
-                        payload: o.get("payload").cloned().unwrap_or(Value::Null),
-                    })
-                }
-                _ => Content::Notice(cc_core::Notice {
-                    kind: "notice".into(),
-                    payload: Value::String(m.body.clone()),
-                }),
-            },
+            BodyType::Notice => notice_of(&m.body),
             BodyType::MemberJoin
             | BodyType::MemberLeave
             | BodyType::MediaRequest

@@ -52,29 +52,27 @@ fn paces_two_messages_per_second_and_queues_the_rest() {
     let t0 = Instant::now();
     let mut e = configured(t0);
     for i in 0..5 {
-        e.send_message(
-            t0,
-            ClientMessageId::from_u128(i + 1),
-            Content::text(format!("m{i}")),
-            false,
-            None,
-        )
-        .unwrap();
+        e.send_message(t0, Content::text(format!("m{i}")), false)
+            .unwrap();
     }
     let (f, ..) = drain(&mut e);
-    assert_eq!(f.len(), 2, "only two go out at once");
+    assert_eq!(f.len(), 1, "one goes out at once, the rest are paced");
     assert_eq!(f[0]["action"], "onMessage");
     assert_eq!(f[0]["message"]["text"], "m0");
-    let w = Duration::from_secs(1) + PACING_MARGIN;
-    assert_eq!(e.poll_timeout(t0), Some(t0 + w));
-    e.handle_timeout(t0 + Duration::from_millis(999));
+    let step = (Duration::from_secs(1) + PACING_MARGIN) / 2;
+    assert_eq!(e.poll_timeout(t0), Some(t0 + step));
+    e.handle_timeout(t0 + step - Duration::from_millis(1));
     assert!(drain(&mut e).0.is_empty());
-    e.handle_timeout(t0 + w);
-    let (f, ..) = drain(&mut e);
-    assert_eq!(f.len(), 2);
-    assert_eq!(f[1]["message"]["text"], "m3");
-    e.handle_timeout(t0 + w + w);
-    assert_eq!(drain(&mut e).0.len(), 1);
+    let mut sent = vec![f[0]["message"]["text"].clone()];
+    for k in 1..5u32 {
+        e.handle_timeout(t0 + step * k);
+        let (f, ..) = drain(&mut e);
+        assert_eq!(f.len(), 1, "at step {k}");
+        sent.push(f[0]["message"]["text"].clone());
+    }
+    assert_eq!(sent, ["m0", "m1", "m2", "m3", "m4"]);
+    // Never more than two in any second.
+    assert!(step * 2 > Duration::from_secs(1));
     assert_eq!(e.unacknowledged(), 5);
 }
 
@@ -82,8 +80,10 @@ fn paces_two_messages_per_second_and_queues_the_rest() {
 fn echo_with_tracing_id_acknowledges_once() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    let id = ClientMessageId::from_u128(7);
-    e.send_message(t0, id, Content::text("hi"), false, None)
+    let id = e
+        .send_message(t0, Content::text("hi"), false)
+        .unwrap()
+        .client_id
         .unwrap();
     let (f, ..) = drain(&mut e);
     assert_eq!(f[0]["tracingId"], id.to_string());
@@ -107,8 +107,10 @@ fn echo_with_tracing_id_acknowledges_once() {
 fn rate_limit_requeues_at_the_head() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    let id = ClientMessageId::from_u128(1);
-    e.send_message(t0, id, Content::text("a"), false, None)
+    let id = e
+        .send_message(t0, Content::text("a"), false)
+        .unwrap()
+        .client_id
         .unwrap();
     drain(&mut e);
     e.handle_text(
@@ -130,8 +132,10 @@ fn rate_limit_requeues_at_the_head() {
 fn message_error_fails_that_message() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    let id = ClientMessageId::from_u128(1);
-    e.send_message(t0, id, Content::text("a"), false, None)
+    let id = e
+        .send_message(t0, Content::text("a"), false)
+        .unwrap()
+        .client_id
         .unwrap();
     drain(&mut e);
     e.handle_text(
@@ -150,16 +154,18 @@ fn message_error_fails_that_message() {
 fn reconnect_checks_history_before_resending() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    let (a, b) = (ClientMessageId::from_u128(1), ClientMessageId::from_u128(2));
-    e.send_message(t0, a, Content::text("a"), false, None)
-        .unwrap();
-    e.send_message(t0, b, Content::text("b"), false, None)
-        .unwrap();
-    drain(&mut e);
+    let send = |e: &mut MessagingEngine, t: Instant, text: &str| {
+        e.send_message(t, Content::text(text), false)
+            .unwrap()
+            .client_id
+            .unwrap()
+    };
+    let a = send(&mut e, t0, "a");
+    let _b = send(&mut e, t0, "b");
+    e.handle_timeout(t0 + Duration::from_millis(550));
+    assert_eq!(drain(&mut e).0.len(), 2, "a and b are on the wire");
     e.handle_disconnected(t0);
-    let c = ClientMessageId::from_u128(3);
-    e.send_message(t0, c, Content::text("c"), false, None)
-        .unwrap();
+    let _c = send(&mut e, t0, "c");
     assert!(
         drain(&mut e).0.is_empty(),
         "nothing goes out while disconnected"
@@ -182,6 +188,7 @@ fn reconnect_checks_history_before_resending() {
     ],"pageSize":25,"pageNumber":1,"total":2,"pageCount":1}))
     .unwrap();
     e.handle_history(t1, Some(page));
+    e.handle_timeout(t1 + Duration::from_millis(550));
     let (f, ev, _) = drain(&mut e);
     let texts: Vec<_> = f.iter().map(|f| f["message"]["text"].clone()).collect();
     assert_eq!(texts, vec![json!("b"), json!("c")]);
@@ -281,17 +288,15 @@ fn guest_messages_are_posted_paced_and_deduped() {
     let t0 = Instant::now();
     let mut e = guest();
     e.handle_connected(t0);
+    let mut ids = Vec::new();
     for i in 0..3 {
-        e.send_message(
-            t0,
-            ClientMessageId::from_u128(i + 1),
-            Content::text(format!("m{i}")),
-            false,
-        )
-        .unwrap();
+        let m = e
+            .send_message(t0, Content::text(format!("m{i}")), false)
+            .unwrap();
+        ids.push(m.client_id.unwrap());
     }
     let (calls, ..) = gdrain(&mut e);
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 1, "paced: one now, the next after 550 ms");
     assert_eq!(
         calls[0].path,
         "/api/v2/webchat/guest/conversations/conv/members/me/messages"
@@ -305,9 +310,19 @@ fn guest_messages_are_posted_paced_and_deduped() {
     e.handle_text(t0, &frame.to_string());
     let (_, ev, _) = gdrain(&mut e);
     assert_eq!(ev.len(), 1);
-    assert!(
-        matches!(&ev[0], Event::MessageSent(m) if m.client_id == Some(ClientMessageId::from_u128(1)))
-    );
+    assert!(matches!(&ev[0], Event::MessageSent(m) if m.client_id == Some(ids[0])));
+    // An echo that overtakes the POST response confirms by content, once.
+    e.handle_timeout(t0 + Duration::from_millis(550));
+    let (calls, ..) = gdrain(&mut e);
+    assert_eq!(calls.len(), 1);
+    let echo = json!({"id":"m-2","conversation":{"id":"conv"},"sender":{"id":"me"},"body":"m1","bodyType":"standard","timestamp":"2024-01-01T00:00:01.000Z"});
+    let frame = json!({"topicName":"v2.conversations.chats.conv.messages","version":"2","eventBody":echo,
+        "metadata":{"CorrelationId":"c","type":"message"}});
+    e.handle_text(t0, &frame.to_string());
+    e.handle_response(t0, &calls[0], Ok(echo));
+    let (_, ev, _) = gdrain(&mut e);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert!(matches!(&ev[0], Event::MessageSent(m) if m.client_id == Some(ids[1])));
 }
 
 #[test]
@@ -344,10 +359,7 @@ fn guest_members_join_leave_and_end() {
         kinds,
         vec![K::ParticipantJoined, K::ParticipantLeft, K::EngagementEnded]
     );
-    assert!(
-        e.send_message(t0, ClientMessageId::new(), Content::text("x"), false)
-            .is_err()
-    );
+    assert!(e.send_message(t0, Content::text("x"), false).is_err());
 }
 
 #[test]
@@ -401,8 +413,7 @@ fn guest_rate_limit_requeues() {
     let t0 = Instant::now();
     let mut e = guest();
     e.handle_connected(t0);
-    let id = ClientMessageId::from_u128(1);
-    e.send_message(t0, id, Content::text("a"), false).unwrap();
+    e.send_message(t0, Content::text("a"), false).unwrap();
     let (calls, ..) = gdrain(&mut e);
     let err = error::guest(
         429,
@@ -416,9 +427,40 @@ fn guest_rate_limit_requeues() {
     e.handle_response(t0, &calls[0], Err(err));
     let (calls2, ev, _) = gdrain(&mut e);
     assert!(calls2.is_empty());
-    assert!(matches!(&ev[0], Event::Error(_)));
+    assert!(ev.is_empty(), "queued again, not failed: {ev:?}");
+    assert_eq!(e.poll_timeout(t0), Some(t0 + Duration::from_secs(2)));
     e.handle_timeout(t0 + Duration::from_secs(2));
     let (calls3, ..) = gdrain(&mut e);
     assert_eq!(calls3.len(), 1);
     assert_eq!(calls3[0].body, calls[0].body);
+}
+
+#[test]
+fn guest_post_lost_in_transit_is_settled_by_history() {
+    let t0 = Instant::now();
+    let mut e = guest();
+    e.handle_connected(t0);
+    let id = e
+        .send_message(t0, Content::text("maybe"), false)
+        .unwrap()
+        .client_id
+        .unwrap();
+    let (calls, ..) = gdrain(&mut e);
+    let err = Error::transport(Vendor::Genesys, "POST", "connection reset");
+    e.handle_response(t0, &calls[0], Err(err));
+    let (_, _, other) = gdrain(&mut e);
+    assert!(other.iter().any(|o| matches!(o, Output::Reconnect)));
+    e.handle_disconnected();
+    e.handle_connected(t0 + Duration::from_secs(1));
+    let (calls, ..) = gdrain(&mut e);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].purpose, Purpose::Backfill);
+    // The server did get it: confirmed from history, not posted again.
+    let page = json!({"pageSize":100,"entities":[
+        {"id":"m-1","sender":{"id":"me"},"body":"maybe","bodyType":"standard",
+         "timestamp": time::format_ms(Timestamp::now().unix_ms())}]});
+    e.handle_response(t0, &calls[0], Ok(page));
+    let (calls, ev, _) = gdrain(&mut e);
+    assert!(calls.is_empty(), "{calls:?}");
+    assert!(matches!(ev.as_slice(), [Event::MessageSent(m)] if m.client_id == Some(id)));
 }
