@@ -4,6 +4,7 @@
 //! `main` only parses the command line and dispatches.
 
 mod adapters;
+mod demo;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// List the adapters compiled into this program, with their transports and capabilities.
     Adapters(adapters::Args),
+    /// Run one scripted conversation through every adapter against its embedded simulator.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
         Command::Adapters(args) => adapters::run(&args, &mut out),
+        Command::Demo(args) => demo::run(&args, &mut out),
     };
     match result.and_then(|()| out.flush().map_err(Into::into)) {
         Ok(()) => ExitCode::SUCCESS,

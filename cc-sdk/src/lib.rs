@@ -28,6 +28,22 @@ pub use cc_adapter_tetherfi as tetherfi;
 /// The adapters compiled into this build, one `#[cfg]` line per vendor feature.
 const COMPILED: &[AdapterEntry] = &[];
 
+/// The test kit: `SimControl`, the simulators' common interface, and the conformance suite
+/// (feature `sim`).
+#[cfg(feature = "sim")]
+pub use cc_testkit as testkit;
+
+/// The simulators compiled into this build (feature `sim` plus the vendor's feature).
+#[cfg(feature = "sim")]
+const SIMS: &[cc_testkit::SimEntry] = &[];
+
+/// The local simulators compiled into this build, in [`Vendor::ALL`] order: start one with
+/// its `start` function and connect to it with the [`Config`] it returns.
+#[cfg(feature = "sim")]
+pub fn sims() -> Vec<cc_testkit::SimEntry> {
+    SIMS.to_vec()
+}
+
 /// The vendors whose adapter crate is implemented in this version of the SDK. A vendor missing
 /// here has a cargo feature (so apps can name it already) but no adapter behind it yet.
 const IMPLEMENTED: &[Vendor] = &[Vendor::Genesys];
