@@ -695,11 +695,6 @@ impl MessagingDriver {
                 ) {
                     let _ = reply.send(Err(Error::closed(V, "web messaging socket")));
                 } else {
-                    if self.engine.read_only() {
-                        // Only a new configure with `startNew` starts a new conversation.
-                        self.engine.request_start_new();
-                        self.ws.reconnect();
-                    }
                     self.engine.start(now(), attrs);
                     let _ = reply.send(Ok(()));
                 }
@@ -786,6 +781,16 @@ impl MessagingDriver {
         if let Some(r) = self.ready.take() {
             match self.engine.state() {
                 engine::MessagingState::Configured { .. } => {
+                    // The effective upload limit is the deployment's.
+                    let kb = self
+                        .engine
+                        .session()
+                        .and_then(|s| s.allowed_media.as_ref())
+                        .and_then(|m| m.inbound.as_ref())
+                        .and_then(|i| i.max_file_size_k_b);
+                    if let Some(kb) = kb {
+                        lock(&self.session.shared.caps).attachment_max_bytes = Some(kb * 1024);
+                    }
                     if self
                         .engine
                         .session()

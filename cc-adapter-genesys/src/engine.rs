@@ -438,6 +438,18 @@ impl MessagingEngine {
 
     /// Starts the conversation: Presence `Join` with the custom attributes.
     pub fn start(&mut self, _now: Instant, attributes: BTreeMap<String, String>) {
+        if self.read_only {
+            // After a read-only disconnect only `startNew` opens a new conversation.
+            self.read_only = false;
+            let tracing_id = Some(self.next_tracing_id("configure"));
+            self.send(&Request::ConfigureSession {
+                token: self.token.clone(),
+                deployment_id: self.deployment_id.clone(),
+                start_new: Some(true),
+                journey_context: None,
+                tracing_id,
+            });
+        }
         self.custom_attributes.extend(attributes);
         let mut msg = OutgoingMessage::event(EventItem::presence(PresenceType::Join));
         if !self.custom_attributes.is_empty() {

@@ -464,3 +464,46 @@ fn guest_post_lost_in_transit_is_settled_by_history() {
     assert!(calls.is_empty(), "{calls:?}");
     assert!(matches!(ev.as_slice(), [Event::MessageSent(m)] if m.client_id == Some(id)));
 }
+
+#[test]
+fn start_after_read_only_asks_for_a_new_conversation() {
+    let t0 = Instant::now();
+    let mut e = configured(t0);
+    e.handle_text(t0, &json!({"type":"message","class":"StructuredMessage","code":200,"body":{"type":"Event","direction":"Outbound",
+        "id":"p1","events":[{"eventType":"Presence","presence":{"type":"Disconnect"}}],"metadata":{"readOnly":"true"}}}).to_string());
+    drain(&mut e);
+    assert!(e.read_only());
+    e.start(t0, BTreeMap::new());
+    let (f, ..) = drain(&mut e);
+    assert_eq!(f[0]["action"], "configureSession");
+    assert_eq!(f[0]["startNew"], true);
+    assert_eq!(f[1]["message"]["events"][0]["presence"]["type"], "Join");
+}
+
+proptest::proptest! {
+    #[test]
+    fn guest_responses_of_any_shape_never_panic(v in proptest::arbitrary::any::<Vec<(String, i64)>>(), shape in 0usize..6) {
+        let t0 = Instant::now();
+        let mut e = guest();
+        e.handle_connected(t0);
+        e.send_message(t0, Content::text("x"), false).unwrap();
+        let (calls, ..) = gdrain(&mut e);
+        let obj: serde_json::Map<String, Value> = v.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
+        let body = match shape {
+            0 => Value::Object(obj),
+            1 => json!({"id": 5, "body": obj}),
+            2 => json!({"entities": [Value::Object(obj)]}),
+            3 => json!({"entities": "nope"}),
+            4 => Value::Null,
+            _ => json!([1, 2, 3]),
+        };
+        e.handle_response(t0, &calls[0], Ok(body.clone()));
+        let backfill = HttpCall { id: 99, method: "GET", path: String::new(), body: None, purpose: Purpose::Backfill };
+        e.handle_response(t0, &backfill, Ok(body.clone()));
+        let info: Result<gw::MemberInfo, _> = serde_json::from_value(body);
+        if let Ok(info) = info {
+            e.handle_member(info);
+        }
+        gdrain(&mut e);
+    }
+}
