@@ -1343,19 +1343,29 @@ impl Engagement for AvayaEngagement {
             session_id: self.inner.session_id.clone(),
             reason: Some(reason),
         };
-        self.inner
+        // TERMINATING before the call: the server's events may overtake its reply.
+        let now = self.inner.clock.now();
+        {
+            let mut st = self.inner.lock();
+            st.engine.activity(now);
+            if let Some(e) = st.eng(self.id.as_str()) {
+                e.status = Status::Terminating;
+            }
+        }
+        let r = self
+            .inner
             .http
             .request(Method::POST, &paths::disconnect(self.id.as_str()))
             .json(&body)
             .send()
-            .await?;
-        let now = self.inner.clock.now();
-        let mut st = self.inner.lock();
-        st.engine.activity(now);
-        if let Some(e) = st.eng(self.id.as_str())
-            && e.status == Status::Active
-        {
-            e.status = Status::Terminating;
+            .await;
+        if let Err(e) = r {
+            if let Some(eng) = self.inner.lock().eng(self.id.as_str())
+                && eng.status == Status::Terminating
+            {
+                eng.status = Status::Active;
+            }
+            return Err(e);
         }
         Ok(())
     }
