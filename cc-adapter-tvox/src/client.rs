@@ -237,6 +237,12 @@ impl TvoxSession {
         lock(&self.inner.channels).clone()
     }
 
+    /// The TVox handle of one of this session's chats, for the adapter extension
+    /// ([`TvoxEngagement::mark_read`], [`TvoxEngagement::send_recap`], …).
+    pub fn chat(&self, id: &EngagementId) -> Option<Arc<TvoxEngagement>> {
+        lock(&self.inner.chats).iter().find(|e| &e.id == id).cloned()
+    }
+
     /// The token that re-attaches this widget's sessions in a later handshake.
     pub fn resume_token(&self) -> Option<String> {
         lock(&self.inner.resume).clone()

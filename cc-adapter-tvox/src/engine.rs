@@ -1219,7 +1219,7 @@ impl Engine {
         if c.state == EngagementState::Ended {
             return Err(Error::closed(V, "engagement"));
         }
-        if !self.is_up() || !c.synced {
+        if !self.is_up() {
             return Err(Error::transport(V, "typing", "not connected to TVox"));
         }
         if !c.agent_ready {
