@@ -1,9 +1,70 @@
-//! The Expertflow CX adapter: not implemented yet.
-//!
-//! This crate will hold the customer side of Expertflow CX: the Socket.IO chat protocol of the
-//! vendor's web channel (`wire`), a client implementing `cc_core::Session` and `Engagement` on top
-//! of it, WebRTC/SIP calls through `cc-rtc`, a faithful local simulator behind a `sim` feature,
-//! and the `ENTRY` that `cc-sdk` registers. The wire facts it will follow are collected in
-//! `shared/protocols/expertflow.md`. Until then the crate exports nothing, and `cc_sdk::connect`
-//! answers a configuration with `vendor = "expertflow"` with an error saying the adapter does not
-//! exist yet.
+#![doc = include_str!("docs.md")]
+
+mod client;
+mod config;
+mod engine;
+pub mod error;
+pub mod wire;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+use cc_core::{AdapterEntry, Capabilities, Config, ConnectFuture, Result, Session, Vendor};
+
+pub use client::{ExpertflowEngagement, ExpertflowSession, validate_form};
+pub use config::{ExpertflowConfig, Urls};
+
+/// The vendor this crate adapts.
+pub const VENDOR: Vendor = Vendor::Expertflow;
+
+/// What the adapter supports (chat over the web channel; calls over the EF switch come
+/// later, so every `calls_*` is false).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    chat: true,
+    resume: true,
+    leave: true,
+    typing_out: true,
+    typing_in: true,
+    read_receipts: true,
+    attachments: true,
+    attachments_in: true,
+    rich_content: true,
+    history: true,
+    set_context: true,
+    service_status: true,
+    opening_hours: true,
+    callbacks: true,
+    typing_cooldown_ms: Some(3000),
+    ..Capabilities::NONE
+};
+
+/// The capabilities for a configuration (the same for every valid one).
+pub fn capabilities(config: &Config) -> Result<Capabilities> {
+    let section: ExpertflowConfig = config.section()?;
+    section.validate()?;
+    Ok(CAPABILITIES)
+}
+
+/// Connects a session: opens the web channel socket and resumes a live chat of the same
+/// customer, if the server has one.
+pub async fn connect(config: Config) -> Result<Box<dyn Session>> {
+    let section: ExpertflowConfig = config.section()?;
+    let session = ExpertflowSession::connect(section, &config.tls).await?;
+    Ok(Box::new(session))
+}
+
+fn connect_boxed(config: Config) -> ConnectFuture {
+    Box::pin(connect(config))
+}
+
+fn profiles() -> Vec<(&'static str, Capabilities)> {
+    vec![("web-channel", CAPABILITIES)]
+}
+
+/// The entry `cc-sdk` registers.
+pub const ENTRY: AdapterEntry = AdapterEntry {
+    vendor: VENDOR,
+    profiles,
+    capabilities,
+    connect: connect_boxed,
+};
