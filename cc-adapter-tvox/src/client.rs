@@ -31,20 +31,20 @@ use std::time::Duration;
 
 use cc_chat::OutboxConfig;
 use cc_core::{
-    Capabilities, ChatRequest, Content, ConnectionState, Customer, Engagement, EngagementId,
-    EngagementState, Error, Event, EventBus, EventStream, Message, MessageId, Participant,
-    Receipt, Result, Role, SentMessage, ServiceStatus, Session, StatusQuery, Timestamp, Vendor,
+    Capabilities, ChatRequest, ConnectionState, Content, Customer, Engagement, EngagementId,
+    EngagementState, Error, Event, EventBus, EventStream, Message, MessageId, Participant, Receipt,
+    Result, Role, SentMessage, ServiceStatus, Session, StatusQuery, Timestamp, Vendor,
 };
 use cc_transport::{BackoffPolicy, TlsConfig, UrlProvider, WsClient, WsConfig, WsEvent, WsHandle};
 use futures::Stream;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::CAPABILITIES;
 use crate::config::TvoxConfig;
 use crate::engine::{ChatView, Engine, EngineConfig, Now, Output, StartChat, to_service_status};
 use crate::wire::codec::{ChatCreate, Hello, SUBPROTOCOL};
 use crate::wire::{self, Call, CustomerInfo, MultiChannelType};
-use crate::CAPABILITIES;
 
 const V: Vendor = Vendor::Tvox;
 
@@ -65,9 +65,14 @@ enum Cmd {
     StartChat(Box<StartChat>, oneshot::Sender<Result<Arc<TvoxEngagement>>>),
     Send(EngagementId, Content, oneshot::Sender<Result<Message>>),
     Typing(EngagementId, bool, oneshot::Sender<Result<()>>),
-    Mark(EngagementId, MessageId, Receipt, oneshot::Sender<Result<Value>>),
+    Mark(
+        EngagementId,
+        MessageId,
+        Receipt,
+        oneshot::Sender<Result<Value>>,
+    ),
     Close(EngagementId, oneshot::Sender<Result<Value>>),
-    App(Call, &'static str, oneshot::Sender<Result<Value>>),
+    App(Box<Call>, &'static str, oneshot::Sender<Result<Value>>),
     Status(MultiChannelType, String, oneshot::Sender<Result<Value>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -129,7 +134,8 @@ async fn ask<T>(
     make: impl FnOnce(oneshot::Sender<Result<T>>) -> Cmd,
 ) -> Result<T> {
     let (tx, rx) = oneshot::channel();
-    cmd.send(make(tx)).map_err(|_| Error::closed(V, "session"))?;
+    cmd.send(make(tx))
+        .map_err(|_| Error::closed(V, "session"))?;
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(Error::closed(V, "session")),
@@ -167,7 +173,11 @@ impl TvoxSession {
         let monitored = config
             .services
             .iter()
-            .flat_map(|c| c.services.iter().map(|s| (c.channel.clone(), s.code.clone())))
+            .flat_map(|c| {
+                c.services
+                    .iter()
+                    .map(|s| (c.channel.clone(), s.code.clone()))
+            })
             .collect();
         let hello = Hello {
             widget_id: config.widget_id.clone(),
@@ -240,7 +250,10 @@ impl TvoxSession {
     /// The TVox handle of one of this session's chats, for the adapter extension
     /// ([`TvoxEngagement::mark_read`], [`TvoxEngagement::send_recap`], …).
     pub fn chat(&self, id: &EngagementId) -> Option<Arc<TvoxEngagement>> {
-        lock(&self.inner.chats).iter().find(|e| &e.id == id).cloned()
+        lock(&self.inner.chats)
+            .iter()
+            .find(|e| &e.id == id)
+            .cloned()
     }
 
     /// The token that re-attaches this widget's sessions in a later handshake.
@@ -250,7 +263,7 @@ impl TvoxSession {
 
     async fn app(&self, call: Call, method: &'static str) -> Result<Value> {
         ask(&self.inner.cmd, self.timeout(), method, |tx| {
-            Cmd::App(call, method, tx)
+            Cmd::App(Box::new(call), method, tx)
         })
         .await
     }
@@ -545,9 +558,11 @@ impl TvoxEngagement {
             session_id: self.id.to_string(),
             mail: mail.to_owned(),
         };
-        self.ask_value("chat.recap", |tx| Cmd::App(call, "chat.recap", tx))
-            .await
-            .map(|_| ())
+        self.ask_value("chat.recap", |tx| {
+            Cmd::App(Box::new(call), "chat.recap", tx)
+        })
+        .await
+        .map(|_| ())
     }
 }
 
@@ -579,13 +594,19 @@ impl Engagement for TvoxEngagement {
 
     async fn send(&self, content: Content) -> Result<SentMessage> {
         let id = self.id.clone();
-        let m = ask(&self.cmd, self.timeout, "send", |tx| Cmd::Send(id, content, tx)).await?;
+        let m = ask(&self.cmd, self.timeout, "send", |tx| {
+            Cmd::Send(id, content, tx)
+        })
+        .await?;
         Ok(cc_chat::sent_message(&m))
     }
 
     async fn typing(&self, on: bool) -> Result<()> {
         let id = self.id.clone();
-        ask(&self.cmd, self.timeout, "typing", |tx| Cmd::Typing(id, on, tx)).await
+        ask(&self.cmd, self.timeout, "typing", |tx| {
+            Cmd::Typing(id, on, tx)
+        })
+        .await
     }
 
     async fn end(&self, _reason: Option<String>) -> Result<()> {
@@ -606,7 +627,11 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, mut events: cc_transport::WsEvents, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    async fn run(
+        mut self,
+        mut events: cc_transport::WsEvents,
+        mut rx: mpsc::UnboundedReceiver<Cmd>,
+    ) {
         loop {
             let deadline = self.engine.poll_timeout();
             let sleep = async move {
@@ -679,7 +704,10 @@ impl Driver {
             }
             WsEvent::Reconnecting { attempt, delay } => {
                 self.bus
-                    .emit(Event::Connection(ConnectionState::Reconnecting { attempt, delay }));
+                    .emit(Event::Connection(ConnectionState::Reconnecting {
+                        attempt,
+                        delay,
+                    }));
             }
             ev @ (WsEvent::GaveUp { .. } | WsEvent::Closed) => {
                 self.engine.on_disconnected(now());
@@ -712,14 +740,16 @@ impl Driver {
             Cmd::Typing(id, on, tx) => {
                 let _ = tx.send(self.engine.typing(n, &id, on));
             }
-            Cmd::Mark(id, message, receipt, tx) => match self.engine.mark(n, &id, &message, receipt) {
-                Ok(token) => {
-                    self.replies.insert(token, ReplyTo::Value(tx));
+            Cmd::Mark(id, message, receipt, tx) => {
+                match self.engine.mark(n, &id, &message, receipt) {
+                    Ok(token) => {
+                        self.replies.insert(token, ReplyTo::Value(tx));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            },
+            }
             Cmd::Close(id, tx) => match self.engine.close_chat(n, &id) {
                 Ok(token) => {
                     self.replies.insert(token, ReplyTo::Value(tx));
@@ -729,7 +759,7 @@ impl Driver {
                 }
             },
             Cmd::App(call, method, tx) => {
-                let token = self.engine.app_call(call, method);
+                let token = self.engine.app_call(*call, method);
                 self.replies.insert(token, ReplyTo::Value(tx));
             }
             Cmd::Status(channel, service, tx) => {

@@ -175,10 +175,30 @@ impl TvoxConfig {
     /// Checks ranges and the URL; errors name the field.
     pub fn validate(&self) -> Result<()> {
         self.ws_url()?;
-        range("tvox.heartbeat_interval_ms", self.heartbeat_interval_ms, 50, 600_000)?;
-        range("tvox.retry.interval_ms", self.retry.interval_ms, 10, 3_600_000)?;
-        range("tvox.connect_timeout_ms", self.connect_timeout_ms, 100, 600_000)?;
-        range("tvox.request_timeout_ms", self.request_timeout_ms, 100, 600_000)?;
+        range(
+            "tvox.heartbeat_interval_ms",
+            self.heartbeat_interval_ms,
+            50,
+            600_000,
+        )?;
+        range(
+            "tvox.retry.interval_ms",
+            self.retry.interval_ms,
+            10,
+            3_600_000,
+        )?;
+        range(
+            "tvox.connect_timeout_ms",
+            self.connect_timeout_ms,
+            100,
+            600_000,
+        )?;
+        range(
+            "tvox.request_timeout_ms",
+            self.request_timeout_ms,
+            100,
+            600_000,
+        )?;
         for (i, ch) in self.services.iter().enumerate() {
             if let MultiChannelType::Unknown(s) = &ch.channel {
                 return Err(Error::invalid(
@@ -198,7 +218,9 @@ impl TvoxConfig {
             }
         }
         if let Some(c) = &self.customer
-            && c.display_name.as_deref().is_some_and(|n| n.trim().is_empty())
+            && c.display_name
+                .as_deref()
+                .is_some_and(|n| n.trim().is_empty())
         {
             return Err(Error::invalid(V, "tvox.customer.display_name", "empty"));
         }

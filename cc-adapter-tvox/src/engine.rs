@@ -163,15 +163,34 @@ enum Sub {
 #[derive(Debug)]
 enum Pending {
     Hello,
-    App { token: u64, method: &'static str },
-    Create { token: u64, plan: Box<StartChat> },
-    Send { chat: EngagementId, client_id: ClientMessageId },
-    Typing { chat: EngagementId },
-    SessionSub { chat: EngagementId },
-    EventsSub { chat: EngagementId },
-    StatusSub { key: StatusKey },
+    App {
+        token: u64,
+        method: &'static str,
+    },
+    Create {
+        token: u64,
+        plan: Box<StartChat>,
+    },
+    Send {
+        chat: EngagementId,
+        client_id: ClientMessageId,
+    },
+    Typing {
+        chat: EngagementId,
+    },
+    SessionSub {
+        chat: EngagementId,
+    },
+    EventsSub {
+        chat: EngagementId,
+    },
+    StatusSub {
+        key: StatusKey,
+    },
     Cancel,
-    Close { chat: EngagementId },
+    Close {
+        chat: EngagementId,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -231,11 +250,7 @@ pub struct Engine {
 }
 
 fn transport_lost(operation: &'static str) -> Error {
-    Error::transport(
-        V,
-        operation,
-        "the connection dropped before TVox answered",
-    )
+    Error::transport(V, operation, "the connection dropped before TVox answered")
 }
 
 impl Engine {
@@ -497,18 +512,19 @@ impl Engine {
                 }
             }
             Pending::SessionSub { chat } => match result {
-                Ok(v) => match codec::decode_result::<SessionSubscribed>("chat.session.subscribe", v)
-                {
-                    Ok(r) => {
-                        if let Some(i) = self.chat_index(&chat) {
-                            self.subs
-                                .insert(r.subscription.clone(), Sub::Session(chat.clone()));
-                            self.chats[i].session_sub = Some(r.subscription);
-                            self.apply_session(now, i, r.session);
+                Ok(v) => {
+                    match codec::decode_result::<SessionSubscribed>("chat.session.subscribe", v) {
+                        Ok(r) => {
+                            if let Some(i) = self.chat_index(&chat) {
+                                self.subs
+                                    .insert(r.subscription.clone(), Sub::Session(chat.clone()));
+                                self.chats[i].session_sub = Some(r.subscription);
+                                self.apply_session(now, i, r.session);
+                            }
                         }
+                        Err(e) => self.emit(Event::error(error::from_decode(&e))),
                     }
-                    Err(e) => self.emit(Event::error(error::from_decode(&e))),
-                },
+                }
                 Err(e) => self.on_subscribe_error(now, &chat, "chat.session.subscribe", &e),
             },
             Pending::EventsSub { chat } => match result {
@@ -783,7 +799,11 @@ impl Engine {
             MultiChannelStepType::InactiveTimeout => {
                 let grace = step
                     .inactivity_expire_datetime
-                    .map(|at| Duration::from_millis(u64::try_from(at - now.wall.0).unwrap_or(0)))
+                    .map(|at| {
+                        Duration::from_millis(
+                            u64::try_from(at.saturating_sub(now.wall.0)).unwrap_or(0),
+                        )
+                    })
                     .unwrap_or_default();
                 self.chats[i].end_hint = Some((Initiator::System, "inactivity timeout"));
                 self.emit(Event::IdleWarning {
@@ -845,7 +865,10 @@ impl Engine {
                 self.end_chat(now, i, initiator, reason);
             }
             ChatMessageType::Message => {
-                let status = ev.status.clone().unwrap_or(ChatChannelEventMessageStatus::Wrote);
+                let status = ev
+                    .status
+                    .clone()
+                    .unwrap_or(ChatChannelEventMessageStatus::Wrote);
                 match status {
                     ChatChannelEventMessageStatus::Wrote => self.message_event(now, i, ev),
                     ChatChannelEventMessageStatus::Composing
@@ -883,13 +906,13 @@ impl Engine {
 
     fn message_event(&mut self, now: Now, i: usize, ev: ChatChannelEventMessage) {
         let id = self.chats[i].id.clone();
-        let text = ev.message.clone().unwrap_or_default();
         let server_time = ev.created_at.as_deref().and_then(time::parse);
+        let text = ev.message.unwrap_or_default();
         if ev.direction == Some(Direction::Outbound) {
             let echo = Message {
-                id: ev.id.clone().map(MessageId::from),
+                id: ev.id.map(MessageId::from),
                 client_id: None,
-                engagement: id.clone(),
+                engagement: id,
                 sender: self.chats[i].customer.clone(),
                 content: Content::Text(text),
                 server_time,
@@ -920,7 +943,7 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| Participant::new(Role::Agent));
             let msg = Message {
-                id: ev.id.clone().map(MessageId::from),
+                id: ev.id.map(MessageId::from),
                 client_id: None,
                 engagement: id,
                 sender,
@@ -957,7 +980,7 @@ impl Engine {
         self.chats[i].wake = None;
         self.dirty.insert(id.clone());
         self.emit(Event::EngagementEnded {
-            engagement: id.clone(),
+            engagement: id,
             initiator,
             reason: reason.map(Arc::from),
         });
@@ -1031,8 +1054,7 @@ impl Engine {
         let up = self.is_up();
         for i in 0..self.chats.len() {
             let c = &mut self.chats[i];
-            let ready =
-                up && c.synced && c.agent_ready && c.state != EngagementState::Ended;
+            let ready = up && c.synced && c.agent_ready && c.state != EngagementState::Ended;
             if ready && !c.outbox.is_connected() {
                 c.outbox.on_connected();
             } else if !ready && c.outbox.is_connected() {
@@ -1133,7 +1155,12 @@ impl Engine {
             },
         };
         let id = EngagementId::from(session.id.clone());
-        let mut outbox = Outbox::new(V, id.clone(), plan.customer.clone(), self.cfg.outbox.clone());
+        let mut outbox = Outbox::new(
+            V,
+            id.clone(),
+            plan.customer.clone(),
+            self.cfg.outbox.clone(),
+        );
         let mut transcript = Transcript::new();
         let mut greeting = HashSet::new();
         for turn in &plan.bot_history {
@@ -1187,7 +1214,12 @@ impl Engine {
     }
 
     /// Queues a message; it goes once an agent is connected. Returns it as recorded.
-    pub fn send(&mut self, now: Now, chat: &EngagementId, content: Content) -> Result<Message, Error> {
+    pub fn send(
+        &mut self,
+        now: Now,
+        chat: &EngagementId,
+        content: Content,
+    ) -> Result<Message, Error> {
         let i = self.chat_index(chat).ok_or_else(|| unknown_chat(chat))?;
         if self.chats[i].state == EngagementState::Ended {
             return Err(Error::closed(V, "engagement"));
@@ -1415,7 +1447,11 @@ impl Engine {
     }
 
     /// The cached status of a (channel, service), if subscribed.
-    pub fn cached_status(&self, channel: &MultiChannelType, service: &str) -> Option<&ServiceStatus> {
+    pub fn cached_status(
+        &self,
+        channel: &MultiChannelType,
+        service: &str,
+    ) -> Option<&ServiceStatus> {
         self.statuses
             .get(&(channel.clone(), service.to_owned()))
             .and_then(|e| e.status.as_ref())
@@ -1471,16 +1507,17 @@ pub fn to_service_status(s: &ServiceStatus) -> cc_core::ServiceStatus {
     use crate::wire::{ConfigurationStatus as C, ServiceStatusValue as S};
     use cc_core::Availability as A;
     let not_enabled = |c: &Option<C>| matches!(c, Some(c) if *c != C::Enabled);
-    let availability = if not_enabled(&s.channel_configuration) || not_enabled(&s.service_configuration) {
-        A::OutOfService
-    } else {
-        match &s.status {
-            Some(S::Active) => A::Open,
-            Some(S::OutOfService) => A::OutOfService,
-            Some(S::Overtime) => A::ClosedByCalendar,
-            _ => A::Unknown,
-        }
-    };
+    let availability =
+        if not_enabled(&s.channel_configuration) || not_enabled(&s.service_configuration) {
+            A::OutOfService
+        } else {
+            match &s.status {
+                Some(S::Active) => A::Open,
+                Some(S::OutOfService) => A::OutOfService,
+                Some(S::Overtime) => A::ClosedByCalendar,
+                _ => A::Unknown,
+            }
+        };
     cc_core::ServiceStatus {
         availability,
         ..cc_core::ServiceStatus::UNKNOWN

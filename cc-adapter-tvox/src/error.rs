@@ -74,7 +74,12 @@ pub fn from_rpc(method: &str, e: &RpcError) -> Error {
         -32700 | -32600 | -32601 | -32602 => Error::protocol(
             V,
             format!("{method} request"),
-            format!("the server answered {} {}: {}", code, code_name(code), e.message),
+            format!(
+                "the server answered {} {}: {}",
+                code,
+                code_name(code),
+                e.message
+            ),
         ),
         SESSION_CLOSED => Error::closed(V, "engagement"),
         NOT_CONNECTED | SERVICE_UNAVAILABLE => rejected(Some(Duration::from_secs(1))),

@@ -14,9 +14,9 @@ use cc_adapter_tvox::sim::{SimOptions, Simulator};
 use cc_adapter_tvox::wire::{MultiChannelType, ServiceStatusValue};
 use cc_adapter_tvox::{CAPABILITIES, TvoxConfig, TvoxEngagement, TvoxSession};
 use cc_core::{
-    Availability, BotTurn, ConnectionState, Content, Engagement, EngagementState, ErrorKind,
-    Event, Initiator, MessageId, OpeningHours, OpeningWindow, Role, Session, StatusQuery,
-    Timestamp, TlsSettings, Vendor, Weekday,
+    Availability, BotTurn, ConnectionState, Content, Engagement, EngagementState, ErrorKind, Event,
+    Initiator, MessageId, OpeningHours, OpeningWindow, Role, Session, StatusQuery, Timestamp,
+    TlsSettings, Vendor, Weekday,
 };
 use cc_testkit::snapshot::{self, SnapshotFrames, SnapshotSpec};
 use cc_testkit::{Events, Frame, Proxy, Received, SimChat, SimControl, Started, Target};
@@ -107,8 +107,15 @@ impl Ctx {
         Ok((eng, chat))
     }
 
-    async fn expect(&mut self, step: &str, pred: impl FnMut(&Event) -> bool) -> Result<Event, String> {
-        self.events.expect(step, pred).await.map_err(|f| f.to_string())
+    async fn expect(
+        &mut self,
+        step: &str,
+        pred: impl FnMut(&Event) -> bool,
+    ) -> Result<Event, String> {
+        self.events
+            .expect(step, pred)
+            .await
+            .map_err(|f| f.to_string())
     }
 
     async fn received_text(&self, chat: &SimChat, want: &str) -> R {
@@ -158,10 +165,14 @@ fn texts_once_in_order(got: &[Received], want: &[&str]) -> R {
         .collect();
     for w in want {
         let n = texts.iter().filter(|t| *t == w).count();
-        ensure(n == 1, || format!("{w:?} reached the server {n} times: {texts:?}"))?;
+        ensure(n == 1, || {
+            format!("{w:?} reached the server {n} times: {texts:?}")
+        })?;
     }
     let order: Vec<&str> = texts.iter().copied().filter(|t| want.contains(t)).collect();
-    ensure(order == want, || format!("server order {order:?}, expected {want:?}"))
+    ensure(order == want, || {
+        format!("server order {order:?}, expected {want:?}")
+    })
 }
 
 /// The link goes half-open: the server's frames stop arriving, heartbeats go unanswered.
@@ -170,13 +181,26 @@ fn texts_once_in_order(got: &[Received], want: &[&str]) -> R {
 /// messages whose answers were lost reach the server once.
 async fn heartbeat_loss(mut c: Ctx) -> R {
     let (eng, chat) = c.chat().await?;
-    c.sim.agent_joins(&chat, "Alex Agent").await.map_err(|e| e.to_string())?;
-    c.expect("agent joins", |e| matches!(e, Event::ParticipantJoined { .. })).await?;
-    eng.send(Content::text("before")).await.map_err(|e| e.to_string())?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
+    c.expect("agent joins", |e| {
+        matches!(e, Event::ParticipantJoined { .. })
+    })
+    .await?;
+    eng.send(Content::text("before"))
+        .await
+        .map_err(|e| e.to_string())?;
     c.received_text(&chat, "before").await?;
     c.sim.mute_connections();
-    c.sim.agent_says(&chat, "while muted").await.map_err(|e| e.to_string())?;
-    eng.send(Content::text("sent while muted")).await.map_err(|e| e.to_string())?;
+    c.sim
+        .agent_says(&chat, "while muted")
+        .await
+        .map_err(|e| e.to_string())?;
+    eng.send(Content::text("sent while muted"))
+        .await
+        .map_err(|e| e.to_string())?;
     c.received_text(&chat, "sent while muted").await?;
     c.expect("Reconnecting after missed pongs", |e| {
         matches!(e, Event::Connection(ConnectionState::Reconnecting { .. }))
@@ -186,11 +210,14 @@ async fn heartbeat_loss(mut c: Ctx) -> R {
         matches!(e, Event::Connection(ConnectionState::Connected))
     })
     .await?;
-    c.expect("the agent's message pushed while muted", |e| {
-        matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some("while muted"))
-    })
+    c.expect(
+        "the agent's message pushed while muted",
+        |e| matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some("while muted")),
+    )
     .await?;
-    eng.send(Content::text("after")).await.map_err(|e| e.to_string())?;
+    eng.send(Content::text("after"))
+        .await
+        .map_err(|e| e.to_string())?;
     c.received_text(&chat, "after").await?;
     let got = c.sim.received(&chat).await.map_err(|e| e.to_string())?;
     texts_once_in_order(&got, &["before", "sent while muted", "after"])?;
@@ -209,7 +236,9 @@ async fn heartbeat_loss(mut c: Ctx) -> R {
         .iter()
         .filter(|e| matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some("while muted")))
         .count();
-    ensure(received == 1, || format!("\"while muted\" received {received} times"))?;
+    ensure(received == 1, || {
+        format!("\"while muted\" received {received} times")
+    })?;
     // The reconnect presented the resume token of the first handshake.
     let hellos: Vec<serde_json::Value> = c
         .sim
@@ -240,7 +269,9 @@ async fn service_status_live(mut c: Ctx) -> R {
         .watch_service_status(MultiChannelType::Chat, "support")
         .await
         .map_err(|e| e.to_string())?;
-    let first = tokio::time::timeout(STEP, live.next()).await.map_err(|_| "no status")?;
+    let first = tokio::time::timeout(STEP, live.next())
+        .await
+        .map_err(|_| "no status")?;
     ensure(
         first.as_ref().and_then(|s| s.status.clone()) == Some(ServiceStatusValue::Active),
         || format!("{first:?}"),
@@ -248,7 +279,9 @@ async fn service_status_live(mut c: Ctx) -> R {
     c.sim
         .set_agents(MultiChannelType::Chat, "support", 0)
         .map_err(|e| e.to_string())?;
-    let next = tokio::time::timeout(STEP, live.next()).await.map_err(|_| "no push")?;
+    let next = tokio::time::timeout(STEP, live.next())
+        .await
+        .map_err(|_| "no push")?;
     ensure(
         next.as_ref().and_then(|s| s.status.clone()) == Some(ServiceStatusValue::OutOfService),
         || format!("{next:?}"),
@@ -265,7 +298,9 @@ async fn service_status_live(mut c: Ctx) -> R {
         })
         .await
         .map_err(|e| e.to_string())?;
-    ensure(s.availability == Availability::OutOfService, || format!("{s:?}"))?;
+    ensure(s.availability == Availability::OutOfService, || {
+        format!("{s:?}")
+    })?;
     // Closed by calendar: a window on another day than the pinned clock's.
     let monday_noon = Timestamp(1_700_481_600_000); // 2023-11-20T12:00:00Z, a Monday
     c.sim.set_clock(Some(monday_noon));
@@ -283,7 +318,9 @@ async fn service_status_live(mut c: Ctx) -> R {
             }),
         )
         .map_err(|e| e.to_string())?;
-    let next = tokio::time::timeout(STEP, live.next()).await.map_err(|_| "no push")?;
+    let next = tokio::time::timeout(STEP, live.next())
+        .await
+        .map_err(|_| "no push")?;
     ensure(
         next.as_ref().and_then(|s| s.status.clone()) == Some(ServiceStatusValue::Overtime),
         || format!("{next:?}"),
@@ -293,11 +330,15 @@ async fn service_status_live(mut c: Ctx) -> R {
         .service_status(StatusQuery::default())
         .await
         .map_err(|e| e.to_string())?;
-    ensure(s.availability == Availability::ClosedByCalendar, || format!("{s:?}"))?;
+    ensure(s.availability == Availability::ClosedByCalendar, || {
+        format!("{s:?}")
+    })?;
     // Live across a reconnect: the subscription is renewed and changes keep coming.
     c.proxy.cut_all();
-    c.expect("Connected again", |e| matches!(e, Event::Connection(ConnectionState::Connected)))
-        .await?;
+    c.expect("Connected again", |e| {
+        matches!(e, Event::Connection(ConnectionState::Connected))
+    })
+    .await?;
     c.sim.set_clock(Some(Timestamp(monday_noon.0 + 86_400_000))); // Tuesday noon
     c.sim
         .set_agents(MultiChannelType::Chat, "support", 2)
@@ -331,16 +372,34 @@ async fn service_status_live(mut c: Ctx) -> R {
 async fn step_sequence(mut c: Ctx) -> R {
     let (eng, chat) = c.chat().await?;
     let id = eng.id();
-    c.expect("Queued on creation", |e| matches!(e, Event::Queued { position: Some(1), .. }))
-        .await?;
-    eng.send(Content::text("waiting")).await.map_err(|e| e.to_string())?;
-    c.sim.queue(&chat, 2, None).await.map_err(|e| e.to_string())?;
-    c.expect("Queued at 2", |e| {
-        matches!(e, Event::Queued { engagement, position: Some(2), .. } if *engagement == id)
+    c.expect("Queued on creation", |e| {
+        matches!(
+            e,
+            Event::Queued {
+                position: Some(1),
+                ..
+            }
+        )
     })
     .await?;
-    ensure(eng.state() == EngagementState::Queued, || format!("{:?}", eng.state()))?;
-    c.sim.play(&chat, "Please hold, all agents are busy").map_err(|e| e.to_string())?;
+    eng.send(Content::text("waiting"))
+        .await
+        .map_err(|e| e.to_string())?;
+    c.sim
+        .queue(&chat, 2, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    c.expect(
+        "Queued at 2",
+        |e| matches!(e, Event::Queued { engagement, position: Some(2), .. } if *engagement == id),
+    )
+    .await?;
+    ensure(eng.state() == EngagementState::Queued, || {
+        format!("{:?}", eng.state())
+    })?;
+    c.sim
+        .play(&chat, "Please hold, all agents are busy")
+        .map_err(|e| e.to_string())?;
     c.expect("PLAY → system message", |e| {
         matches!(e, Event::MessageReceived(m) if m.sender.role == Role::System
             && m.content.as_text() == Some("Please hold, all agents are busy"))
@@ -348,7 +407,10 @@ async fn step_sequence(mut c: Ctx) -> R {
     .await?;
     let got = c.sim.received(&chat).await.map_err(|e| e.to_string())?;
     ensure(got.is_empty(), || format!("sent before CONNECTED: {got:?}"))?;
-    c.sim.agent_joins(&chat, "Alex Agent").await.map_err(|e| e.to_string())?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
     c.expect("CONNECTING → tvox.step", |e| {
         matches!(e, Event::Vendor { name, payload, .. }
             if &**name == "tvox.step" && payload["step"]["type"] == "CONNECTING")
@@ -360,17 +422,23 @@ async fn step_sequence(mut c: Ctx) -> R {
     })
     .await?;
     c.received_text(&chat, "waiting").await?;
-    c.expect("MessageSent for the held message", |e| {
-        matches!(e, Event::MessageSent(m) if m.content.as_text() == Some("waiting"))
-    })
+    c.expect(
+        "MessageSent for the held message",
+        |e| matches!(e, Event::MessageSent(m) if m.content.as_text() == Some("waiting")),
+    )
     .await?;
-    c.sim.to_url(&chat, "https://example.com/help").map_err(|e| e.to_string())?;
+    c.sim
+        .to_url(&chat, "https://example.com/help")
+        .map_err(|e| e.to_string())?;
     c.expect("TO_URL → tvox.step with the uri", |e| {
         matches!(e, Event::Vendor { name, payload, .. }
             if &**name == "tvox.step" && payload["step"]["uri"] == "https://example.com/help")
     })
     .await?;
-    c.sim.transfer(&chat, "Bea Agent").await.map_err(|e| e.to_string())?;
+    c.sim
+        .transfer(&chat, "Bea Agent")
+        .await
+        .map_err(|e| e.to_string())?;
     c.expect("transfer: the first agent leaves", |e| {
         matches!(e, Event::ParticipantLeft { participant, .. }
             if participant.display_name.as_deref() == Some("Alex Agent"))
@@ -409,7 +477,10 @@ async fn bot_handoff(c: Ctx) -> R {
     req.first_message = Some("Hello, anyone there?".into());
     let eng = c.session.start_chat(req).await.map_err(|e| e.to_string())?;
     let chat = c.sim.wait_for_chat(STEP).await.map_err(|e| e.to_string())?;
-    c.sim.agent_joins(&chat, "Alex Agent").await.map_err(|e| e.to_string())?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
     c.received_text(&chat, "Hello, anyone there?").await?;
     let log: Vec<(String, bool)> = c
         .sim
@@ -437,24 +508,40 @@ async fn bot_handoff(c: Ctx) -> R {
 /// The adapter extension: visited page, channel choice, receipts, recap, channels enabled.
 async fn widget_extension(mut c: Ctx) -> R {
     let enabled = c.session.channels_enabled();
-    ensure(enabled.get("CHAT") == Some(&true), || format!("{enabled:?}"))?;
+    ensure(enabled.get("CHAT") == Some(&true), || {
+        format!("{enabled:?}")
+    })?;
     c.session
-        .visit_uri(Some("https://shop.example.com/cart"), Some("/cart"), Some("Cart"))
+        .visit_uri(
+            Some("https://shop.example.com/cart"),
+            Some("/cart"),
+            Some("Cart"),
+        )
         .await
         .map_err(|e| e.to_string())?;
     c.session
         .send_customer_identifier(MultiChannelType::Chat, "support")
         .await
         .map_err(|e| e.to_string())?;
-    ensure(c.sim.visits().len() == 1, || format!("{:?}", c.sim.visits()))?;
+    ensure(c.sim.visits().len() == 1, || {
+        format!("{:?}", c.sim.visits())
+    })?;
     ensure(
         c.sim.identifiers() == vec![(MultiChannelType::Chat, "support".to_owned())],
         || format!("{:?}", c.sim.identifiers()),
     )?;
     let (eng, chat) = c.chat().await?;
-    c.sim.agent_joins(&chat, "Alex Agent").await.map_err(|e| e.to_string())?;
-    let id = c.sim.agent_says(&chat, "Here is your answer").await.map_err(|e| e.to_string())?;
-    c.expect("agent message", |e| text(e) == Some("Here is your answer")).await?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = c
+        .sim
+        .agent_says(&chat, "Here is your answer")
+        .await
+        .map_err(|e| e.to_string())?;
+    c.expect("agent message", |e| text(e) == Some("Here is your answer"))
+        .await?;
     // The neutral `mark` is refused (TVox reports no receipts back); the extension sends them.
     let err = eng
         .mark(&MessageId::from(id.as_str()), cc_core::Receipt::Read)
@@ -473,25 +560,35 @@ async fn widget_extension(mut c: Ctx) -> R {
     own.mark_read(&MessageId::from(id.as_str()))
         .await
         .map_err(|e| e.to_string())?;
-    own.send_recap("casey@example.com").await.map_err(|e| e.to_string())?;
+    own.send_recap("casey@example.com")
+        .await
+        .map_err(|e| e.to_string())?;
     let got = c.sim.received(&chat).await.map_err(|e| e.to_string())?;
     ensure(
         got == vec![
             Received::Receipt {
                 message_id: id.clone(),
-                state: "delivered".into()
+                state: "delivered".into(),
             },
             Received::Receipt {
                 message_id: id.clone(),
-                state: "read".into()
+                state: "read".into(),
             },
         ],
         || format!("{got:?}"),
     )?;
-    ensure(c.sim.recaps().len() == 1, || format!("{:?}", c.sim.recaps()))?;
+    ensure(c.sim.recaps().len() == 1, || {
+        format!("{:?}", c.sim.recaps())
+    })?;
     eng.end(None).await.map_err(|e| e.to_string())?;
     c.expect("ended by the customer", |e| {
-        matches!(e, Event::EngagementEnded { initiator: Initiator::Customer, .. })
+        matches!(
+            e,
+            Event::EngagementEnded {
+                initiator: Initiator::Customer,
+                ..
+            }
+        )
     })
     .await?;
     // Both monitors of the chat are stopped (`stopNotification`).
@@ -509,26 +606,47 @@ async fn widget_extension(mut c: Ctx) -> R {
 /// The simulator's inactivity timer: a warning with the grace left, then the close.
 async fn inactivity_timeout(mut c: Ctx) -> R {
     let (eng, chat) = c.chat().await?;
-    c.sim.agent_joins(&chat, "Alex Agent").await.map_err(|e| e.to_string())?;
-    let ev = c.expect("IdleWarning", |e| matches!(e, Event::IdleWarning { .. })).await?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
+    let ev = c
+        .expect("IdleWarning", |e| matches!(e, Event::IdleWarning { .. }))
+        .await?;
     if let Event::IdleWarning { grace, engagement } = ev {
-        ensure(grace <= Duration::from_millis(400), || format!("grace {grace:?}"))?;
+        ensure(grace <= Duration::from_millis(400), || {
+            format!("grace {grace:?}")
+        })?;
         ensure(engagement == Some(eng.id()), || format!("{engagement:?}"))?;
     }
     c.expect("closed by the system", |e| {
-        matches!(e, Event::EngagementEnded { initiator: Initiator::System, .. })
+        matches!(
+            e,
+            Event::EngagementEnded {
+                initiator: Initiator::System,
+                ..
+            }
+        )
     })
     .await?;
-    ensure(eng.state() == EngagementState::Ended, || format!("{:?}", eng.state()))?;
+    ensure(eng.state() == EngagementState::Ended, || {
+        format!("{:?}", eng.state())
+    })?;
     Ok(())
 }
 
 /// Activity after the warning keeps the chat; the maximum duration still ends it.
 async fn max_duration(mut c: Ctx) -> R {
     let (eng, chat) = c.chat().await?;
-    c.sim.agent_joins(&chat, "Alex Agent").await.map_err(|e| e.to_string())?;
-    c.expect("IdleWarning", |e| matches!(e, Event::IdleWarning { .. })).await?;
-    eng.send(Content::text("still here")).await.map_err(|e| e.to_string())?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
+    c.expect("IdleWarning", |e| matches!(e, Event::IdleWarning { .. }))
+        .await?;
+    eng.send(Content::text("still here"))
+        .await
+        .map_err(|e| e.to_string())?;
     c.expect("ACTIVE_FROM_TIMEOUT", |e| {
         matches!(e, Event::Vendor { payload, .. } if payload["step"]["type"] == "ACTIVE_FROM_TIMEOUT")
     })
@@ -541,7 +659,13 @@ async fn max_duration(mut c: Ctx) -> R {
         .expect("ended", |e| matches!(e, Event::EngagementEnded { .. }))
         .await?;
     ensure(
-        matches!(ev, Event::EngagementEnded { initiator: Initiator::System, .. }),
+        matches!(
+            ev,
+            Event::EngagementEnded {
+                initiator: Initiator::System,
+                ..
+            }
+        ),
         || format!("{ev:?}"),
     )?;
     Ok(())
@@ -551,17 +675,33 @@ async fn max_duration(mut c: Ctx) -> R {
 async fn two_chats(mut c: Ctx) -> R {
     let (a, chat_a) = c.chat().await?;
     let (b, chat_b) = c.chat().await?;
-    c.sim.agent_joins(&chat_a, "Ann").await.map_err(|e| e.to_string())?;
-    c.sim.agent_joins(&chat_b, "Ben").await.map_err(|e| e.to_string())?;
-    a.send(Content::text("to Ann")).await.map_err(|e| e.to_string())?;
-    b.send(Content::text("to Ben")).await.map_err(|e| e.to_string())?;
+    c.sim
+        .agent_joins(&chat_a, "Ann")
+        .await
+        .map_err(|e| e.to_string())?;
+    c.sim
+        .agent_joins(&chat_b, "Ben")
+        .await
+        .map_err(|e| e.to_string())?;
+    a.send(Content::text("to Ann"))
+        .await
+        .map_err(|e| e.to_string())?;
+    b.send(Content::text("to Ben"))
+        .await
+        .map_err(|e| e.to_string())?;
     c.received_text(&chat_a, "to Ann").await?;
     c.received_text(&chat_b, "to Ben").await?;
     let got = c.sim.received(&chat_a).await.map_err(|e| e.to_string())?;
     ensure(got.len() == 1, || format!("chat a got {got:?}"))?;
-    ensure(c.session.engagements().await.map_err(|e| e.to_string())?.len() == 2, || {
-        "two engagements".into()
-    })?;
+    ensure(
+        c.session
+            .engagements()
+            .await
+            .map_err(|e| e.to_string())?
+            .len()
+            == 2,
+        || "two engagements".into(),
+    )?;
     Ok(())
 }
 
@@ -577,9 +717,10 @@ async fn refusals(c: Ctx) -> R {
     let mut req = cc_testkit::default_chat_request();
     req.routing.target = Some("sales".into());
     let err = c.session.start_chat(req).await.unwrap_err();
-    ensure(err.vendor_code() == Some("1009") && err.is_retryable(), || {
-        format!("{err}")
-    })?;
+    ensure(
+        err.vendor_code() == Some("1009") && err.is_retryable(),
+        || format!("{err}"),
+    )?;
     Ok(())
 }
 

@@ -153,7 +153,10 @@ fn hello_first_then_connected_and_heartbeats() {
         json!({"clientId": "c1", "resumeToken": "r1", "channelsEnabled": {"CHAT": true}}),
     );
     assert!(t.e.is_up());
-    assert!(matches!(t.events[0], Event::Connection(ConnectionState::Connected)));
+    assert!(matches!(
+        t.events[0],
+        Event::Connection(ConnectionState::Connected)
+    ));
     assert_eq!(t.e.channels_enabled().get("CHAT"), Some(&true));
     t.advance(5000);
     let ping = t.last("ping");
@@ -203,7 +206,9 @@ fn queue_play_connecting_connected_map_to_events() {
         .events
         .iter()
         .map(|e| match e {
-            Event::MessageReceived(m) => format!("msg {:?} {:?}", m.sender.role, m.content.as_text()),
+            Event::MessageReceived(m) => {
+                format!("msg {:?} {:?}", m.sender.role, m.content.as_text())
+            }
             Event::Vendor { name, .. } => format!("vendor {name}"),
             other => format!("{:?}", other.kind()),
         })
@@ -211,7 +216,11 @@ fn queue_play_connecting_connected_map_to_events() {
     let tail: Vec<&str> = kinds.iter().map(String::as_str).rev().take(3).collect();
     assert_eq!(
         tail,
-        vec!["ParticipantJoined", "vendor tvox.step", "msg System Some(\"Welcome!\")"],
+        vec![
+            "ParticipantJoined",
+            "vendor tvox.step",
+            "msg System Some(\"Welcome!\")"
+        ],
         "{kinds:?}"
     );
     let view = t.e.chat_view(&id).unwrap();
@@ -236,9 +245,11 @@ fn messages_wait_for_connected_then_go_once_and_are_acked() {
     assert_eq!(sends[0]["params"]["status"], "WROTE");
     assert_eq!(sends[0]["params"]["notifyGreetingMessage"], false);
     t.answer("chat.send", json!(true));
-    assert!(t.events.iter().any(
-        |e| matches!(e, Event::MessageSent(s) if s.client_id == m.client_id)
-    ));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, Event::MessageSent(s) if s.client_id == m.client_id))
+    );
     // The echo brings the vendor id and does not make a second message.
     t.push(
         "es",
@@ -343,7 +354,10 @@ fn bot_history_goes_first_in_order_with_the_greeting_flag() {
         "chat.session.subscribe",
         json!({"subscription": "ss", "session": {"id": "S1", "sessionState": "ACTIVE", "step": {"step": 1, "type": "QUEUE"}}}),
     );
-    t.answer("chat.events.subscribe", json!({"subscription": "es", "events": []}));
+    t.answer(
+        "chat.events.subscribe",
+        json!({"subscription": "es", "events": []}),
+    );
     assert!(t.sends().is_empty());
     t.connected_step(2, "Ann");
     let sends: Vec<(String, bool)> = t
@@ -382,7 +396,11 @@ fn agent_close_idle_warning_and_typing() {
         "es",
         json!({"id": "e5", "messageType": "MESSAGE", "status": "COMPOSING", "direction": "INBOUND"}),
     );
-    assert!(t.events.iter().any(|e| matches!(e, Event::Typing { on: true, .. })));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, Event::Typing { on: true, .. }))
+    );
     let expire = t.now().wall.0 + 60_000;
     t.push(
         "ss",
@@ -397,7 +415,10 @@ fn agent_close_idle_warning_and_typing() {
     );
     assert!(t.events.iter().any(|e| matches!(
         e,
-        Event::EngagementEnded { initiator: Initiator::System, .. }
+        Event::EngagementEnded {
+            initiator: Initiator::System,
+            ..
+        }
     )));
     let now = t.now();
     assert_eq!(
@@ -423,7 +444,11 @@ fn malformed_pushes_are_protocol_errors_and_the_engine_goes_on() {
         .count();
     assert_eq!(protocol, 2);
     t.connected_step(2, "Ann");
-    assert!(t.events.iter().any(|e| matches!(e, Event::ParticipantJoined { .. })));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, Event::ParticipantJoined { .. }))
+    );
 }
 
 #[test]
@@ -443,7 +468,11 @@ fn service_status_subscribes_once_and_follows_pushes() {
     assert_eq!(r.unwrap()["status"], "ACTIVE");
     let tok2 = t.e.service_status(MultiChannelType::Chat, "s1".into());
     t.drain();
-    assert_eq!(t.replies.last().unwrap().0, tok2, "answered from the live cache");
+    assert_eq!(
+        t.replies.last().unwrap().0,
+        tok2,
+        "answered from the live cache"
+    );
     assert_eq!(
         t.sent
             .iter()
@@ -451,9 +480,14 @@ fn service_status_subscribes_once_and_follows_pushes() {
             .count(),
         1
     );
-    t.push("st", json!({"channelId": "CHAT", "service": "s1", "status": "OVERTIME"}));
+    t.push(
+        "st",
+        json!({"channelId": "CHAT", "service": "s1", "status": "OVERTIME"}),
+    );
     assert_eq!(
-        t.e.cached_status(&MultiChannelType::Chat, "s1").unwrap().status,
+        t.e.cached_status(&MultiChannelType::Chat, "s1")
+            .unwrap()
+            .status,
         Some(crate::wire::ServiceStatusValue::Overtime)
     );
     let bad = t.e.service_status(MultiChannelType::Video, "s1".into());
@@ -465,9 +499,18 @@ fn service_status_subscribes_once_and_follows_pushes() {
 
 #[test]
 fn call_states_map_to_call_machine_signals() {
-    assert_eq!(call_signal(&CallState::NewOutbound), Some(CallSignal::Trying));
-    assert_eq!(call_signal(&CallState::Connected), Some(CallSignal::Answered));
-    assert_eq!(call_signal(&CallState::Hold), Some(CallSignal::RemoteHold(true)));
+    assert_eq!(
+        call_signal(&CallState::NewOutbound),
+        Some(CallSignal::Trying)
+    );
+    assert_eq!(
+        call_signal(&CallState::Connected),
+        Some(CallSignal::Answered)
+    );
+    assert_eq!(
+        call_signal(&CallState::Hold),
+        Some(CallSignal::RemoteHold(true))
+    );
     assert!(matches!(
         call_signal(&CallState::Idle),
         Some(CallSignal::RemoteHangup { .. })

@@ -731,7 +731,14 @@ impl Simulator {
             .lock()
             .media
             .iter()
-            .map(|m| (m.id.clone(), m.channel.clone(), m.service.clone(), m.state.clone()))
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    m.channel.clone(),
+                    m.service.clone(),
+                    m.state.clone(),
+                )
+            })
             .collect()
     }
 
@@ -983,7 +990,10 @@ fn check_service(
     match st.channel_config(channel) {
         ConfigurationStatus::Enabled => {}
         ConfigurationStatus::NoLicense => {
-            return Err(rpc_error(codes::NO_LICENSE, format!("no license for {channel}")));
+            return Err(rpc_error(
+                codes::NO_LICENSE,
+                format!("no license for {channel}"),
+            ));
         }
         other => {
             return Err(rpc_error(
@@ -1002,7 +1012,10 @@ fn check_service(
             ));
         }
         Some(ConfigurationStatus::NoLicense) => {
-            return Err(rpc_error(codes::NO_LICENSE, format!("no license for {service}")));
+            return Err(rpc_error(
+                codes::NO_LICENSE,
+                format!("no license for {service}"),
+            ));
         }
         other => {
             return Err(rpc_error(
@@ -1045,7 +1058,11 @@ fn dispatch(
             s.monitored = h
                 .services_configuration
                 .iter()
-                .flat_map(|c| c.services.iter().map(|s| (c.channel.clone(), s.code.clone())))
+                .flat_map(|c| {
+                    c.services
+                        .iter()
+                        .map(|s| (c.channel.clone(), s.code.clone()))
+                })
                 .collect();
             let channels_enabled = MultiChannelType::KNOWN
                 .iter()
@@ -1136,10 +1153,11 @@ fn dispatch(
                 .iter()
                 .filter(|c| c.state == MultiChannelState::Active && c.agent.is_none())
                 .count();
-            let name = c
-                .customer_display_name
-                .clone()
-                .or_else(|| c.customer_info.as_ref().map(|i| i.customer_display_name.clone()));
+            let name = c.customer_display_name.clone().or_else(|| {
+                c.customer_info
+                    .as_ref()
+                    .map(|i| i.customer_display_name.clone())
+            });
             st.chats.push(ChatRec {
                 id: uuid::Uuid::new_v4().to_string(),
                 service: c.service,
@@ -1319,12 +1337,14 @@ fn receipt(
     state: &str,
 ) -> std::result::Result<Reply, RpcError> {
     let i = find_chat(st, session_id)?;
-    let known = st.chats[i]
-        .events
-        .iter()
-        .any(|e| e.id.as_deref() == Some(message_id.as_str()) && e.direction == Some(Direction::Inbound));
+    let known = st.chats[i].events.iter().any(|e| {
+        e.id.as_deref() == Some(message_id.as_str()) && e.direction == Some(Direction::Inbound)
+    });
     if !known {
-        return Err(rpc_error(-32602, format!("no inbound message {message_id}")));
+        return Err(rpc_error(
+            -32602,
+            format!("no inbound message {message_id}"),
+        ));
     }
     st.chats[i].received.push(Received::Receipt {
         message_id,
@@ -1356,9 +1376,14 @@ fn create_media(
         state: CallState::NewOutbound,
         start: time::format(wall),
     });
-    ok(st, sock, id, &MediaCreated {
-        session_id: session_id.clone(),
-    });
+    ok(
+        st,
+        sock,
+        id,
+        &MediaCreated {
+            session_id: session_id.clone(),
+        },
+    );
     media_state(st, &session_id, CallState::NewOutbound)
         .map_err(|e| rpc_error(-32603, e.to_string()))?;
     Ok(Reply::Sent)

@@ -224,7 +224,11 @@ pub struct ServiceConfiguration {
     /// The service code (`service0001`).
     pub code: String,
     /// The description (the vendor's example spells it `descritpion`; both are accepted).
-    #[serde(default, alias = "descritpion", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "descritpion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
 }
 
