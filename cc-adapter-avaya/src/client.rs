@@ -15,10 +15,10 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use cc_chat::{EchoMatch, IncomingDedup, Outbox, OutboxConfig, Poll, Transcript, Upsert};
 use cc_core::{
-    Capabilities, ChatRequest, Content, DeliveryState, Engagement, EngagementId,
-    EngagementState, Error, ErrorKind, Event, EventBus, EventStream, Feature, HistoryPage,
-    HistoryPager, Initiator, Message, MessageId, Participant, Result, Role, Secret, SentMessage,
-    Session, Timestamp, TlsSettings, Vendor,
+    Capabilities, ChatRequest, Content, DeliveryState, Engagement, EngagementId, EngagementState,
+    Error, ErrorKind, Event, EventBus, EventStream, Feature, HistoryPage, HistoryPager, Initiator,
+    Message, MessageId, Participant, Result, Role, Secret, SentMessage, Session, Timestamp,
+    TlsSettings, Vendor,
 };
 use cc_transport::{HttpClient, HttpConfig, Method, TlsConfig};
 use serde_json::json;
@@ -269,7 +269,11 @@ fn http_for(cfg: &AvayaConfig, tls: &TlsSettings) -> Result<HttpClient> {
 fn check_live(token: &Secret, wall_ms: i64, field: &'static str) -> Result<i64> {
     let exp = token_expiry(token).map_err(|r| Error::invalid(VENDOR, field, r))?;
     if exp.saturating_mul(1000) <= wall_ms {
-        return Err(Error::invalid(VENDOR, field, "JWT Token should be live (it expired)"));
+        return Err(Error::invalid(
+            VENDOR,
+            field,
+            "JWT Token should be live (it expired)",
+        ));
     }
     Ok(exp)
 }
@@ -452,7 +456,9 @@ async fn load_history(inner: Arc<Inner>, id: EngagementId, dialog_id: String) {
         let wall = Timestamp(inner.clock.wall_ms());
         {
             let mut st = inner.lock();
-            let Some(eng) = st.eng(id.as_str()) else { return };
+            let Some(eng) = st.eng(id.as_str()) else {
+                return;
+            };
             for m in &page.messages {
                 eng.transcript.upsert(to_message(m, wall));
             }
@@ -594,7 +600,9 @@ fn classify(e: &Error) -> PollFailure {
     match e {
         Error::Auth { code, .. } if code.as_deref() == Some("ACS-305") => PollFailure::Unauthorized,
         Error::Auth { .. } => PollFailure::Forbidden,
-        Error::Closed { what: "session", .. } => PollFailure::SessionNotFound,
+        Error::Closed {
+            what: "session", ..
+        } => PollFailure::SessionNotFound,
         Error::Rejected { message, .. } => {
             let status = message
                 .strip_prefix("HTTP ")
@@ -673,9 +681,14 @@ async fn drive(inner: Arc<Inner>) {
         }
         let deadline = {
             let st = inner.lock();
-            [st.engine.next_timeout(), outbox_wait].into_iter().flatten().min()
+            [st.engine.next_timeout(), outbox_wait]
+                .into_iter()
+                .flatten()
+                .min()
         };
-        let sleep = inner.clock.sleep_until(deadline.unwrap_or(now + Duration::from_secs(3600)));
+        let sleep = inner
+            .clock
+            .sleep_until(deadline.unwrap_or(now + Duration::from_secs(3600)));
         tokio::select! {
             () = inner.stop.cancelled() => return,
             r = async { poll.as_mut().expect("guarded").await }, if poll.is_some() => {
@@ -700,7 +713,11 @@ async fn on_poll(inner: &Arc<Inner>, r: Result<Bytes>) {
             {
                 let mut st = inner.lock();
                 let active = st.engine.stream() == Stream::Connected;
-                for e in st.engs.iter_mut().filter(|e| e.held && e.status == Status::Active) {
+                for e in st
+                    .engs
+                    .iter_mut()
+                    .filter(|e| e.held && e.status == Status::Active)
+                {
                     if active {
                         e.held = false;
                         e.outbox.on_connected();
@@ -708,7 +725,7 @@ async fn on_poll(inner: &Arc<Inner>, r: Result<Bytes>) {
                 }
             }
             match wire::decode_events(&body) {
-                Ok(items) => handle_batch(inner, items).await,
+                Ok(items) => handle_batch(inner, items),
                 Err(e) => inner.emit(Event::error(e)),
             }
         }
@@ -727,7 +744,7 @@ async fn on_poll(inner: &Arc<Inner>, r: Result<Bytes>) {
     }
 }
 
-async fn handle_batch(inner: &Arc<Inner>, items: Vec<wire::Decoded>) {
+fn handle_batch(inner: &Arc<Inner>, items: Vec<wire::Decoded>) {
     let now = inner.clock.now();
     let wall = Timestamp(inner.clock.wall_ms());
     let mut stop = Vec::new();
@@ -770,9 +787,14 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
     let stream_up = st.engine.stream() == Stream::Connected;
     match ev {
         ServerEvent::Message(m) => {
-            let Some(eng) = st.eng(&m.engagement_id) else { return };
+            let Some(eng) = st.eng(&m.engagement_id) else {
+                return;
+            };
             let Some(text) = m.message.body.text() else {
-                inner.emit(vendor("MESSAGE", serde_json::to_value(&m).unwrap_or_default()));
+                inner.emit(vendor(
+                    "MESSAGE",
+                    serde_json::to_value(&m).unwrap_or_default(),
+                ));
                 return;
             };
             let customer = m.participant.participant_type == ParticipantType::Customer;
@@ -817,8 +839,11 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
                             .get(merged.id.as_ref().expect("id set"))
                             .and_then(|t| t.client_id)
                     });
-                    eng.transcript
-                        .set_state(merged.id.as_ref(), client_id, DeliveryState::Delivered);
+                    eng.transcript.set_state(
+                        merged.id.as_ref(),
+                        client_id,
+                        DeliveryState::Delivered,
+                    );
                     inner.emit(Event::MessageDelivered {
                         engagement: eng.id.clone(),
                         id: merged.id.clone(),
@@ -830,7 +855,9 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
             }
         }
         ServerEvent::ParticipantAdded(p) => {
-            let Some(eng) = st.eng(&p.engagement_id) else { return };
+            let Some(eng) = st.eng(&p.engagement_id) else {
+                return;
+            };
             if p.participant.participant_type == ParticipantType::Customer {
                 if !is_me(inner, p.session_id.as_deref()) || eng.status != Status::Pending {
                     return;
@@ -864,7 +891,9 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
             }
         }
         ServerEvent::ParticipantDisconnected(p) => {
-            let Some(eng) = st.eng(&p.engagement_id) else { return };
+            let Some(eng) = st.eng(&p.engagement_id) else {
+                return;
+            };
             if p.participant.participant_type == ParticipantType::Customer {
                 if !is_me(inner, p.session_id.as_deref()) || !eng.tracked() {
                     return;
@@ -906,7 +935,9 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
             ));
         }
         ServerEvent::EngagementError(e) => {
-            let Some(eng) = st.eng(&e.engagement_id) else { return };
+            let Some(eng) = st.eng(&e.engagement_id) else {
+                return;
+            };
             eng.status = Status::Terminated;
             let failures = eng.outbox.close(Error::closed(VENDOR, "engagement"));
             inner.emit(vendor(
@@ -935,7 +966,7 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
 }
 
 enum Job {
-    Send(EngagementId, String, cc_chat::Outgoing),
+    Send(EngagementId, String, Box<cc_chat::Outgoing>),
     Reconcile(EngagementId, String),
 }
 
@@ -953,7 +984,7 @@ async fn run_outboxes(inner: &Arc<Inner>) -> Option<Instant> {
             for e in st.engs.iter_mut().filter(|e| e.status == Status::Active) {
                 match e.outbox.poll(now) {
                     Poll::Send(out) => {
-                        job = Some(Job::Send(e.id.clone(), e.dialog_id.clone(), out));
+                        job = Some(Job::Send(e.id.clone(), e.dialog_id.clone(), Box::new(out)));
                         break;
                     }
                     Poll::Reconcile => {
@@ -968,7 +999,7 @@ async fn run_outboxes(inner: &Arc<Inner>) -> Option<Instant> {
         };
         match job {
             None => return wait,
-            Some(Job::Send(id, dialog, out)) => send_one(inner, &id, dialog, out).await,
+            Some(Job::Send(id, dialog, out)) => send_one(inner, &id, dialog, *out).await,
             Some(Job::Reconcile(id, dialog)) => reconcile(inner, &id, &dialog).await,
         }
     }
@@ -986,10 +1017,15 @@ async fn send_one(inner: &Arc<Inner>, id: &EngagementId, dialog: String, out: cc
         parent_message_id: None,
         body: wire::MessageBody::plain(text),
     };
-    let r: Result<WireMessage> = inner.http.post_json(&paths::messages(id.as_str()), &body).await;
+    let r: Result<WireMessage> = inner
+        .http
+        .post_json(&paths::messages(id.as_str()), &body)
+        .await;
     let now = inner.clock.now();
     let mut st = inner.lock();
-    let Some(eng) = st.eng(id.as_str()) else { return };
+    let Some(eng) = st.eng(id.as_str()) else {
+        return;
+    };
     match r {
         Ok(m) => {
             eng.outbox.on_written(cid, now);
@@ -1002,7 +1038,12 @@ async fn send_one(inner: &Arc<Inner>, id: &EngagementId, dialog: String, out: cc
                 inner.emit(Event::MessageSent(Arc::new(c)));
             }
         }
-        Err(e) if matches!(e.kind(), ErrorKind::Transport | ErrorKind::Timeout | ErrorKind::Auth) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::Transport | ErrorKind::Timeout | ErrorKind::Auth
+            ) =>
+        {
             // Unknown fate (or a token to renew): hold, and reconcile once the stream is up.
             eng.outbox.on_disconnected();
             eng.held = true;
@@ -1035,7 +1076,9 @@ async fn reconcile(inner: &Arc<Inner>, id: &EngagementId, dialog: &str) {
     let now = inner.clock.now();
     let wall = Timestamp(inner.clock.wall_ms());
     let mut st = inner.lock();
-    let Some(eng) = st.eng(id.as_str()) else { return };
+    let Some(eng) = st.eng(id.as_str()) else {
+        return;
+    };
     match r {
         Ok(page) => {
             let seen: Vec<Message> = page
@@ -1081,7 +1124,9 @@ impl Session for AvayaSession {
         }
         let mut params = request.context.clone();
         if let Some(s) = &request.subject {
-            params.entry("subject".to_owned()).or_insert_with(|| s.clone());
+            params
+                .entry("subject".to_owned())
+                .or_insert_with(|| s.clone());
         }
         config::check_mapped_data(&params, "context")?;
         if let Some(first) = &request.first_message {
@@ -1261,7 +1306,11 @@ impl Engagement for AvayaEngagement {
     fn participants(&self) -> Vec<Participant> {
         self.with(|e| {
             let mut v = vec![self.inner.me.clone()];
-            v.extend(e.participants.iter().map(wire::WireParticipant::to_participant));
+            v.extend(
+                e.participants
+                    .iter()
+                    .map(wire::WireParticipant::to_participant),
+            );
             v
         })
         .unwrap_or_default()
@@ -1441,8 +1490,7 @@ impl AvayaPager {
         }
         let max = self.max_index.unwrap_or(u64::MAX);
         for m in &page.messages {
-            if m.message_index.is_some_and(|i| i > max) || !self.ids.insert(m.message_id.clone())
-            {
+            if m.message_index.is_some_and(|i| i > max) || !self.ids.insert(m.message_id.clone()) {
                 continue;
             }
             self.loaded.push(to_message(m, wall));

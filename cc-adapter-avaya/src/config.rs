@@ -150,7 +150,8 @@ impl AvayaConfig {
         if self.appkey.expose().trim().is_empty() {
             return Err(Error::invalid(VENDOR, "avaya.appkey", "empty"));
         }
-        token_expiry(&self.token).map_err(|reason| Error::invalid(VENDOR, "avaya.token", reason))?;
+        token_expiry(&self.token)
+            .map_err(|reason| Error::invalid(VENDOR, "avaya.token", reason))?;
         if let Some(name) = &self.display_name {
             check_display_name(name, "avaya.display_name")?;
         }
@@ -158,7 +159,11 @@ impl AvayaConfig {
         if let Some(id) = &self.session_id {
             check_uuid(id, "avaya.session_id")?;
         }
-        check_range(self.idle_timeout_secs, IDLE_TIMEOUT_RANGE, "avaya.idle_timeout_secs")?;
+        check_range(
+            self.idle_timeout_secs,
+            IDLE_TIMEOUT_RANGE,
+            "avaya.idle_timeout_secs",
+        )?;
         check_range(
             self.idle_shutdown_grace_secs,
             GRACE_RANGE,
@@ -206,9 +211,8 @@ impl AvayaConfig {
                 ));
             }
         };
-        let url = url::Url::parse(&host).map_err(|e| {
-            Error::invalid(VENDOR, "avaya.host_url", format!("`{host}`: {e}"))
-        })?;
+        let url = url::Url::parse(&host)
+            .map_err(|e| Error::invalid(VENDOR, "avaya.host_url", format!("`{host}`: {e}")))?;
         let loopback = match url.host() {
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -286,7 +290,11 @@ pub fn check_uuid(v: &str, field: &'static str) -> Result<()> {
     if v.len() == 36 && uuid::Uuid::parse_str(v).is_ok() {
         Ok(())
     } else {
-        Err(Error::invalid(VENDOR, field, format!("`{v}` is not a UUID")))
+        Err(Error::invalid(
+            VENDOR,
+            field,
+            format!("`{v}` is not a UUID"),
+        ))
     }
 }
 

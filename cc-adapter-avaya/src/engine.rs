@@ -456,7 +456,9 @@ impl Engine {
             && now >= t
         {
             self.token_reminder = None;
-            let left = self.token_expiry.map_or(Duration::ZERO, |e| e.saturating_duration_since(now));
+            let left = self
+                .token_expiry
+                .map_or(Duration::ZERO, |e| e.saturating_duration_since(now));
             out.push(vendor_event(
                 "TOKEN_EXPIRY_REMINDER",
                 json!({ "expiryDate": self.token_exp_unix }),

@@ -128,9 +128,17 @@ pub fn is_session_not_found(body: &[u8]) -> bool {
 }
 
 /// Maps an HTTP error response as the vendor's SDK does; `endpoint` is `METHOD /path`.
-pub fn from_status(endpoint: &str, status: u16, retry_after: Option<Duration>, body: &[u8]) -> Error {
+pub fn from_status(
+    endpoint: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Error {
     let problem = Problem::parse(body);
-    let text = format!("HTTP {status} on {endpoint}: {}", describe(problem.as_ref(), body));
+    let text = format!(
+        "HTTP {status} on {endpoint}: {}",
+        describe(problem.as_ref(), body)
+    );
     let join_or_send = endpoint.starts_with("POST ")
         && (endpoint.ends_with(":join") || endpoint.ends_with("/messages"));
     match status {
@@ -201,9 +209,27 @@ mod tests {
     fn statuses_map_like_the_sdk() {
         let nf = br#"{"type":"about:blank","title":"Not Found","status":404,"detail":"Session not found"}"#;
         let e = from_status("GET /x/sessions/1/events", 404, None, nf);
-        assert!(matches!(e, Error::Closed { what: "session", .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Closed {
+                    what: "session",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         let e = from_status("POST /x/engagements/1:join", 404, None, b"{}");
-        assert!(matches!(e, Error::Closed { what: "engagement", .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Closed {
+                    what: "engagement",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         let e = from_status("POST /x/engagements/1:disconnect", 404, None, b"{}");
         assert_eq!(e.vendor_code(), Some("ACS-304"));
         let e = from_status("GET /x", 401, None, b"");

@@ -11,6 +11,7 @@ pub mod wire;
 use cc_core::{AdapterEntry, Capabilities, Config, ConnectFuture, Result, Vendor};
 
 pub use client::{AvayaEngagement, AvayaSession, Clock};
+
 pub use config::AvayaConfig;
 
 /// The vendor this adapter speaks to.

@@ -29,7 +29,8 @@ async fn start() -> cc_core::Result<Started> {
     cfg.idle_shutdown_grace_secs = 60;
     let clock = Clock::new();
     sim.link_client(clock.clone(), cfg.idle_timeout(), cfg.grace());
-    let session = AvayaSession::connect_with_clock(cfg.clone(), &TlsSettings::default(), clock).await?;
+    let session =
+        AvayaSession::connect_with_clock(cfg.clone(), &TlsSettings::default(), clock).await?;
     let sim = Arc::new(sim);
     let reopen_sim = sim.clone();
     Ok(Started::new(Box::new(session), sim)
@@ -40,7 +41,8 @@ async fn start() -> cc_core::Result<Started> {
             async move {
                 let clock = Clock::new();
                 sim.link_client(clock.clone(), cfg.idle_timeout(), cfg.grace());
-                let s = AvayaSession::connect_with_clock(cfg, &TlsSettings::default(), clock).await?;
+                let s =
+                    AvayaSession::connect_with_clock(cfg, &TlsSettings::default(), clock).await?;
                 Ok(Box::new(s) as Box<dyn Session>)
             }
         }))

@@ -27,10 +27,15 @@ async fn idle_warning_then_grace_then_shutdown_with_user_inactive() {
     let mut cfg = sim.client_config().unwrap();
     cfg.idle_shutdown_grace_secs = 30;
     let t0 = Instant::now();
-    let session = AvayaSession::connect(cfg, &TlsSettings::default()).await.unwrap();
+    let session = AvayaSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
     let mut events = session.events();
     match next_neutral(&mut events).await {
-        Event::IdleWarning { engagement: None, grace } => assert_eq!(grace, Duration::from_secs(30)),
+        Event::IdleWarning {
+            engagement: None,
+            grace,
+        } => assert_eq!(grace, Duration::from_secs(30)),
         other => panic!("{other:?}"),
     }
     assert_eq!(t0.elapsed().as_secs(), 300);
@@ -40,7 +45,13 @@ async fn idle_warning_then_grace_then_shutdown_with_user_inactive() {
     }
     assert_eq!(t0.elapsed().as_secs(), 330);
     let deleted = sim.deleted_sessions();
-    assert_eq!(deleted, vec![(session.session_id().to_owned(), Some("USER_INACTIVE".to_owned()))]);
+    assert_eq!(
+        deleted,
+        vec![(
+            session.session_id().to_owned(),
+            Some("USER_INACTIVE".to_owned())
+        )]
+    );
     assert!(session.keep_alive().await.is_err(), "the session is closed");
 }
 
@@ -49,12 +60,20 @@ async fn keep_alive_during_grace_restarts_the_idle_timer() {
     let sim = Simulator::start(SimOptions::default()).await.unwrap();
     let cfg = sim.client_config().unwrap();
     let t0 = Instant::now();
-    let session = AvayaSession::connect(cfg, &TlsSettings::default()).await.unwrap();
+    let session = AvayaSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
     let mut events = session.events();
-    assert!(matches!(next_neutral(&mut events).await, Event::IdleWarning { .. }));
+    assert!(matches!(
+        next_neutral(&mut events).await,
+        Event::IdleWarning { .. }
+    ));
     tokio::time::sleep(Duration::from_secs(20)).await;
     session.keep_alive().await.unwrap();
-    assert!(matches!(next_neutral(&mut events).await, Event::IdleWarning { .. }));
+    assert!(matches!(
+        next_neutral(&mut events).await,
+        Event::IdleWarning { .. }
+    ));
     assert_eq!(t0.elapsed().as_secs(), 300 + 20 + 300);
     assert!(sim.deleted_sessions().is_empty());
 }
@@ -68,7 +87,9 @@ async fn token_reminder_exactly_180_s_before_exp_then_expired_then_refresh() {
         .issue_token_with_ttl("conformance-customer", Duration::from_secs(600))
         .unwrap();
     let t0 = Instant::now();
-    let session = AvayaSession::connect(cfg, &TlsSettings::default()).await.unwrap();
+    let session = AvayaSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
     let mut events = session.events();
     match next_neutral(&mut events).await {
         Event::TokenExpiring { in_ } => assert_eq!(in_, Duration::from_secs(180)),
@@ -76,11 +97,20 @@ async fn token_reminder_exactly_180_s_before_exp_then_expired_then_refresh() {
     }
     // `exp` is whole seconds from the wall clock at issue: the reminder is at 419..=420 s.
     let at = t0.elapsed();
-    assert!(at >= Duration::from_secs(419) && at <= Duration::from_secs(420), "{at:?}");
-    assert!(matches!(next_neutral(&mut events).await, Event::TokenExpired));
+    assert!(
+        at >= Duration::from_secs(419) && at <= Duration::from_secs(420),
+        "{at:?}"
+    );
+    assert!(matches!(
+        next_neutral(&mut events).await,
+        Event::TokenExpired
+    ));
     assert_eq!((t0.elapsed() - at).as_secs(), 180);
     let fresh = sim.issue_token_for("conformance-customer").unwrap();
     session.set_token(fresh).await.unwrap();
     // The next timer is the idle warning, not another token event.
-    assert!(matches!(next_neutral(&mut events).await, Event::IdleWarning { .. }));
+    assert!(matches!(
+        next_neutral(&mut events).await,
+        Event::IdleWarning { .. }
+    ));
 }

@@ -24,7 +24,10 @@ const BATCH: &str = r#"[
 fn a_sample_batch_decodes_with_unknown_and_malformed_items_kept_apart() {
     let items = wire::decode_events(BATCH.as_bytes()).unwrap();
     assert_eq!(items.len(), 6);
-    assert!(matches!(items[0].event, Ok(ServerEvent::EngagementCreated(_))));
+    assert!(matches!(
+        items[0].event,
+        Ok(ServerEvent::EngagementCreated(_))
+    ));
     match &items[1].event {
         Ok(ServerEvent::ParticipantAdded(p)) => {
             assert_eq!(p.participant.participant_type, ParticipantType::Customer);
@@ -42,11 +45,19 @@ fn a_sample_batch_decodes_with_unknown_and_malformed_items_kept_apart() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&items[3].event, Ok(ServerEvent::EngagementError(e)) if e.error.title == "Routing failed"));
-    assert!(matches!(&items[4].event, Ok(ServerEvent::Unknown { event_type, .. }) if event_type == "TYPING_STARTED"));
+    assert!(
+        matches!(&items[3].event, Ok(ServerEvent::EngagementError(e)) if e.error.title == "Routing failed")
+    );
+    assert!(
+        matches!(&items[4].event, Ok(ServerEvent::Unknown { event_type, .. }) if event_type == "TYPING_STARTED")
+    );
     let bad = items[5].event.as_ref().unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::Protocol);
-    assert_eq!(items[5].event_id.as_deref(), Some("6"), "a bad event can still be acked");
+    assert_eq!(
+        items[5].event_id.as_deref(),
+        Some("6"),
+        "a bad event can still be acked"
+    );
 }
 
 #[test]
@@ -64,13 +75,19 @@ fn unknown_participant_types_decode() {
 
 #[test]
 fn a_history_page_decodes() {
-    let page: wire::MessagesPage = serde_json::from_str(r#"{
+    let page: wire::MessagesPage = serde_json::from_str(
+        r#"{
       "messages":[{"messageId":"m-2","dialogId":"d","engagementId":"e","messageIndex":2,
         "body":{"elementType":"TEXT","elementText":{"text":"hi","textFormat":"PLAINTEXT"}},
         "senderParticipantId":"p","participantType":"CUSTOMER","displayName":"Casey",
         "receivedAt":"2024-01-31T12:00:00Z","lastUpdatedAt":"2024-01-31T12:00:00Z"}],
-      "pagination":{"pageNumber":1},"links":{"next":""}}"#).unwrap();
-    assert_eq!(page.messages[0].sender().participant_type, ParticipantType::Customer);
+      "pagination":{"pageNumber":1},"links":{"next":""}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        page.messages[0].sender().participant_type,
+        ParticipantType::Customer
+    );
     assert!(page.links.next.is_empty());
 }
 

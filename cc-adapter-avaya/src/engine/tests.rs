@@ -61,14 +61,19 @@ fn idle_then_grace_then_shutdown_and_activity_resets() {
     e.activity(t0 + 100 * S);
     assert_eq!(e.next_timeout(), Some(t0 + 400 * S));
     let out = e.on_timeout(t0 + 400 * S);
-    assert!(matches!(events(&out)[..], [Event::IdleWarning { engagement: None, grace }] if grace == 60 * S));
+    assert!(
+        matches!(events(&out)[..], [Event::IdleWarning { engagement: None, grace }] if grace == 60 * S)
+    );
     assert_eq!(e.timer(), ActivityTimer::Grace(t0 + 460 * S));
     // keep_alive during grace: back to idle.
     e.activity(t0 + 430 * S);
     assert_eq!(e.timer(), ActivityTimer::Idle(t0 + 730 * S));
     e.on_timeout(t0 + 730 * S);
     let out = e.on_timeout(t0 + 790 * S);
-    assert!(out.iter().any(|o| matches!(o, Output::Shutdown("USER_INACTIVE"))));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Shutdown("USER_INACTIVE")))
+    );
     assert!(e.ended());
     assert_eq!(e.next_timeout(), None);
 }
@@ -96,9 +101,14 @@ fn network_failure_retries_with_fibonacci_backoff_until_the_reconnection_timeout
     let mut delays = Vec::new();
     for _ in 0..4 {
         assert!(e.poll_due(now));
-        assert_eq!(vendor_names(&e.begin_poll(now)), ["EVENT_STREAM_CONNECTING"]);
+        assert_eq!(
+            vendor_names(&e.begin_poll(now)),
+            ["EVENT_STREAM_CONNECTING"]
+        );
         e.poll_failed(now, PollFailure::ServerError);
-        let Stream::Retry { at, .. } = e.stream() else { panic!() };
+        let Stream::Retry { at, .. } = e.stream() else {
+            panic!()
+        };
         delays.push((at - now).as_secs());
         now = at;
     }
@@ -124,7 +134,11 @@ fn unauthorized_pauses_until_a_new_token() {
     e.start_stream();
     e.poll_ok(t0);
     let out = e.poll_failed(t0, PollFailure::Unauthorized);
-    assert!(events(&out).iter().any(|e| matches!(e, Event::TokenExpired)));
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TokenExpired))
+    );
     assert_eq!(e.stream(), Stream::Paused(Pause::Unauthorized));
     assert!(!e.poll_due(t0 + 10 * S));
     e.set_token(t0 + 10 * S, 10_000, 7200);

@@ -148,7 +148,11 @@ impl State {
 
     /// Queues `ev` for every session of the chat.
     pub(crate) fn broadcast(&mut self, chat: usize, ev: &ServerEvent) {
-        let sessions: Vec<String> = self.chats[chat].sessions.iter().map(|s| s.0.clone()).collect();
+        let sessions: Vec<String> = self.chats[chat]
+            .sessions
+            .iter()
+            .map(|s| s.0.clone())
+            .collect();
         for s in sessions {
             self.push(&s, ev);
         }
@@ -380,7 +384,11 @@ impl Simulator {
         Ok(())
     }
 
-    fn agent_event(&self, chat: &SimChat, f: impl FnOnce(&mut State, usize) -> Result<String>) -> Result<String> {
+    fn agent_event(
+        &self,
+        chat: &SimChat,
+        f: impl FnOnce(&mut State, usize) -> Result<String>,
+    ) -> Result<String> {
         let r = {
             let mut st = self.inner.lock();
             let i = index(&st, chat)?;
@@ -398,7 +406,12 @@ fn index(st: &State, chat: &SimChat) -> Result<usize> {
         .ok_or_else(|| Error::invalid(VENDOR, "chat", format!("unknown chat {}", chat.id)))
 }
 
-fn participant_event(st: &State, i: usize, p: &WireParticipant, session: Option<String>) -> ParticipantEvent {
+fn participant_event(
+    st: &State,
+    i: usize,
+    p: &WireParticipant,
+    session: Option<String>,
+) -> ParticipantEvent {
     ParticipantEvent {
         engagement_id: st.chats[i].id.clone(),
         dialog_id: st.chats[i].dialog.clone(),
@@ -409,7 +422,13 @@ fn participant_event(st: &State, i: usize, p: &WireParticipant, session: Option<
 }
 
 /// Adds a message from `who` to chat `i` and sends it to every session.
-pub(crate) fn post_message(st: &mut State, i: usize, who: &WireParticipant, text: &str, format: &str) -> WireMessage {
+pub(crate) fn post_message(
+    st: &mut State,
+    i: usize,
+    who: &WireParticipant,
+    text: &str,
+    format: &str,
+) -> WireMessage {
     let chat = &st.chats[i];
     let now = now_rfc3339();
     let mut body = wire::MessageBody::plain(text);
@@ -480,7 +499,12 @@ impl SimControl for Simulator {
 
     /// AXP has no queue event: the engagement waits for an agent once the customer is in.
     /// The simulator posts what a routing flow shows then, a `SYSTEM` message.
-    async fn queue(&self, chat: &SimChat, position: u32, expected_wait: Option<Duration>) -> Result<()> {
+    async fn queue(
+        &self,
+        chat: &SimChat,
+        position: u32,
+        expected_wait: Option<Duration>,
+    ) -> Result<()> {
         self.agent_event(chat, |st, i| {
             let system = WireParticipant {
                 participant_id: "system".to_owned(),
@@ -527,7 +551,13 @@ impl SimControl for Simulator {
         })
     }
 
-    async fn agent_sends_file(&self, _c: &SimChat, _n: &str, _m: &str, _b: &[u8]) -> Result<String> {
+    async fn agent_sends_file(
+        &self,
+        _c: &SimChat,
+        _n: &str,
+        _m: &str,
+        _b: &[u8],
+    ) -> Result<String> {
         Err(Error::unsupported(VENDOR, Feature::AttachmentsIn))
     }
 
@@ -565,7 +595,12 @@ impl SimControl for Simulator {
             }
             let sessions = st.chats[i].sessions.clone();
             for (s, p) in &sessions {
-                let ev = ServerEvent::ParticipantDisconnected(participant_event(st, i, p, Some(s.clone())));
+                let ev = ServerEvent::ParticipantDisconnected(participant_event(
+                    st,
+                    i,
+                    p,
+                    Some(s.clone()),
+                ));
                 st.push(s, &ev);
             }
             st.chats[i].sessions.clear();
@@ -586,7 +621,12 @@ impl SimControl for Simulator {
     /// its clock, so the client's own timer fires with its configured grace, which must be
     /// `grace`.
     async fn idle_warning(&self, _chat: &SimChat, grace: Duration) -> Result<()> {
-        let clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let clients = self
+            .inner
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if clients.is_empty() {
             return Err(Error::invalid(
                 VENDOR,
@@ -599,9 +639,7 @@ impl SimControl for Simulator {
                 return Err(Error::invalid(
                     VENDOR,
                     "grace",
-                    format!(
-                        "the client's idle_shutdown_grace is {client_grace:?}, not {grace:?}"
-                    ),
+                    format!("the client's idle_shutdown_grace is {client_grace:?}, not {grace:?}"),
                 ));
             }
             clock.advance(idle);

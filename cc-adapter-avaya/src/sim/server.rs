@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use cc_testkit::{Direction, Frame, Received};
 use serde_json::{Value, json};
 
-use super::{Chat, Claims, Inner, SimSession, State, new_id, now_rfc3339, participant_event, post_message};
+use super::{
+    Chat, Claims, Inner, SimSession, State, new_id, now_rfc3339, participant_event, post_message,
+};
 use crate::wire::{
     self, MessagesPage, ParticipantType, ServerEvent, WireDialog, WireEngagement, WireParticipant,
     WireSession,
@@ -88,7 +90,8 @@ fn session_json(st: &State, id: &str) -> Option<WireSession> {
 fn expire_sessions(inner: &Inner, st: &mut State) {
     let now = tokio::time::Instant::now();
     let limit = inner.opts.session_expiry;
-    st.sessions.retain(|_, s| now.duration_since(s.last_seen) <= limit);
+    st.sessions
+        .retain(|_, s| now.duration_since(s.last_seen) <= limit);
 }
 
 async fn handle(
@@ -134,7 +137,11 @@ async fn handle(
         }
         return problem(StatusCode::NOT_FOUND, "Not Found", "No such path");
     };
-    if headers.get(wire::APPKEY_HEADER).and_then(|v| v.to_str().ok()) != Some(&inner.opts.appkey) {
+    if headers
+        .get(wire::APPKEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        != Some(&inner.opts.appkey)
+    {
         return problem(StatusCode::FORBIDDEN, "Forbidden", "Invalid appkey");
     }
     let bearer = headers
@@ -148,7 +155,11 @@ async fn handle(
         Err(detail) => return problem(StatusCode::UNAUTHORIZED, "Unauthorized", &detail),
     };
     if claims.integration_id != inner.opts.integration_id {
-        return problem(StatusCode::FORBIDDEN, "Forbidden", "Token for another integration");
+        return problem(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Token for another integration",
+        );
     }
     let parts: Vec<&str> = rest.split('/').collect();
     let q = query(&uri);
@@ -170,7 +181,8 @@ async fn handle(
             if st.sessions.remove(*id).is_none() {
                 return problem(StatusCode::NOT_FOUND, "Not Found", "Session not found");
             }
-            st.deleted.push(((*id).to_owned(), q.get("reason").cloned()));
+            st.deleted
+                .push(((*id).to_owned(), q.get("reason").cloned()));
             for c in &mut st.chats {
                 c.sessions.retain(|s| s.0 != *id);
             }
@@ -182,7 +194,11 @@ async fn handle(
         (Method::POST, ["engagements"]) => create_engagement(&inner, &claims, &body),
         (Method::GET, ["engagements", id]) => {
             let st = inner.lock();
-            match st.chats.iter().find(|c| c.id == *id && c.customer == claims.sub) {
+            match st
+                .chats
+                .iter()
+                .find(|c| c.id == *id && c.customer == claims.sub)
+            {
                 Some(c) => ok(engagement_json(c)),
                 None => problem(StatusCode::NOT_FOUND, "Not Found", "Engagement not found"),
             }
@@ -222,7 +238,11 @@ fn create_session(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
     let Ok(req) = serde_json::from_slice::<wire::CreateSessionRequest>(body) else {
         return bad_request("body", "not a session request", 20001);
     };
-    if req.display_name.as_ref().is_some_and(|n| n.chars().count() > 70) {
+    if req
+        .display_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 70)
+    {
         return bad_request("displayName", "at most 70 characters", 20002);
     }
     if req.session_parameters.len() > 20 {
@@ -245,13 +265,12 @@ fn create_session(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
 }
 
 fn own_session<'a>(st: &'a mut State, claims: &Claims, id: &str) -> Option<&'a mut SimSession> {
-    st.sessions
+    let s = st
+        .sessions
         .get_mut(id)
-        .filter(|s| s.customer == claims.sub)
-        .map(|s| {
-            s.last_seen = tokio::time::Instant::now();
-            s
-        })
+        .filter(|s| s.customer == claims.sub)?;
+    s.last_seen = tokio::time::Instant::now();
+    Some(s)
 }
 
 fn create_engagement(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
@@ -335,7 +354,9 @@ fn join(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response {
                 participant_type: ParticipantType::Customer,
                 display_name: name,
             };
-            st.chats[i].sessions.push((req.session_id.clone(), me.clone()));
+            st.chats[i]
+                .sessions
+                .push((req.session_id.clone(), me.clone()));
             let ev = ServerEvent::ParticipantAdded(participant_event(
                 &st,
                 i,
@@ -373,7 +394,8 @@ fn disconnect(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response
             }
         }
         for (s, p) in &sessions {
-            let ev = ServerEvent::ParticipantDisconnected(participant_event(&st, i, p, Some(s.clone())));
+            let ev =
+                ServerEvent::ParticipantDisconnected(participant_event(&st, i, p, Some(s.clone())));
             st.push(s, &ev);
         }
     }
@@ -432,7 +454,10 @@ fn list(
     path: &str,
 ) -> Response {
     let size: usize = q.get("pageSize").and_then(|v| v.parse().ok()).unwrap_or(10);
-    let number: usize = q.get("pageNumber").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let number: usize = q
+        .get("pageNumber")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     if !(1..=50).contains(&size) || number == 0 {
         return bad_request("pageSize", "1..50", 20002);
     }
@@ -441,7 +466,11 @@ fn list(
     if own_session(&mut st, claims, &session).is_none() {
         return problem(StatusCode::NOT_FOUND, "Not Found", "Session not found");
     }
-    let Some(c) = st.chats.iter().find(|c| c.id == id && c.customer == claims.sub) else {
+    let Some(c) = st
+        .chats
+        .iter()
+        .find(|c| c.id == id && c.customer == claims.sub)
+    else {
         return problem(StatusCode::NOT_FOUND, "Not Found", "Engagement not found");
     };
     let newest: Vec<_> = c.messages.iter().rev().cloned().collect();
@@ -477,7 +506,12 @@ async fn poll(
     probe: bool,
     bearer: &str,
 ) -> Response {
-    let deadline = tokio::time::Instant::now() + if probe { Duration::ZERO } else { inner.opts.hold };
+    let deadline = tokio::time::Instant::now()
+        + if probe {
+            Duration::ZERO
+        } else {
+            inner.opts.hold
+        };
     let ack: Option<u64> = last.and_then(|l| l.parse().ok());
     loop {
         let notified = inner.events.notified();
