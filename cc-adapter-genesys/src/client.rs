@@ -311,7 +311,7 @@ impl GenesysSession {
             end_waiter: None,
         };
         tokio::spawn(driver.run(events, rx));
-        match tokio::time::timeout(CONNECT_TIMEOUT, ready_rx).await {
+        let result = match tokio::time::timeout(CONNECT_TIMEOUT, ready_rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Error::closed(V, "session")),
             Err(_) => Err(Error::Timeout {
@@ -319,7 +319,16 @@ impl GenesysSession {
                 operation: "configureSession",
                 after: CONNECT_TIMEOUT,
             }),
+        };
+        if result.is_err() {
+            // Stop the driver (and its reconnecting socket) of a session that never came up.
+            let (done, _) = oneshot::channel();
+            if let Ok(tx) = self.cmd() {
+                let _ = tx.send(Cmd::Shutdown(done));
+            }
+            *lock(&self.shared.cmd) = None;
         }
+        result
     }
 
     async fn start_guest(&self, request: &ChatRequest) -> Result<Arc<GenesysEngagement>> {

@@ -1253,6 +1253,7 @@ impl GuestEngine {
         self.last_heard = Some(now);
         if !reconnect {
             self.outbox.on_connected();
+            self.pump(now);
         } else {
             self.backfilling = true;
             let q = match &self.last_seen {

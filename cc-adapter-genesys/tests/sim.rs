@@ -292,3 +292,69 @@ async fn guest_chat_notice_typing_and_end() {
         Some(&Received::Ended)
     );
 }
+
+#[tokio::test]
+async fn both_transports_over_tls_with_the_simulator_ca() {
+    let sim = Simulator::start(SimOptions {
+        tls: true,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(sim.base_url().starts_with("https://127.0.0.1:"));
+    let tls = TlsSettings {
+        ca_pem: sim.ca_pem().map(str::to_owned),
+        ca_file: None,
+    };
+    // Certificate checks stay on: without the CA the handshake fails.
+    let mut guest_cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
+    guest_cfg.transport = Transport::GuestChatV2;
+    guest_cfg.org_id = Some("sim-org".into());
+    guest_cfg.routing.target_address = Some("Support".into());
+    let untrusting = GenesysSession::connect(guest_cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    let err = untrusting
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cc_core::ErrorKind::Transport, "{err}");
+    let cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
+    let s = GenesysSession::connect(cfg, &tls).await.unwrap();
+    let mut ev = s.events();
+    let eng = s
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap();
+    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    sim.agent_joins(&chat, "Ann").await.unwrap();
+    sim.agent_says(&chat, "over wss").await.unwrap();
+    next_matching(
+        &mut ev,
+        |e| matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some("over wss")),
+    )
+    .await;
+    eng.send(Content::text("hello")).await.unwrap();
+    next_matching(&mut ev, |e| matches!(e, Event::MessageSent(_))).await;
+
+    let mut cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
+    cfg.transport = Transport::GuestChatV2;
+    cfg.org_id = Some("sim-org".into());
+    cfg.routing.target_address = Some("Support".into());
+    let g = GenesysSession::connect(cfg, &tls).await.unwrap();
+    let mut gev = g.events();
+    let geng = g
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap();
+    let gchat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    geng.send(Content::text("over https")).await.unwrap();
+    next_matching(&mut gev, |e| matches!(e, Event::MessageSent(_))).await;
+    sim.agent_joins(&gchat, "Bo").await.unwrap();
+    sim.agent_says(&gchat, "stream over wss").await.unwrap();
+    next_matching(
+        &mut gev,
+        |e| matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some("stream over wss")),
+    )
+    .await;
+}

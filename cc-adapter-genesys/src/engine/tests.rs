@@ -507,3 +507,19 @@ proptest::proptest! {
         gdrain(&mut e);
     }
 }
+
+#[test]
+fn guest_messages_sent_before_the_stream_opens_go_once_it_does() {
+    let t0 = Instant::now();
+    let mut e = guest();
+    e.send_message(t0, Content::text("early"), false).unwrap();
+    let (calls, ..) = gdrain(&mut e);
+    assert!(
+        calls.is_empty(),
+        "the chat is not routed before the stream attaches"
+    );
+    e.handle_connected(t0);
+    let (calls, ..) = gdrain(&mut e);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].body.as_ref().unwrap()["body"], "early");
+}

@@ -327,7 +327,7 @@ pub(super) async fn create(
         }),
     });
     st.jwts.insert(jwt.clone(), JwtOwner::Guest(i));
-    let ws = st.base(inner.addr).replacen("http://", "ws://", 1);
+    let ws = st.ws_base(inner.addr);
     let resp = CreateConversationResponse {
         id: conv,
         event_stream_uri: format!("{ws}/chat/jwt/{jwt}").into(),

@@ -956,8 +956,10 @@ pub(super) async fn deployment_config(
     if id != inner.opts.deployment_id {
         return (StatusCode::NOT_FOUND, "deployment not found").into_response();
     }
-    let host = inner.lock().base(inner.addr);
-    let ws = host.replacen("http://", "ws://", 1);
+    let (host, ws) = {
+        let st = inner.lock();
+        (st.base(inner.addr), st.ws_base(inner.addr))
+    };
     axum::Json(json!({
         "id": id, "version": "1", "languages": ["en-us"], "defaultLanguage": "en-us",
         "apiEndpoint": host, "status": "Active",

@@ -26,6 +26,7 @@
 
 mod guest;
 mod messaging;
+mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -74,6 +75,9 @@ pub struct SimOptions {
     pub max_file_size_kb: u64,
     /// Web messaging custom attributes limit, in bytes.
     pub max_custom_data_bytes: u64,
+    /// Serve `https`/`wss` with a throw-away certificate for 127.0.0.1, signed by a
+    /// throw-away CA ([`Simulator::ca_pem`]; give it to the client as `tls.ca_pem`).
+    pub tls: bool,
 }
 
 impl Default for SimOptions {
@@ -92,6 +96,7 @@ impl Default for SimOptions {
             retry_after_secs: 1,
             max_file_size_kb: 10240,
             max_custom_data_bytes: 2048,
+            tls: false,
         }
     }
 }
@@ -176,7 +181,7 @@ pub(crate) enum JwtOwner {
     Guest(usize),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct State {
     pub(crate) frames: Vec<Frame>,
     pub(crate) chats: Vec<Chat>,
@@ -191,9 +196,29 @@ pub(crate) struct State {
     pub(crate) fail_next: VecDeque<u16>,
     pub(crate) host: Option<String>,
     pub(crate) seq: u64,
+    pub(crate) scheme: &'static str,
 }
 
 impl State {
+    fn empty() -> State {
+        State {
+            frames: Vec::new(),
+            chats: Vec::new(),
+            unseen: VecDeque::new(),
+            sessions: HashMap::new(),
+            jwts: HashMap::new(),
+            expired_jwts: Default::default(),
+            uploads: HashMap::new(),
+            files: HashMap::new(),
+            sockets: Vec::new(),
+            next_socket: 0,
+            fail_next: VecDeque::new(),
+            host: None,
+            seq: 0,
+            scheme: "http",
+        }
+    }
+
     pub(crate) fn record(&mut self, direction: Direction, channel: impl Into<String>, body: &str) {
         let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
         self.frames.push(Frame {
@@ -254,9 +279,19 @@ impl State {
 
     pub(crate) fn base(&self, fallback: SocketAddr) -> String {
         format!(
-            "http://{}",
+            "{}://{}",
+            self.scheme,
             self.host.clone().unwrap_or_else(|| fallback.to_string())
         )
+    }
+
+    /// The WebSocket form of [`State::base`].
+    pub(crate) fn ws_base(&self, fallback: SocketAddr) -> String {
+        let base = self.base(fallback);
+        match base.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => base.replacen("http://", "ws://", 1),
+        }
     }
 
     fn chat_index(&self, chat: &SimChat) -> Result<usize> {
@@ -289,6 +324,7 @@ impl Inner {
 pub struct Simulator {
     inner: Arc<Inner>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
+    ca_pem: Option<String>,
 }
 
 impl Simulator {
@@ -300,25 +336,53 @@ impl Simulator {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::transport(Vendor::Genesys, "simulator bind", e))?;
+        let pki = if options.tls {
+            Some(tls::Pki::new()?)
+        } else {
+            None
+        };
         let inner = Arc::new(Inner {
             opts: options,
             addr,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                scheme: if pki.is_some() { "https" } else { "http" },
+                ..State::empty()
+            }),
             chat_started: Notify::new(),
         });
         let app = router(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let stop = async move {
+            let _ = rx.await;
+        };
+        let ca_pem = pki.as_ref().map(|p| p.ca_pem.clone());
+        match pki {
+            None => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await;
+                });
+            }
+            Some(pki) => {
+                let listener = tls::TlsListener::new(listener, pki.server_config);
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await;
+                });
+            }
+        }
         Ok(Simulator {
             inner,
             stop: Mutex::new(Some(tx)),
+            ca_pem,
         })
+    }
+
+    /// The PEM of the throw-away CA that signed the certificate, when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The address it listens on.
@@ -326,9 +390,14 @@ impl Simulator {
         self.inner.addr
     }
 
-    /// `http://127.0.0.1:<port>`: the `base_url` to configure the adapter with.
+    /// `http://127.0.0.1:<port>` (`https` with TLS): the adapter's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.inner.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.inner.addr)
     }
 
     /// The options it runs with.
