@@ -16,8 +16,8 @@ use cc_chat::{OutboxConfig, PageRequest, Pager, PagingMode, Poll, SendErrorOutco
 use cc_core::{
     Availability, Capabilities, ChatRequest, Content, Engagement, EngagementId, EngagementState,
     Error, Event, EventBus, EventStream, Feature, HistoryPager, Initiator, Message, MessageId,
-    OpeningHours, OpeningWindow, Participant, Receipt, Result, Role, Secret, SentMessage,
-    ServiceStatus, Session, StatusQuery, Timestamp, TlsSettings, Upload, Vendor, Weekday,
+    OpeningHours, OpeningWindow, Participant, Receipt, Result, Role, SentMessage, ServiceStatus,
+    Session, StatusQuery, Timestamp, TlsSettings, Upload, Vendor, Weekday,
 };
 use cc_transport::socketio::{PendingAck, SioClient, SioConfig, SioEvent, SioHandle};
 use cc_transport::{BackoffPolicy, HttpClient, HttpConfig, Jitter, Method, Multipart, TlsConfig};
@@ -592,7 +592,7 @@ impl Inner {
         for o in outputs {
             match o {
                 Output::Event(e) => self.emit_event(e),
-                Output::Token(t) => self.http.set_bearer(Some(Secret::new(t))),
+                Output::Token(t) => self.http.set_bearer(Some(t)),
                 Output::Started(id) => {
                     if let Some(tx) = self.lock().start.take() {
                         let _ = tx.send(Ok(id));
@@ -1156,7 +1156,7 @@ pub(crate) fn status_from_calendar(events: &[CalendarEvent], now: i64) -> Servic
         let inside = start <= now && now < end;
         if business {
             open |= inside;
-            if end > now && end - start < 86_400_000 {
+            if end > now && end - start <= 86_400_000 {
                 let minute = |t: i64| u16::try_from(t.rem_euclid(86_400_000) / 60_000).unwrap_or(0);
                 windows.push(OpeningWindow {
                     day: weekday(start),

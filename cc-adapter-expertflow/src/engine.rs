@@ -28,7 +28,7 @@ pub(crate) enum Output {
     /// Emit this event on the session's bus.
     Event(Event),
     /// The JWT arrived: use it as Bearer on every REST call.
-    Token(String),
+    Token(cc_core::Secret),
     /// The chat session started: resolve a waiting `start_chat`.
     Started(EngagementId),
     /// The chat request failed: fail a waiting `start_chat`.
@@ -458,9 +458,11 @@ impl Engine {
         let mut out = Vec::new();
         match name {
             event::TOKEN_GENERATED => match args.first() {
-                Some(Value::String(t)) if !t.is_empty() => out.push(Output::Token(t.clone())),
+                Some(Value::String(t)) if !t.is_empty() => {
+                    out.push(Output::Token(cc_core::Secret::new(t.clone())));
+                }
                 Some(Value::Object(o)) => match o.get("token").and_then(Value::as_str) {
-                    Some(t) => out.push(Output::Token(t.to_owned())),
+                    Some(t) => out.push(Output::Token(cc_core::Secret::new(t))),
                     None => out.push(protocol(name, "no token")),
                 },
                 _ => out.push(protocol(name, "expected the JWT as a string")),
@@ -777,6 +779,8 @@ impl Engine {
             }
             if let Some(msg) = message_of(cim, &eng) {
                 Self::take_message(chat, msg, now, announce, out);
+            } else if cim.body.kind() == BodyKind::Notification {
+                Self::replay_state(chat, cim);
             }
         }
         if chat.outbox.has_uncertain() {
@@ -784,6 +788,29 @@ impl Engine {
             for f in report.failed {
                 out.push(ev(f.event()));
             }
+        }
+    }
+
+    /// Restores state and participants from a notification in a history.
+    fn replay_state(chat: &mut Chat, cim: &CimMessage) {
+        match cim.body.notification_type.as_deref() {
+            Some("AGENT_SUBSCRIBED") => {
+                let agent = agent_of_notification(&cim.body);
+                chat.participants
+                    .retain(|p| p.id.is_none() || p.id != agent.id);
+                chat.participants.push(agent);
+                chat.state = EngagementState::Active;
+            }
+            Some("AGENT_UNSUBSCRIBED") => {
+                let agent = agent_of_notification(&cim.body);
+                chat.participants.retain(|p| {
+                    !(p.role == Role::Agent && (agent.id.is_none() || p.id == agent.id))
+                });
+            }
+            Some("TASK_ENQUEUED") if chat.state != EngagementState::Active => {
+                chat.state = EngagementState::Queued;
+            }
+            _ => {}
         }
     }
 
@@ -815,7 +842,7 @@ impl Engine {
             _ => Vec::new(),
         };
         let live = self.live_chat().is_some();
-        if !ack.is_chat_available || history.is_empty() {
+        if !ack.is_chat_available {
             if live {
                 // The server no longer knows the chat: it ended while we were away.
                 self.end_chat(
@@ -824,16 +851,21 @@ impl Engine {
                     out,
                 );
             }
-            if ack.is_chat_available {
-                // Widget behaviour: a live session without history is stale; end it.
-                out.push(Output::SendChatEnded);
-            }
+            return false;
+        }
+        if history.is_empty() {
+            // A live session without history: nothing to restore or settle against. The
+            // widget ends such a session as stale; this client keeps it (a chat that has
+            // only just started has no history yet), and resends what is uncertain.
             if let Some(c) = self.chat.as_mut()
                 && c.outbox.has_uncertain()
             {
-                c.outbox.reconcile(&[], now);
+                let report = c.outbox.reconcile(&[], now);
+                for f in report.failed {
+                    out.push(ev(f.event()));
+                }
             }
-            return false;
+            return live;
         }
         self.on_history(&history, now, live, out);
         true

@@ -480,6 +480,11 @@ async fn on_chat_requested(
         Shared::system_sender(),
         Body::notification("CHANNEL_SESSION_STARTED"),
     );
+    if let Some(chat) = st.chats.get_mut(&conv)
+        && chat.history.is_empty()
+    {
+        chat.history.push(cim.clone());
+    }
     let v = serde_json::to_value(&cim).unwrap_or_default();
     sh.to_customer(&mut st, &key, event::CHANNEL_SESSION_STARTED, v);
 }
