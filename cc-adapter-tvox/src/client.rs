@@ -33,7 +33,7 @@ use cc_chat::OutboxConfig;
 use cc_core::{
     Capabilities, ChatRequest, ConnectionState, Content, Customer, Engagement, EngagementId,
     EngagementState, Error, Event, EventBus, EventStream, Message, MessageId, Participant, Receipt,
-    Result, Role, SentMessage, ServiceStatus, Session, StatusQuery, Timestamp, Vendor,
+    Result, Role, Secret, SentMessage, ServiceStatus, Session, StatusQuery, Timestamp, Vendor,
 };
 use cc_transport::{BackoffPolicy, TlsConfig, UrlProvider, WsClient, WsConfig, WsEvent, WsHandle};
 use futures::Stream;
@@ -89,7 +89,7 @@ struct Inner {
     chats: Mutex<Vec<Arc<TvoxEngagement>>>,
     status: Mutex<HashMap<StatusKey, watch::Sender<Option<wire::ServiceStatus>>>>,
     channels: Mutex<BTreeMap<String, bool>>,
-    resume: Mutex<Option<String>>,
+    resume: Mutex<Option<Secret>>,
     shut: AtomicBool,
 }
 
@@ -160,7 +160,7 @@ impl TvoxSession {
     pub async fn connect_with(
         config: TvoxConfig,
         tls: &cc_core::TlsSettings,
-        resume_token: Option<String>,
+        resume_token: Option<Secret>,
     ) -> Result<TvoxSession> {
         config.validate()?;
         let url = config.ws_url()?;
@@ -187,13 +187,19 @@ impl TvoxSession {
             user_agent: Some(format!("cc-adapter-tvox/{}", env!("CARGO_PKG_VERSION"))),
             resume_token: None,
         };
+        let mut customer = Participant::new(Role::Customer);
+        if let Some(info) = config.customer_info() {
+            customer.display_name = Some(info.customer_display_name);
+            customer.id = info.customer_id.map(Arc::from);
+        }
         let mut engine = Engine::new(EngineConfig {
             hello,
             heartbeat: config.heartbeat(),
             monitored,
             outbox: OutboxConfig::default(),
+            customer,
         });
-        engine.set_resume_token(resume_token);
+        engine.set_resume_token(resume_token.map(|t| t.expose().to_owned()));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             config: config.clone(),
@@ -257,7 +263,7 @@ impl TvoxSession {
     }
 
     /// The token that re-attaches this widget's sessions in a later handshake.
-    pub fn resume_token(&self) -> Option<String> {
+    pub fn resume_token(&self) -> Option<Secret> {
         lock(&self.inner.resume).clone()
     }
 
@@ -781,10 +787,19 @@ impl Driver {
                     }
                 }
                 Output::Event(ev) => {
+                    if let Event::EngagementStarted {
+                        engagement,
+                        resumed: true,
+                    } = &ev
+                        && let Some(inner) = &inner
+                        && !lock(&inner.chats).iter().any(|e| &e.id == engagement)
+                    {
+                        let _ = self.new_engagement(Some(inner), engagement.clone());
+                    }
                     if matches!(ev, Event::Connection(ConnectionState::Connected)) {
                         if let Some(inner) = &inner {
                             *lock(&inner.channels) = self.engine.channels_enabled().clone();
-                            *lock(&inner.resume) = self.engine.resume_token().map(str::to_owned);
+                            *lock(&inner.resume) = self.engine.resume_token().map(Secret::new);
                         }
                         if let Some(tx) = self.ready.take() {
                             let _ = tx.send(Ok(()));
@@ -797,7 +812,16 @@ impl Driver {
                         let _ = tx.send(result);
                     }
                     Some(ReplyTo::Chat(tx)) => {
-                        let r = result.and_then(|v| self.new_engagement(inner.as_ref(), &v));
+                        let r = result.and_then(|v| {
+                            let id = v
+                                .get("sessionId")
+                                .and_then(Value::as_str)
+                                .map(EngagementId::from)
+                                .ok_or_else(|| {
+                                    Error::protocol(V, "chat.create result", "no session id")
+                                })?;
+                            self.new_engagement(inner.as_ref(), id)
+                        });
                         let _ = tx.send(r);
                     }
                     None => {}
@@ -835,13 +859,12 @@ impl Driver {
         }
     }
 
-    fn new_engagement(&self, inner: Option<&Arc<Inner>>, v: &Value) -> Result<Arc<TvoxEngagement>> {
+    fn new_engagement(
+        &self,
+        inner: Option<&Arc<Inner>>,
+        id: EngagementId,
+    ) -> Result<Arc<TvoxEngagement>> {
         let inner = inner.ok_or_else(|| Error::closed(V, "session"))?;
-        let id = v
-            .get("sessionId")
-            .and_then(Value::as_str)
-            .map(EngagementId::from)
-            .ok_or_else(|| Error::protocol(V, "chat.create result", "no session id"))?;
         let view = self.engine.chat_view(&id).unwrap_or(ChatView {
             state: EngagementState::Starting,
             participants: vec![Participant::new(Role::Customer)],

@@ -87,6 +87,8 @@ pub struct EngineConfig {
     pub monitored: Vec<(MultiChannelType, String)>,
     /// The outbox's behaviour.
     pub outbox: OutboxConfig,
+    /// The customer of chats re-attached by the handshake (`hello.sessions`).
+    pub customer: Participant,
 }
 
 /// What a new chat needs.
@@ -225,6 +227,8 @@ struct Chat {
     closing: Option<u64>,
     /// Who ends it when the server closes it without saying (timeouts).
     end_hint: Option<(Initiator, &'static str)>,
+    /// Re-attached and not yet replayed: the first replay fills the transcript quietly.
+    backfill: bool,
 }
 
 /// The engine; see the [module docs](self).
@@ -539,6 +543,7 @@ impl Engine {
                                 self.apply_event(now, i, ev);
                             }
                             self.chats[i].synced = true;
+                            self.chats[i].backfill = false;
                         }
                     }
                     Err(e) => self.emit(Event::error(error::from_decode(&e))),
@@ -596,6 +601,35 @@ impl Engine {
         self.ping_outstanding = false;
         self.missed = 0;
         self.out.push_back(Output::Ready(connection));
+        // Chats of an earlier session of this widget (an app restart) come back first.
+        for session in hello.sessions {
+            let id = EngagementId::from(session.id.clone());
+            if self.chat_index(&id).is_some()
+                || session.session_state == Some(MultiChannelState::Closed)
+            {
+                continue;
+            }
+            let outbox = Outbox::new(
+                V,
+                id.clone(),
+                self.cfg.customer.clone(),
+                self.cfg.outbox.clone(),
+            );
+            let customer = self.cfg.customer.clone();
+            self.add_chat(
+                id.clone(),
+                customer,
+                outbox,
+                Transcript::new(),
+                HashSet::new(),
+            );
+            let i = self.chats.len() - 1;
+            self.chats[i].backfill = true;
+            self.emit(Event::EngagementStarted {
+                engagement: id,
+                resumed: true,
+            });
+        }
         self.emit(Event::Connection(cc_core::ConnectionState::Connected));
         // Re-attach every open chat before anything queued meanwhile.
         for i in 0..self.chats.len() {
@@ -873,7 +907,7 @@ impl Engine {
                     ChatChannelEventMessageStatus::Wrote => self.message_event(now, i, ev),
                     ChatChannelEventMessageStatus::Composing
                     | ChatChannelEventMessageStatus::Idle => {
-                        if inbound {
+                        if inbound && !self.chats[i].backfill {
                             let participant = self.chats[i]
                                 .agent
                                 .clone()
@@ -932,7 +966,10 @@ impl Engine {
                 }
                 EchoMatch::Unmatched => {
                     // Sent by this customer elsewhere (another tab, an earlier session).
-                    if self.chats[i].transcript.upsert(echo.clone()) == cc_chat::Upsert::Inserted {
+                    let quiet = self.chats[i].backfill;
+                    if self.chats[i].transcript.upsert(echo.clone()) == cc_chat::Upsert::Inserted
+                        && !quiet
+                    {
                         self.emit(Event::MessageReceived(Arc::new(echo)));
                     }
                 }
@@ -953,7 +990,8 @@ impl Engine {
                 state: DeliveryState::Delivered,
                 hidden: false,
             };
-            if self.chats[i].transcript.upsert(msg.clone()) == cc_chat::Upsert::Inserted {
+            let quiet = self.chats[i].backfill;
+            if self.chats[i].transcript.upsert(msg.clone()) == cc_chat::Upsert::Inserted && !quiet {
                 self.emit(Event::MessageReceived(Arc::new(msg)));
             }
         }
@@ -1140,6 +1178,38 @@ impl Engine {
         token
     }
 
+    fn add_chat(
+        &mut self,
+        id: EngagementId,
+        customer: Participant,
+        outbox: Outbox,
+        transcript: Transcript,
+        greeting: HashSet<ClientMessageId>,
+    ) {
+        self.dirty.insert(id.clone());
+        self.chats.push(Chat {
+            id,
+            state: EngagementState::Starting,
+            customer,
+            agent: None,
+            agent_ready: false,
+            synced: false,
+            session_sub: None,
+            events_sub: None,
+            last_event: None,
+            seen_events: IncomingDedup::new(EVENT_MEMORY),
+            last_session: None,
+            outbox,
+            transcript,
+            greeting,
+            wake: None,
+            typing_sent: false,
+            closing: None,
+            end_hint: None,
+            backfill: false,
+        });
+    }
+
     fn on_created(
         &mut self,
         now: Now,
@@ -1180,27 +1250,7 @@ impl Engine {
             let m = outbox.push(Content::text(first), now.wall, now.at);
             transcript.upsert(m);
         }
-        self.chats.push(Chat {
-            id: id.clone(),
-            state: EngagementState::Starting,
-            customer: plan.customer,
-            agent: None,
-            agent_ready: false,
-            synced: false,
-            session_sub: None,
-            events_sub: None,
-            last_event: None,
-            seen_events: IncomingDedup::new(EVENT_MEMORY),
-            last_session: None,
-            outbox,
-            transcript,
-            greeting,
-            wake: None,
-            typing_sent: false,
-            closing: None,
-            end_hint: None,
-        });
-        self.dirty.insert(id.clone());
+        self.add_chat(id.clone(), plan.customer, outbox, transcript, greeting);
         self.emit(Event::EngagementStarted {
             engagement: id.clone(),
             resumed: false,

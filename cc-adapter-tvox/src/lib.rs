@@ -23,6 +23,7 @@ pub const VENDOR: Vendor = Vendor::Tvox;
 /// extension ([`TvoxEngagement::mark_received`]), because TVox reports none back.
 pub const CAPABILITIES: Capabilities = Capabilities {
     chat: true,
+    resume: true,
     multi_chat: true,
     typing_out: true,
     typing_in: true,

@@ -50,8 +50,17 @@ async fn start() -> cc_core::Result<Started> {
         .await
         .map_err(|e| cc_core::Error::transport(Vendor::Tvox, "proxy", e))?;
     let cfg = client_config(&sim, &format!("http://{}", proxy.addr()));
-    let session = TvoxSession::connect(cfg, &TlsSettings::default()).await?;
-    Ok(Started::new(Box::new(session), Arc::new(sim)).with_proxy(proxy))
+    let session = TvoxSession::connect(cfg.clone(), &TlsSettings::default()).await?;
+    let first = session.clone();
+    Ok(Started::new(Box::new(session), Arc::new(sim))
+        .with_proxy(proxy)
+        .with_reopen(move || {
+            let (cfg, token) = (cfg.clone(), first.resume_token());
+            async move {
+                let s = TvoxSession::connect_with(cfg, &TlsSettings::default(), token).await?;
+                Ok(Box::new(s) as Box<dyn Session>)
+            }
+        }))
 }
 
 fn no_pings(f: &Frame) -> bool {

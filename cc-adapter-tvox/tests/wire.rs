@@ -255,6 +255,7 @@ fn engine() -> (Engine, Now) {
         heartbeat: Duration::from_secs(5),
         monitored: vec![],
         outbox: cc_chat::OutboxConfig::default(),
+        customer: cc_core::Participant::new(cc_core::Role::Customer),
     });
     let now = Now {
         at: Instant::now(),

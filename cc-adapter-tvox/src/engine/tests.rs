@@ -21,6 +21,7 @@ impl T {
             heartbeat: Duration::from_secs(5),
             monitored: vec![(MultiChannelType::Chat, "s1".to_owned())],
             outbox: OutboxConfig::default(),
+            customer: Participant::new(Role::Customer),
         };
         T {
             e: Engine::new(cfg),

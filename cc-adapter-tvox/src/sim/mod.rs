@@ -173,6 +173,7 @@ struct Sock {
     id: u64,
     tx: mpsc::UnboundedSender<SockCmd>,
     hello: bool,
+    token: Option<String>,
     monitored: Vec<(MultiChannelType, String)>,
     webrtc: bool,
     last_seen: Instant,
@@ -183,6 +184,8 @@ struct Sock {
 #[derive(Debug)]
 struct ChatRec {
     id: String,
+    /// The resume token of the widget that owns it (the last to subscribe to it).
+    owner: Option<String>,
     service: String,
     customer_name: Option<String>,
     state: MultiChannelState,
@@ -872,6 +875,7 @@ async fn run_socket(inner: Arc<Inner>, socket: WebSocket) {
             id,
             tx,
             hello: false,
+            token: None,
             monitored: Vec::new(),
             webrtc: false,
             last_seen: Instant::now(),
@@ -1051,9 +1055,24 @@ fn dispatch(
                 Some(t) => t,
                 None => uuid::Uuid::new_v4().to_string(),
             };
+            // `known` below: whether the token named an earlier connection.
+            let token_was_known = st.clients.contains_key(&token);
+            let known = token_was_known;
             st.clients.insert(token.clone(), client_id.clone());
+            let sessions = if known {
+                st.chats
+                    .iter()
+                    .filter(|c| {
+                        c.state == MultiChannelState::Active && c.owner.as_ref() == Some(&token)
+                    })
+                    .map(ChatRec::session)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let s = &mut st.socks[sock];
             s.hello = true;
+            s.token = Some(token.clone());
             s.webrtc = h.webrtc.as_ref().is_some_and(|w| w.enabled);
             s.monitored = h
                 .services_configuration
@@ -1084,6 +1103,7 @@ fn dispatch(
                     username: None,
                     credential: None,
                 }],
+                sessions,
             };
             Ok(ok(st, sock, id, &result))
         }
@@ -1158,8 +1178,10 @@ fn dispatch(
                     .as_ref()
                     .map(|i| i.customer_display_name.clone())
             });
+            let owner = st.socks[sock].token.clone();
             st.chats.push(ChatRec {
                 id: uuid::Uuid::new_v4().to_string(),
+                owner,
                 service: c.service,
                 customer_name: name,
                 state: MultiChannelState::Active,
@@ -1194,6 +1216,7 @@ fn dispatch(
         }
         Call::ChatSessionSubscribe { session_id } => {
             let i = find_chat(st, &session_id)?;
+            st.chats[i].owner = st.socks[sock].token.clone();
             let subscription = new_sub(st, sock, Target::Session(i));
             let session = st.chats[i].session();
             Ok(ok(

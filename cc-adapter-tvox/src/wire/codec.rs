@@ -305,6 +305,11 @@ pub struct HelloResult {
     /// STUN/TURN servers for the phone and video channels.
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,
+    /// The chat sessions of this widget that are still open, when `resumeToken` named an
+    /// earlier connection (PROPOSED, for an app that restarts: the JS library keeps its
+    /// sessions in the page instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<ChannelSession>,
 }
 
 /// One ICE server.
