@@ -1,4 +1,4 @@
-//! The Genesys [`Session`] and [`Engagement`]: thin async drivers around the sans-IO
+//! The Genesys [`Session`] and [`cc_core::Engagement`]: thin async drivers around the sans-IO
 //! engines, on top of `cc-transport` (reconnecting WebSocket, HTTP) and `cc-chat`
 //! (transcript).
 //!

@@ -859,8 +859,10 @@ impl MessagingEngine {
         if self.state == (MessagingState::Configured { backfilling: true }) {
             self.state = MessagingState::Configured { backfilling: false };
         }
-        self.outbox.on_connected();
-        if self.outbox.has_uncertain() {
+        if self.can_send() {
+            self.outbox.on_connected();
+        }
+        if self.can_send() && self.outbox.has_uncertain() {
             let own: Vec<Message> = entities
                 .iter()
                 .filter(|m| {
