@@ -1,5 +1,5 @@
 //! The client: [`TetherfiSession`] and [`TetherfiEngagement`] on top of the [`Engine`], the
-//! DWR link ([`crate::dwr`]) or the chat-proxy link ([`crate::ws`]), and `cc-transport`.
+//! DWR link (`dwr.rs`) or the chat-proxy link (`ws.rs`), and `cc-transport`.
 //!
 //! One lock guards the engine, the push index and the waiters; events are emitted under it,
 //! so they leave in the order the server's pushes were applied. The lock is never held

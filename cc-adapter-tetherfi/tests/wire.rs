@@ -322,8 +322,8 @@ proptest! {
         }.encode();
         let back = DwrRequest::decode(&body).unwrap();
         prop_assert_eq!(decode_call(&back.calls[0]).unwrap(), call);
-        let push = Push::MessageReceived { agent: "A".into(), msg: msg.clone(), id: "1".into(), sid: None };
-        prop_assert_eq!(decode_push(&encode_push(&push)).unwrap(), push.clone());
-        prop_assert_eq!(ws::decode_push(&ws::encode_push(&push).to_string()).unwrap(), push);
+        let push = Push::MessageReceived { agent: "A".into(), msg, id: "1".into(), sid: None };
+        prop_assert_eq!(&decode_push(&encode_push(&push)).unwrap(), &push);
+        prop_assert_eq!(&ws::decode_push(&ws::encode_push(&push).to_string()).unwrap(), &push);
     }
 }
