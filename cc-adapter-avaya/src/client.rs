@@ -380,7 +380,17 @@ impl AvayaSession {
         Ok(())
     }
 
-    /// The engagement handle for `id`, if this session knows it.
+    /// `GET engagements/{id}`: the server's view of one engagement of the customer.
+    pub async fn fetch_engagement(&self, id: &EngagementId) -> Result<WireEngagement> {
+        self.inner.alive(&self.inner.lock())?;
+        self.inner
+            .http
+            .get_json(&paths::engagement(id.as_str()))
+            .await
+    }
+
+    /// The engagement handle for `id`, if this session knows it (the SDK's local
+    /// `getEngagementById`).
     pub fn engagement(&self, id: &EngagementId) -> Option<AvayaEngagement> {
         let st = self.inner.lock();
         st.engs

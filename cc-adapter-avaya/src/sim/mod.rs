@@ -122,6 +122,9 @@ pub(crate) struct State {
     pub(crate) next_event: u64,
     pub(crate) revoked: HashSet<String>,
     pub(crate) issued: Vec<String>,
+    pub(crate) fail_polls: usize,
+    pub(crate) fail_status: u16,
+    pub(crate) fail_probes: usize,
     pub(crate) frames: Vec<Frame>,
     pub(crate) deleted: Vec<(String, Option<String>)>,
 }
@@ -356,6 +359,35 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((clock, idle, grace));
+    }
+
+    /// Forgets every session now, as the server does after its session expiry: the next
+    /// poll answers 404 `Session not found`.
+    pub fn forget_sessions(&self) {
+        self.inner.lock().sessions.clear();
+        self.inner.events.notify_waiters();
+    }
+
+    /// The next `n` polls answer `status` (problem+json); with `probes_too`, the three
+    /// disconnection probes after each of them fail the same way, so the client sees the
+    /// server as down.
+    pub fn fail_polls(&self, n: usize, status: u16, probes_too: bool) {
+        let mut st = self.inner.lock();
+        st.fail_polls = n;
+        st.fail_status = status;
+        st.fail_probes = if probes_too { 3 * n } else { 0 };
+        drop(st);
+        self.inner.events.notify_waiters();
+    }
+
+    /// How many disconnection probes (`x-route-request`) the simulator got.
+    pub fn probes(&self) -> usize {
+        self.inner
+            .lock()
+            .frames
+            .iter()
+            .filter(|f| f.channel.ends_with("(probe)"))
+            .count()
     }
 
     /// The `(session id, reason)` of every session deleted so far.

@@ -513,6 +513,24 @@ async fn poll(
             inner.opts.hold
         };
     let ack: Option<u64> = last.and_then(|l| l.parse().ok());
+    {
+        let mut st = inner.lock();
+        let fail = if probe {
+            st.fail_probes > 0
+        } else {
+            st.fail_polls > 0
+        };
+        if fail {
+            if probe {
+                st.fail_probes -= 1;
+            } else {
+                st.fail_polls -= 1;
+            }
+            let status =
+                StatusCode::from_u16(st.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return problem(status, "Simulated failure", "injected by the simulator");
+        }
+    }
     loop {
         let notified = inner.events.notified();
         tokio::pin!(notified);

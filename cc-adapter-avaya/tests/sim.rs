@@ -1,0 +1,458 @@
+//! The client against the simulator on 127.0.0.1, beyond the conformance suite: join from a
+//! second session with the full history, token expiry without loss, session loss, probes,
+//! engagement errors, limits and configuration ranges.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cc_adapter_avaya::sim::{SimOptions, Simulator};
+use cc_adapter_avaya::{AvayaConfig, AvayaSession};
+use cc_core::{
+    CallRequest, ChatRequest, ConnectionState, Content, Engagement, ErrorKind, Event, EventStream,
+    Feature, Role, Session, TlsSettings,
+};
+use cc_testkit::{Received, SimControl};
+use futures::StreamExt;
+
+const STEP: Duration = Duration::from_secs(8);
+
+async fn sim() -> Simulator {
+    Simulator::start(SimOptions {
+        hold: Duration::from_secs(1),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn connect(cfg: AvayaConfig) -> AvayaSession {
+    AvayaSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap()
+}
+
+async fn wait_for(
+    events: &mut EventStream,
+    what: &str,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(e)) if pred(&e) => return e,
+            Ok(Some(_)) => {}
+            _ => panic!("no {what} within {STEP:?}"),
+        }
+    }
+}
+
+fn is_text(e: &Event, text: &str) -> bool {
+    matches!(e, Event::MessageReceived(m) if m.content == Content::text(text))
+}
+
+async fn received_texts(sim: &Simulator, chat: &cc_testkit::SimChat) -> Vec<String> {
+    sim.received(chat)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Received::Text { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn wait_received(sim: &Simulator, chat: &cc_testkit::SimChat, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let got = received_texts(sim, chat).await;
+        if got.len() >= n || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A chat with an agent in it: the session, its events, the engagement, the simulator's chat.
+async fn chat_with_agent(
+    sim: &Simulator,
+) -> (
+    AvayaSession,
+    EventStream,
+    Arc<dyn Engagement>,
+    cc_testkit::SimChat,
+) {
+    let session = connect(sim.client_config().unwrap()).await;
+    let mut events = session.events();
+    let eng = session.start_chat(ChatRequest::default()).await.unwrap();
+    let chat = sim.wait_for_chat(STEP).await.unwrap();
+    wait_for(&mut events, "Queued", |e| matches!(e, Event::Queued { .. })).await;
+    sim.agent_joins(&chat, "Alex Agent").await.unwrap();
+    wait_for(&mut events, "agent joined", |e| {
+        matches!(e, Event::ParticipantJoined { .. })
+    })
+    .await;
+    (session, events, eng, chat)
+}
+
+#[tokio::test]
+async fn join_from_a_second_session_gets_the_full_history_and_pages_it() {
+    let sim = sim().await;
+    let (_a, mut a_events, eng, chat) = chat_with_agent(&sim).await;
+    let mut all = Vec::new();
+    for i in 1..=12 {
+        let t = format!("customer {i}");
+        eng.send(Content::text(t.clone())).await.unwrap();
+        all.push(t);
+    }
+    assert_eq!(wait_received(&sim, &chat, 12).await.len(), 12);
+    for i in 1..=3 {
+        let t = format!("agent {i}");
+        sim.agent_says(&chat, &t).await.unwrap();
+        wait_for(&mut a_events, "agent message", |e| is_text(e, &t)).await;
+        all.push(t);
+    }
+
+    // A second session of the same customer, while the first one is still there.
+    let mut cfg = sim.client_config().unwrap();
+    cfg.token = sim.issue_token_for("conformance-customer").unwrap();
+    let b = connect(cfg).await;
+    let mut b_events = b.events();
+    let list = b.engagements().await.unwrap();
+    let joined = list
+        .into_iter()
+        .find(|e| e.id() == eng.id())
+        .expect("listed");
+    wait_for(&mut b_events, "EngagementStarted (resumed)", |e| {
+        matches!(e, Event::EngagementStarted { resumed: true, .. })
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + STEP;
+    while joined.transcript().len() < 15 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let texts: Vec<String> = joined
+        .transcript()
+        .iter()
+        .filter_map(|m| m.content.as_text().map(str::to_owned))
+        .filter(|t| !t.starts_with("You are"))
+        .collect();
+    assert_eq!(
+        texts, all,
+        "the joined transcript is the whole history, once, in order"
+    );
+    assert!(joined.participants().iter().any(|p| p.role == Role::Agent));
+
+    // History pages of 5, backwards from the newest; later messages stay out.
+    let mut pager = joined.history(5).await.unwrap();
+    sim.agent_says(&chat, "after the pager").await.unwrap();
+    wait_for(&mut b_events, "live message on the second session", |e| {
+        is_text(e, "after the pager")
+    })
+    .await;
+    let mut pages = Vec::new();
+    while let Some(p) = pager.previous_page().await.unwrap() {
+        pages.push(p);
+    }
+    assert_eq!(pages.len(), 3);
+    assert!(pages[0].has_older && !pages[0].has_newer);
+    assert!(!pages[2].has_older);
+    let mut paged: Vec<String> = Vec::new();
+    for p in pages.iter().rev() {
+        assert_eq!(p.messages.len(), 5);
+        paged.extend(
+            p.messages
+                .iter()
+                .filter_map(|m| m.content.as_text().map(str::to_owned)),
+        );
+    }
+    assert_eq!(paged, all);
+    let newer = pager.next_page().await.unwrap().expect("a newer page");
+    assert_eq!(newer.messages, pages[1].messages);
+    assert!(joined.history(51).await.is_err(), "pages are at most 50");
+
+    // The second session writes; the server gets it once.
+    joined
+        .send(Content::text("from the second session"))
+        .await
+        .unwrap();
+    let got = wait_received(&sim, &chat, 13).await;
+    assert_eq!(
+        got.iter()
+            .filter(|t| *t == "from the second session")
+            .count(),
+        1
+    );
+    let fetched = b.fetch_engagement(&eng.id()).await.unwrap();
+    assert_eq!(fetched.engagement_id, eng.id().as_str());
+}
+
+#[tokio::test]
+async fn token_expiry_then_refresh_loses_nothing() {
+    let sim = sim().await;
+    let (session, mut events, eng, chat) = chat_with_agent(&sim).await;
+    eng.send(Content::text("before")).await.unwrap();
+    assert_eq!(wait_received(&sim, &chat, 1).await, ["before"]);
+    sim.expire_token().await.unwrap();
+    wait_for(&mut events, "TokenExpired", |e| {
+        matches!(e, Event::TokenExpired)
+    })
+    .await;
+    let one = eng.send(Content::text("while expired 1")).await.unwrap();
+    let two = eng.send(Content::text("while expired 2")).await.unwrap();
+    sim.agent_says(&chat, "are you there?").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        received_texts(&sim, &chat).await,
+        ["before"],
+        "nothing goes with a dead token"
+    );
+    session
+        .set_token(sim.issue_token().await.unwrap())
+        .await
+        .unwrap();
+    wait_for(&mut events, "the agent's message", |e| {
+        is_text(e, "are you there?")
+    })
+    .await;
+    for id in [one.client_id, two.client_id] {
+        wait_for(
+            &mut events,
+            "MessageSent",
+            |e| matches!(e, Event::MessageSent(m) if m.client_id == Some(id)),
+        )
+        .await;
+    }
+    assert_eq!(
+        wait_received(&sim, &chat, 3).await,
+        ["before", "while expired 1", "while expired 2"]
+    );
+    let n = eng
+        .transcript()
+        .iter()
+        .filter(|m| m.content == Content::text("are you there?"))
+        .count();
+    assert_eq!(n, 1);
+    assert!(
+        session
+            .set_token(cc_core::Secret::new("nonsense"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn the_server_forgetting_the_session_shuts_it_down() {
+    let sim = sim().await;
+    let (session, mut events, eng, _chat) = chat_with_agent(&sim).await;
+    sim.forget_sessions();
+    let e = wait_for(&mut events, "ShutDown", |e| {
+        matches!(e, Event::ShutDown { .. })
+    })
+    .await;
+    assert!(matches!(e, Event::ShutDown { reason } if &*reason == "CLIENT_SESSION_INVALIDATED"));
+    let err = eng.send(Content::text("hello?")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert_eq!(
+        session
+            .start_chat(ChatRequest::default())
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Closed
+    );
+}
+
+#[tokio::test]
+async fn a_server_error_is_probed_and_retried_only_when_the_server_is_down() {
+    let sim = sim().await;
+    let (_session, mut events, eng, chat) = chat_with_agent(&sim).await;
+    // The probes answer: polling goes on without a reconnect.
+    sim.fail_polls(1, 500, false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(sim.probes() >= 1);
+    sim.agent_says(&chat, "still here").await.unwrap();
+    let e = wait_for(&mut events, "the agent's message or a reconnect", |e| {
+        is_text(e, "still here")
+            || matches!(e, Event::Connection(ConnectionState::Reconnecting { .. }))
+    })
+    .await;
+    assert!(is_text(&e, "still here"), "{e:?}");
+    // The probes fail too: the client reconnects with back-off.
+    let before = sim.probes();
+    sim.fail_polls(1, 503, true);
+    wait_for(&mut events, "Reconnecting", |e| {
+        matches!(
+            e,
+            Event::Connection(ConnectionState::Reconnecting { attempt: 1, .. })
+        )
+    })
+    .await;
+    assert_eq!(sim.probes() - before, 3, "three probes before giving up");
+    wait_for(&mut events, "Connected", |e| {
+        matches!(e, Event::Connection(ConnectionState::Connected))
+    })
+    .await;
+    eng.send(Content::text("after the outage")).await.unwrap();
+    assert_eq!(wait_received(&sim, &chat, 1).await, ["after the outage"]);
+}
+
+#[tokio::test]
+async fn an_engagement_error_ends_the_engagement() {
+    let sim = sim().await;
+    let (_session, mut events, eng, chat) = chat_with_agent(&sim).await;
+    sim.engagement_error(&chat, "Routing failed", "no agents")
+        .unwrap();
+    wait_for(
+        &mut events,
+        "Error",
+        |e| matches!(e, Event::Error(err) if err.vendor_code() == Some("ENGAGEMENT_ERROR")),
+    )
+    .await;
+    wait_for(&mut events, "EngagementEnded", |e| {
+        matches!(
+            e,
+            Event::EngagementEnded {
+                initiator: cc_core::Initiator::System,
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(eng.state(), cc_core::EngagementState::Ended);
+}
+
+#[tokio::test]
+async fn limits_are_enforced_before_anything_is_sent() {
+    let sim = sim().await;
+    let (session, _events, eng, chat) = chat_with_agent(&sim).await;
+    let field = |e: cc_core::Error| match e {
+        cc_core::Error::InvalidInput { field, .. } => field.into_owned(),
+        other => panic!("{other:?}"),
+    };
+    let long = "x".repeat(4097);
+    assert_eq!(
+        field(eng.send(Content::text(long)).await.unwrap_err()),
+        "content.text"
+    );
+    eng.send(Content::text("y".repeat(4096))).await.unwrap();
+    let many: BTreeMap<String, String> = (0..21).map(|i| (format!("k{i}"), "v".into())).collect();
+    let req = ChatRequest {
+        context: many,
+        ..ChatRequest::default()
+    };
+    assert_eq!(field(session.start_chat(req).await.unwrap_err()), "context");
+    let req = ChatRequest {
+        context: [("k".repeat(65), "v".to_owned())].into(),
+        ..ChatRequest::default()
+    };
+    assert!(field(session.start_chat(req).await.unwrap_err()).starts_with("context."));
+    let req = ChatRequest {
+        context: [("k".to_owned(), "v".repeat(257))].into(),
+        ..ChatRequest::default()
+    };
+    assert_eq!(
+        field(session.start_chat(req).await.unwrap_err()),
+        "context.k"
+    );
+    let file = Content::File(cc_core::Attachment {
+        id: None,
+        name: "a.txt".into(),
+        mime_type: "text/plain".into(),
+        size: None,
+        url: None,
+    });
+    assert!(matches!(
+        eng.send(file).await,
+        Err(cc_core::Error::Unsupported {
+            feature: Feature::Attachments,
+            ..
+        })
+    ));
+    assert_eq!(
+        wait_received(&sim, &chat, 1).await.len(),
+        1,
+        "only the valid message went"
+    );
+    for video in [false, true] {
+        let r = session
+            .start_call(CallRequest {
+                video,
+                ..CallRequest::default()
+            })
+            .await;
+        assert!(matches!(r, Err(cc_core::Error::Unsupported { .. })));
+    }
+}
+
+#[tokio::test]
+async fn configuration_ranges_and_formats_name_the_field() {
+    let sim = sim().await;
+    let base = sim.client_config().unwrap();
+    let check = |f: &dyn Fn(&mut AvayaConfig), want: &str| {
+        let mut c = base.clone();
+        f(&mut c);
+        match c.validate() {
+            Err(cc_core::Error::InvalidInput { field, .. }) => assert_eq!(field, want),
+            other => panic!("{want}: {other:?}"),
+        }
+    };
+    check(&|c| c.idle_timeout_secs = 299, "avaya.idle_timeout_secs");
+    check(&|c| c.idle_timeout_secs = 3301, "avaya.idle_timeout_secs");
+    check(
+        &|c| c.idle_shutdown_grace_secs = 29,
+        "avaya.idle_shutdown_grace_secs",
+    );
+    check(
+        &|c| c.idle_shutdown_grace_secs = 121,
+        "avaya.idle_shutdown_grace_secs",
+    );
+    check(
+        &|c| c.reconnection_timeout_secs = 119,
+        "avaya.reconnection_timeout_secs",
+    );
+    check(
+        &|c| c.reconnection_timeout_secs = 301,
+        "avaya.reconnection_timeout_secs",
+    );
+    check(
+        &|c| c.display_name = Some("n".repeat(71)),
+        "avaya.display_name",
+    );
+    check(
+        &|c| c.integration_id = "nope".into(),
+        "avaya.integration_id",
+    );
+    check(
+        &|c| c.token = cc_core::Secret::new("eyJ.a.b"),
+        "avaya.token",
+    );
+    check(
+        &|c| c.host_url = Some("http://example.com".into()),
+        "avaya.host_url",
+    );
+    check(&|c| c.region = Some("na".into()), "avaya.host_url");
+    let mut ok = base.clone();
+    ok.host_url = None;
+    ok.region = Some("eu".into());
+    assert_eq!(
+        ok.base_url().unwrap().as_str(),
+        format!(
+            "https://eu.api.avayacloud.com/sdk/digital/chat/v1/integrations/{}/",
+            ok.integration_id
+        )
+    );
+    let dbg = format!("{base:?}");
+    assert!(
+        !dbg.contains(base.token.expose()) && !dbg.contains("sim-appkey"),
+        "{dbg}"
+    );
+    // Through cc_core::Config, with unknown fields refused.
+    let config = sim.config().unwrap();
+    assert!(cc_adapter_avaya::capabilities(&config).is_ok());
+    let mut raw = serde_json::to_value(&base).unwrap();
+    raw["colour"] = "blue".into();
+    let bad = cc_core::Config::new(cc_core::Vendor::Avaya, raw).unwrap();
+    assert!(cc_adapter_avaya::capabilities(&bad).is_err());
+}
