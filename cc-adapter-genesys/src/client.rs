@@ -955,7 +955,16 @@ impl GuestDriver {
                             self.engine.handle_connected(now());
                         }
                         WsEvent::Text(t) => self.engine.handle_text(now(), &t),
-                        WsEvent::Disconnected { .. } | WsEvent::GaveUp { .. } => self.engine.handle_disconnected(),
+                        WsEvent::Disconnected { .. } => self.engine.handle_disconnected(),
+                        WsEvent::GaveUp { reason, .. } => {
+                            self.engine.handle_disconnected();
+                            if let cc_transport::Disconnect::Error(e) = &reason
+                                && e.kind() == cc_core::ErrorKind::Auth
+                            {
+                                // The stream is authenticated by the JWT in its URI.
+                                self.engine.handle_token_expired();
+                            }
+                        }
                         WsEvent::Closed => break,
                         _ => {}
                     }
@@ -1234,6 +1243,41 @@ impl GenesysEngagement {
     /// `getAgents`: every agent who took part, with connect and disconnect times.
     pub fn agents(&self) -> Vec<AgentRecord> {
         lock(&self.view).agents_seen.values().cloned().collect()
+    }
+
+    /// `getAgents` from the server (guest chat: `GET .../members?excludeDisconnectedMembers=true`,
+    /// the connected members with role `AGENT`); web messaging has no member list, so it
+    /// answers from the agents seen on the channel.
+    pub async fn fetch_agents(&self) -> Result<Vec<Participant>> {
+        if self.transport != Transport::GuestChatV2 {
+            return Ok(self
+                .agents()
+                .into_iter()
+                .filter(|a| a.connected)
+                .map(|a| {
+                    let mut p = Participant::new(Role::Agent);
+                    p.display_name = a.name;
+                    p
+                })
+                .collect());
+        }
+        let path = format!(
+            "{}/conversations/{}/members?pageSize=25&pageNumber=1&excludeDisconnectedMembers=true",
+            gw::BASE_PATH,
+            self.id
+        );
+        let list: gw::MemberEntityList = self.session.http.get_json(&path).await?;
+        Ok(list
+            .entities
+            .into_iter()
+            .filter(|m| m.role == Some(gw::MemberRole::Agent))
+            .map(|m| {
+                let mut p = Participant::new(Role::Agent);
+                p.id = m.id.map(|id| Arc::from(id.as_str()));
+                p.display_name = m.display_name;
+                p
+            })
+            .collect())
     }
 
     /// `getStats`: start, end, duration and agents.

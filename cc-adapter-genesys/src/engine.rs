@@ -1273,6 +1273,12 @@ impl GuestEngine {
         self.outbox.on_disconnected();
     }
 
+    /// The JWT was refused (the event stream's upgrade, a REST call): the chat cannot go on.
+    pub fn handle_token_expired(&mut self) {
+        self.emit(Event::TokenExpired);
+        self.end(Initiator::System, "credentials expired");
+    }
+
     /// Restores a chat after an app restart from its history (oldest first). The next
     /// stream connect backfills what arrived after it.
     pub fn restore(&mut self, now: Instant, history: Vec<gw::WebChatMessage>) {
@@ -1475,6 +1481,10 @@ impl GuestEngine {
                     ) {
                         self.end(Initiator::System, "conversation no longer active");
                     }
+                    if e.vendor_code() == Some("credentials.expired") {
+                        // The JWT lasts about a day and cannot be refreshed on this API.
+                        self.emit(Event::TokenExpired);
+                    }
                     match self.outbox.on_send_error(*client_id, e, now) {
                         SendErrorOutcome::Failed(f) => self.emit(f.event()),
                         SendErrorOutcome::Retry(_) | SendErrorOutcome::Unknown => {}
@@ -1502,7 +1512,13 @@ impl GuestEngine {
             }
             (Purpose::Leave, Ok(_)) => self.end(Initiator::Customer, "customer left"),
             (Purpose::Typing, Ok(_)) => {}
-            (_, Err(e)) => self.emit(Event::error(e)),
+            (_, Err(e)) => {
+                let expired = e.vendor_code() == Some("credentials.expired");
+                self.emit(Event::error(e));
+                if expired {
+                    self.emit(Event::TokenExpired);
+                }
+            }
         }
         self.pump(now);
     }

@@ -286,11 +286,53 @@ async fn guest_chat_notice_typing_and_end() {
         "{got:?}"
     );
     assert!(got.contains(&Received::Typing { on: true }));
+    let agents = s
+        .current_engagement()
+        .unwrap()
+        .fetch_agents()
+        .await
+        .unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].display_name.as_deref(), Some("Ann"));
     eng.end(None).await.unwrap();
     assert_eq!(
         sim.received(&chat).await.unwrap().last(),
         Some(&Received::Ended)
     );
+}
+
+#[tokio::test]
+async fn guest_expired_jwt_is_reported_with_the_vendor_code() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let mut cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
+    cfg.transport = Transport::GuestChatV2;
+    cfg.org_id = Some("sim-org".into());
+    cfg.routing.target_address = Some("Support".into());
+    let s = GenesysSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    let mut ev = s.events();
+    let eng = s
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap();
+    sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    next_matching(&mut ev, |e| {
+        matches!(e, Event::Connection(cc_core::ConnectionState::Connected))
+    })
+    .await;
+    sim.expire_token().await.unwrap();
+    // Whichever comes first, the refused stream or a refused POST, the app is told and the
+    // message is not lost silently.
+    let _ = eng.send(Content::text("after expiry")).await;
+    next_matching(&mut ev, |e| matches!(e, Event::TokenExpired)).await;
+    next_matching(&mut ev, |e| {
+        matches!(
+            e,
+            Event::MessageFailed { .. } | Event::EngagementEnded { .. }
+        )
+    })
+    .await;
 }
 
 #[tokio::test]
