@@ -577,6 +577,7 @@ async fn finish(inner: &Arc<Inner>, reason: &'static str, delete: bool) {
             tracing::debug!(error = %e, "avaya: DELETE session failed; shutting down locally");
         }
     }
+    inner.emit(vendor("SHUTDOWN", json!({ "reason": reason })));
     inner.emit(Event::ShutDown {
         reason: Arc::from(reason),
     });

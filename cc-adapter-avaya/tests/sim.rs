@@ -456,3 +456,36 @@ async fn configuration_ranges_and_formats_name_the_field() {
     let bad = cc_core::Config::new(cc_core::Vendor::Avaya, raw).unwrap();
     assert!(cc_adapter_avaya::capabilities(&bad).is_err());
 }
+
+#[tokio::test]
+async fn a_kept_session_id_resumes_the_server_session() {
+    let sim = sim().await;
+    let (a, _events, eng, chat) = chat_with_agent(&sim).await;
+    eng.send(Content::text("before the reload")).await.unwrap();
+    assert_eq!(wait_received(&sim, &chat, 1).await.len(), 1);
+    let id = a.session_id().to_owned();
+    // The app goes away without shutting down (a page reload), keeping the session id.
+    drop(eng);
+    drop(a);
+    let mut cfg = sim.client_config().unwrap();
+    cfg.session_id = Some(id.clone());
+    let b = connect(cfg).await;
+    assert_eq!(b.session_id(), id);
+    let mut events = b.events();
+    let list = b.engagements().await.unwrap();
+    let resumed = list.into_iter().next().expect("the ongoing engagement");
+    sim.agent_says(&chat, "welcome back").await.unwrap();
+    wait_for(&mut events, "the agent's message", |e| {
+        is_text(e, "welcome back")
+    })
+    .await;
+    resumed
+        .send(Content::text("after the reload"))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_received(&sim, &chat, 2).await,
+        ["before the reload", "after the reload"]
+    );
+    assert!(sim.deleted_sessions().is_empty());
+}

@@ -114,3 +114,57 @@ async fn token_reminder_exactly_180_s_before_exp_then_expired_then_refresh() {
         Event::IdleWarning { .. }
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn reconnection_stops_after_the_reconnection_timeout_until_retry_connection() {
+    use cc_core::{ChatRequest, ConnectionState};
+    use cc_testkit::{Proxy, SimControl};
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let proxy = Proxy::start(sim.addr()).await.unwrap();
+    let mut cfg = sim.client_config().unwrap();
+    cfg.host_url = Some(format!("http://{}", proxy.addr()));
+    cfg.idle_timeout_secs = 3300;
+    let session = AvayaSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    let mut events = session.events();
+    session.start_chat(ChatRequest::default()).await.unwrap();
+    sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    loop {
+        if matches!(next_neutral(&mut events).await, Event::Queued { .. }) {
+            break;
+        }
+    }
+    let t0 = Instant::now();
+    proxy.set_down(true);
+    let mut attempts = Vec::new();
+    let reason = loop {
+        match next_neutral(&mut events).await {
+            Event::Connection(ConnectionState::Reconnecting { attempt, delay }) => {
+                attempts.push((attempt, delay.as_secs()));
+            }
+            Event::Connection(ConnectionState::Disconnected { reason }) => break reason,
+            _ => {}
+        }
+    };
+    assert_eq!(&*reason, "RECONNECTION_TIMEOUT");
+    assert_eq!(t0.elapsed().as_secs(), 120, "the reconnection timeout");
+    // Fibonacci back-off (whole seconds; the jitter is under one).
+    let delays: Vec<u64> = attempts.iter().map(|a| a.1).collect();
+    assert_eq!(&delays[..6], &[1, 1, 2, 3, 5, 8], "{attempts:?}");
+    // No automatic attempt any more.
+    let refused = proxy.refused();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(proxy.refused(), refused);
+    proxy.set_down(false);
+    session.retry_connection().unwrap();
+    loop {
+        if matches!(
+            next_neutral(&mut events).await,
+            Event::Connection(ConnectionState::Connected)
+        ) {
+            break;
+        }
+    }
+    assert!(session.retry_connection().is_err(), "only after a failure");
+}

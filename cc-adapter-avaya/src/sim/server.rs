@@ -348,23 +348,33 @@ fn join(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response {
         if st.chats[i].dialog != req.dialog_id {
             return bad_request("dialogId", "not the engagement's dialog", 20002);
         }
-        if !st.chats[i].sessions.iter().any(|s| s.0 == req.session_id) {
-            let me = WireParticipant {
-                participant_id: new_id(),
-                participant_type: ParticipantType::Customer,
-                display_name: name,
-            };
-            st.chats[i]
-                .sessions
-                .push((req.session_id.clone(), me.clone()));
-            let ev = ServerEvent::ParticipantAdded(participant_event(
-                &st,
-                i,
-                &me,
-                Some(req.session_id.clone()),
-            ));
-            st.push(&req.session_id, &ev);
-        }
+        // Joining again (a resumed session) is idempotent, and tells the session again.
+        let known = st.chats[i]
+            .sessions
+            .iter()
+            .find(|s| s.0 == req.session_id)
+            .map(|s| s.1.clone());
+        let me = match known {
+            Some(p) => p,
+            None => {
+                let me = WireParticipant {
+                    participant_id: new_id(),
+                    participant_type: ParticipantType::Customer,
+                    display_name: name,
+                };
+                st.chats[i]
+                    .sessions
+                    .push((req.session_id.clone(), me.clone()));
+                me
+            }
+        };
+        let ev = ServerEvent::ParticipantAdded(participant_event(
+            &st,
+            i,
+            &me,
+            Some(req.session_id.clone()),
+        ));
+        st.push(&req.session_id, &ev);
         engagement_json(&st.chats[i])
     };
     inner.events.notify_waiters();
