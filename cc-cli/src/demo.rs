@@ -135,6 +135,7 @@ struct Lane {
     log: String,
     steps: Vec<(&'static str, Outcome)>,
     round_trips: Vec<Duration>,
+    caps_rate: Option<u32>,
 }
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -157,6 +158,7 @@ impl Lane {
             log: String::new(),
             steps: Vec::new(),
             round_trips: Vec::new(),
+            caps_rate: None,
         }
     }
 
@@ -273,6 +275,7 @@ impl Lane {
         watch: &mut Watch,
     ) -> Result<(), (&'static str, String)> {
         let caps = session.capabilities();
+        self.caps_rate = caps.messages_per_second;
         let control = Arc::clone(&sim.control);
 
         // Start the chat and find it on the server.
@@ -380,7 +383,13 @@ impl Lane {
     ) -> Result<(), (&'static str, String)> {
         let step = "messages both ways";
         let mut texts = Vec::new();
+        // Send no faster than the vendor accepts, so the round trip measures the SDK and the
+        // wire rather than the adapter's rate-limit queue.
+        let gap = handle_rate_gap(self.caps_rate);
         for i in 1..=self.messages {
+            if i > 1 {
+                tokio::time::sleep(gap).await;
+            }
             let text = format!("Hello, this is message {i} from the customer");
             let rtt = self
                 .send_and_confirm(handle, watch, &text)
@@ -650,6 +659,14 @@ async fn wait_received(
     }
 }
 
+/// The pause between two sends that keeps under `messages_per_second`, with a margin.
+fn handle_rate_gap(messages_per_second: Option<u32>) -> Duration {
+    match messages_per_second {
+        Some(n) if n > 0 => Duration::from_millis(1000 / u64::from(n) + 100),
+        _ => Duration::ZERO,
+    }
+}
+
 fn median(v: &[Duration]) -> Option<Duration> {
     let mut v = v.to_vec();
     v.sort_unstable();
@@ -710,6 +727,12 @@ mod tests {
         assert_eq!(median(&[]), None);
         assert_eq!(median(&[ms(3), ms(1), ms(2)]), Some(ms(2)));
         assert_eq!(median(&[ms(4), ms(1), ms(2), ms(3)]), Some(ms(3)));
+    }
+
+    #[test]
+    fn sends_are_spaced_by_the_vendor_rate() {
+        assert_eq!(handle_rate_gap(None), Duration::ZERO);
+        assert_eq!(handle_rate_gap(Some(2)), Duration::from_millis(600));
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub use cc_adapter_genesys as genesys;
 pub use cc_adapter_tetherfi as tetherfi;
 
 /// The adapters compiled into this build, one `#[cfg]` line per vendor feature.
-const COMPILED: &[AdapterEntry] = &[];
+const COMPILED: &[AdapterEntry] = &[
+    #[cfg(feature = "genesys")]
+    cc_adapter_genesys::ENTRY,
+];
 
 /// The test kit: `SimControl`, the simulators' common interface, and the conformance suite
 /// (feature `sim`).
@@ -35,7 +38,10 @@ pub use cc_testkit as testkit;
 
 /// The simulators compiled into this build (feature `sim` plus the vendor's feature).
 #[cfg(feature = "sim")]
-const SIMS: &[cc_testkit::SimEntry] = &[];
+const SIMS: &[cc_testkit::SimEntry] = &[
+    #[cfg(feature = "genesys")]
+    cc_adapter_genesys::sim::SIM,
+];
 
 /// The local simulators compiled into this build, in [`Vendor::ALL`] order: start one with
 /// its `start` function and connect to it with the [`Config`] it returns.
