@@ -27,7 +27,7 @@ use url::Url;
 
 use crate::config::{TetherfiConfig, Transport};
 use crate::dwr::DwrLink;
-use crate::engine::{Clock, Engine, EngineConfig, Output};
+use crate::engine::{Clock, Engine, EngineConfig, Output, SendOp};
 use crate::wire::{Call, Push, SessionDetails};
 use crate::ws::WsLink;
 
@@ -270,7 +270,6 @@ impl Inner {
                         let _ = tx.send(v.clone());
                     }
                 }
-                Output::UploadComplete(_) => {}
             }
         }
         if wake {
@@ -357,6 +356,32 @@ impl Inner {
         }
     }
 
+    /// `uploadFiles`: a multipart POST to the upload servlet for chat `engagement`.
+    async fn upload(&self, engagement: &EngagementId, file: Upload) -> Result<Value> {
+        let url = self.cfg.dwr_url("/upload")?;
+        let mut req = self.http.request(Method::POST, url.as_str()).multipart(
+            Multipart::new().text("sid", engagement.as_str()).file(
+                "file",
+                file.name.clone(),
+                &file.mime_type,
+                file.bytes.to_vec(),
+            ),
+        );
+        if let Some(Link::Dwr(d)) = self.link.get()
+            && let Some(c) = d.cookie_header()
+        {
+            req = req.header("cookie", &c);
+        }
+        req.send_json().await
+    }
+
+    /// The transport gave up: pending messages fail.
+    pub(crate) fn give_up(self: &Arc<Self>, reason: &str) {
+        let mut st = self.lock();
+        let outs = st.engine.give_up(reason);
+        self.apply(&mut st, outs);
+    }
+
     /// The pump: hands the outboxes' messages to the link, one at a time, in order.
     async fn pump(self: Arc<Self>) {
         loop {
@@ -370,11 +395,22 @@ impl Inner {
                 (sends, wake)
             };
             for s in sends {
-                let result = self.call(&s.call).await;
+                let (result, acked) = match &s.op {
+                    SendOp::Call(call) => (
+                        self.call(call).await,
+                        matches!(self.link.get(), Some(Link::Dwr(_))),
+                    ),
+                    SendOp::Upload(file) => (
+                        self.upload(&s.engagement, file.clone())
+                            .await
+                            .map(|_| Value::Null),
+                        true,
+                    ),
+                };
                 let mut st = self.lock();
                 let clk = Clock::system();
-                let outs = match (result, self.link.get()) {
-                    (Ok(v), Some(Link::Dwr(_))) => {
+                let outs = match (result, acked) {
+                    (Ok(v), true) => {
                         let mid = match v {
                             Value::String(s) => Some(s),
                             Value::Number(n) => Some(n.to_string()),
@@ -382,7 +418,7 @@ impl Inner {
                         };
                         st.engine.on_send_ok(&s.engagement, s.client_id, mid, clk)
                     }
-                    (Ok(_), _) => {
+                    (Ok(_), false) => {
                         st.engine.on_written(&s.engagement, s.client_id, clk);
                         Vec::new()
                     }
@@ -409,6 +445,26 @@ impl Inner {
 #[derive(Clone)]
 pub struct TetherfiSession {
     inner: Arc<Inner>,
+    guard: Arc<Guard>,
+}
+
+/// Held by every session and engagement handle: when the last one goes, the session's tasks
+/// stop (a session dropped without `shutdown` does not poll on forever).
+struct Guard(Arc<Inner>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        for h in self
+            .0
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            h.abort();
+        }
+    }
 }
 
 impl fmt::Debug for TetherfiSession {
@@ -470,6 +526,8 @@ impl TetherfiSession {
         inner
             .bus
             .emit(Event::Connection(ConnectionState::Connecting));
+        // Made first, so that a failed connect stops the tasks it started.
+        let guard = Arc::new(Guard(inner.clone()));
         match inner.cfg.transport {
             Transport::Dwr => crate::dwr::start(&inner, tls).await?,
             Transport::Ws => crate::ws::start(&inner, tls).await?,
@@ -484,7 +542,7 @@ impl TetherfiSession {
         });
         let me = inner.clone();
         inner.spawn(me.pump());
-        Ok(TetherfiSession { inner })
+        Ok(TetherfiSession { inner, guard })
     }
 
     /// The browser-session state to resume with after an app restart (set it as
@@ -497,13 +555,18 @@ impl TetherfiSession {
         }
     }
 
+    fn handle(&self, id: EngagementId) -> TetherfiEngagement {
+        TetherfiEngagement {
+            inner: self.inner.clone(),
+            _guard: self.guard.clone(),
+            id,
+        }
+    }
+
     /// The handle of a known chat.
     pub fn engagement(&self, id: &EngagementId) -> Option<TetherfiEngagement> {
         self.inner.lock().engine.chat(id)?;
-        Some(TetherfiEngagement {
-            inner: self.inner.clone(),
-            id: id.clone(),
-        })
+        Some(self.handle(id.clone()))
     }
 
     /// Starts a chat with every `Start` option (customer details object or encrypted string,
@@ -564,10 +627,7 @@ impl TetherfiSession {
                 return Err(e);
             }
         };
-        let eng = TetherfiEngagement {
-            inner: inner.clone(),
-            id,
-        };
+        let eng = self.handle(id);
         if let Some(first) = options.first_message {
             eng.send(Content::Text(first)).await?;
         }
@@ -578,13 +638,7 @@ impl TetherfiSession {
     /// another page started); the chats attached.
     pub async fn reopen(&self) -> Result<Vec<TetherfiEngagement>> {
         let ids = self.inner.open().await?;
-        Ok(ids
-            .into_iter()
-            .map(|id| TetherfiEngagement {
-                inner: self.inner.clone(),
-                id,
-            })
-            .collect())
+        Ok(ids.into_iter().map(|id| self.handle(id)).collect())
     }
 
     /// `GetAccessToken`: the per-session anti-XSRF token (`pAccessToken`).
@@ -677,23 +731,7 @@ impl TetherfiSession {
     /// Uploads a file (`uploadFiles`): the server's `{fileName, fileSize, fileType}`; the server
     /// also pushes `OnUploadComplete` (an `Event::Vendor`).
     pub async fn upload_file(&self, engagement: &EngagementId, file: Upload) -> Result<Value> {
-        let url = self.inner.cfg.dwr_url("/upload")?;
-        let mut req = self
-            .inner
-            .http
-            .request(Method::POST, url.as_str())
-            .multipart(Multipart::new().text("sid", engagement.as_str()).file(
-                "file",
-                file.name.clone(),
-                &file.mime_type,
-                file.bytes.to_vec(),
-            ));
-        if let Ok(Link::Dwr(d)) = self.inner.link()
-            && let Some(c) = d.cookie_header()
-        {
-            req = req.header("cookie", &c);
-        }
-        req.send_json().await
+        self.inner.upload(engagement, file).await
     }
 }
 
@@ -767,12 +805,7 @@ impl Session for TetherfiSession {
             .chats()
             .iter()
             .filter(|c| c.state != EngagementState::Ended)
-            .map(|c| {
-                Arc::new(TetherfiEngagement {
-                    inner: self.inner.clone(),
-                    id: c.id.clone(),
-                }) as Arc<dyn Engagement>
-            })
+            .map(|c| Arc::new(self.handle(c.id.clone())) as Arc<dyn Engagement>)
             .collect())
     }
 
@@ -825,6 +858,7 @@ impl Session for TetherfiSession {
 #[derive(Clone)]
 pub struct TetherfiEngagement {
     inner: Arc<Inner>,
+    _guard: Arc<Guard>,
     id: EngagementId,
 }
 
@@ -937,6 +971,15 @@ impl Engagement for TetherfiEngagement {
         let m = {
             let mut st = self.inner.lock();
             st.engine.push_message(&self.id, content, Clock::system())?
+        };
+        self.inner.wake.notify_one();
+        Ok(sent_message(&m))
+    }
+
+    async fn upload(&self, file: Upload) -> Result<SentMessage> {
+        let m = {
+            let mut st = self.inner.lock();
+            st.engine.push_upload(&self.id, file, Clock::system())?
         };
         self.inner.wake.notify_one();
         Ok(sent_message(&m))

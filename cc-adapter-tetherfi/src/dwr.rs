@@ -297,6 +297,7 @@ async fn poll_loop(inner: Arc<Inner>, link: Arc<DwrLink>) {
                             }
                         }
                         PollStep::GiveUp => {
+                            inner.give_up("the server stayed unreachable");
                             inner
                                 .bus
                                 .emit(Event::Connection(ConnectionState::Disconnected {

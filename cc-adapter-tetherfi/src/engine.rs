@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use cc_chat::{EchoMatch, Outbox, OutboxConfig, Poll, SendErrorOutcome, Transcript, Upsert};
 use cc_core::{
     ClientMessageId, ConnectionState, Content, DeliveryState, EngagementId, EngagementState, Error,
-    Event, Initiator, Message, MessageId, Notice, Participant, Result, Role, Timestamp, Vendor,
+    Event, Initiator, Message, MessageId, Notice, Participant, Result, Role, Timestamp, Upload,
+    Vendor,
 };
 use cc_transport::{Backoff, BackoffPolicy};
 use serde_json::{Value, json};
@@ -79,8 +80,6 @@ pub enum Output {
     AccessToken(String),
     /// `OnCampaignContactCreated`'s payload.
     CampaignContact(Value),
-    /// `OnUploadComplete`'s payload.
-    UploadComplete(Value),
 }
 
 /// A message to write now.
@@ -90,8 +89,17 @@ pub struct Send {
     pub engagement: EngagementId,
     /// The outbox's id of the message.
     pub client_id: ClientMessageId,
-    /// The call that carries it.
-    pub call: Call,
+    /// How it goes.
+    pub op: SendOp,
+}
+
+/// How a message goes to the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOp {
+    /// A `SendMessage` / `SendAppMessage` call.
+    Call(Call),
+    /// A file for the upload servlet (`uploadFiles`), for chat `sid`.
+    Upload(Upload),
 }
 
 /// One chat.
@@ -112,6 +120,7 @@ pub struct Chat {
     /// The app's messages until confirmed.
     pub outbox: Outbox,
     seqs: HashMap<ClientMessageId, u64>,
+    uploads: HashMap<ClientMessageId, Upload>,
 }
 
 impl Chat {
@@ -125,6 +134,7 @@ impl Chat {
             agents: Vec::new(),
             transcript: Transcript::new(),
             seqs: HashMap::new(),
+            uploads: HashMap::new(),
         }
     }
 
@@ -291,6 +301,23 @@ impl Engine {
         out
     }
 
+    /// The transport gave up for good: every message not yet confirmed fails.
+    pub fn give_up(&mut self, reason: &str) -> Vec<Output> {
+        let mut out = Vec::new();
+        for c in &mut self.chats {
+            c.uploads.clear();
+            for f in c
+                .outbox
+                .close(Error::transport(V, "send message", reason.to_owned()))
+            {
+                c.transcript
+                    .set_state(None, Some(f.client_id()), f.message.state.clone());
+                out.push(Output::Event(f.event()));
+            }
+        }
+        out
+    }
+
     /// The chat was detached with `Close` (`leave`).
     pub fn detach(&mut self, id: &EngagementId) {
         if let Some(c) = self.chat_mut(id)
@@ -351,11 +378,48 @@ impl Engine {
         match &content {
             Content::Text(_) | Content::Notice(_) => {}
             Content::File(_) => {
-                return Err(Error::unsupported(V, cc_core::Feature::Attachments));
+                return Err(Error::invalid(
+                    V,
+                    "content",
+                    "files go with Engagement::upload, which has the bytes",
+                ));
             }
             Content::Rich(_) => return Err(Error::unsupported(V, cc_core::Feature::RichContent)),
         }
         let m = c.outbox.push(content, clk.wall, clk.now);
+        c.transcript.upsert(m.clone());
+        Ok(m)
+    }
+
+    /// Queues a file for chat `id` (sent through the upload servlet).
+    pub fn push_upload(&mut self, id: &EngagementId, file: Upload, clk: Clock) -> Result<Message> {
+        if file.name.trim().is_empty() {
+            return Err(Error::invalid(V, "file.name", "empty file name"));
+        }
+        let c = self
+            .chat_mut(id)
+            .ok_or_else(|| Error::invalid(V, "engagement", format!("unknown engagement {id}")))?;
+        match c.state {
+            EngagementState::Ended => return Err(Error::closed(V, "engagement")),
+            EngagementState::Detached => {
+                return Err(Error::invalid(
+                    V,
+                    "engagement",
+                    "detached with leave(); open it again first",
+                ));
+            }
+            _ => {}
+        }
+        let content = Content::File(cc_core::Attachment {
+            id: None,
+            name: file.name.clone(),
+            mime_type: file.mime_type.clone(),
+            size: Some(file.bytes.len() as u64),
+            url: None,
+        });
+        let m = c.outbox.push(content, clk.wall, clk.now);
+        c.uploads
+            .insert(m.client_id.expect("outbox messages have a client id"), file);
         c.transcript.upsert(m.clone());
         Ok(m)
     }
@@ -392,22 +456,26 @@ impl Engine {
                             s
                         });
                         let sid = sid_on_calls.then(|| c.id.to_string());
-                        let call = match &o.message.content {
-                            Content::Notice(n) => Call::SendAppMessage {
+                        let op = match &o.message.content {
+                            Content::Notice(n) => SendOp::Call(Call::SendAppMessage {
                                 msg: Self::notice_json(n),
                                 seq,
                                 sid,
+                            }),
+                            Content::File(_) => match c.uploads.get(&cid) {
+                                Some(u) => SendOp::Upload(u.clone()),
+                                None => continue,
                             },
-                            other => Call::SendMessage {
+                            other => SendOp::Call(Call::SendMessage {
                                 msg: other.as_text().unwrap_or_default().to_owned(),
                                 seq,
                                 sid,
-                            },
+                            }),
                         };
                         sends.push(Send {
                             engagement: c.id.clone(),
                             client_id: cid,
-                            call,
+                            op,
                         });
                     }
                     Poll::WaitUntil(t) => {
@@ -457,6 +525,7 @@ impl Engine {
             return Vec::new();
         };
         c.outbox.on_written(cid, clk.now);
+        c.uploads.remove(&cid);
         let mid = mid.filter(|m| !m.is_empty()).map(MessageId::from);
         // An echo may have brought the id first; the transcript merges by client id.
         match c.outbox.on_acked(cid, mid.clone(), None, clk.now) {
@@ -491,6 +560,7 @@ impl Engine {
         };
         match c.outbox.on_send_error(cid, err, clk.now) {
             SendErrorOutcome::Failed(f) => {
+                c.uploads.remove(&cid);
                 c.transcript
                     .set_state(None, Some(cid), f.message.state.clone());
                 vec![Output::Event(f.event())]
@@ -773,8 +843,7 @@ impl Engine {
             )),
             Push::ResetCaptcha => out.push(Self::vendor_event("OnResetCaptcha", Value::Null)),
             Push::UploadComplete { response } => {
-                out.push(Self::vendor_event("OnUploadComplete", response.clone()));
-                out.push(Output::UploadComplete(response));
+                out.push(Self::vendor_event("OnUploadComplete", response));
             }
             Push::CampaignContactCreated { response } => {
                 out.push(Self::vendor_event(

@@ -34,6 +34,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     service_status: true,
     agent_list: true,
     callbacks: true,
+    attachments: true,
     ..Capabilities::NONE
 };
 

@@ -102,6 +102,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, tls: TlsConfig) -> Result<()> {
                     }
                 }
                 WsEvent::GaveUp { reason, .. } => {
+                    me.give_up(&reason.to_string());
                     me.bus
                         .emit(Event::Connection(ConnectionState::Disconnected {
                             reason: Arc::from(reason.to_string()),

@@ -106,12 +106,12 @@ fn send_is_confirmed_once_by_callback_and_echo() {
     let (sends, _, _) = e.poll_sends(clk(t0, 0));
     assert_eq!(sends.len(), 1);
     assert_eq!(
-        sends[0].call,
-        Call::SendMessage {
+        sends[0].op,
+        SendOp::Call(Call::SendMessage {
             msg: "hello".into(),
             seq: 1,
             sid: None
-        }
+        })
     );
     let out = e.handle_push(
         clk(t0, 5),
@@ -146,8 +146,8 @@ fn offline_holds_and_resends_with_the_same_seq() {
     let (sends, _, _) = e.poll_sends(clk(t0, 2));
     let seqs: Vec<u64> = sends
         .iter()
-        .map(|s| match &s.call {
-            Call::SendMessage { seq, .. } => *seq,
+        .map(|s| match &s.op {
+            SendOp::Call(Call::SendMessage { seq, .. }) => *seq,
             _ => 0,
         })
         .collect();
