@@ -346,3 +346,40 @@ async fn server_disconnect_is_final_and_conversation_resumed_is_understood() {
             .any(|f| f.body[0] == "CONVERSATION_RESUMED")
     );
 }
+
+#[tokio::test]
+async fn leave_detaches_and_a_new_session_resumes() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let s = session(&sim, "c-leave").await;
+    let (eng, chat) = chat(&sim, &s).await;
+    eng.send(Content::text("see you on the next page"))
+        .await
+        .unwrap();
+    tokio::time::timeout(STEP, async {
+        while sim.received(&chat).await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    eng.leave().await.unwrap();
+    assert_eq!(eng.state(), EngagementState::Detached);
+    assert_eq!(
+        eng.send(Content::text("x")).await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+    // The chat goes on at the server; the next page resumes it with its transcript.
+    assert!(
+        !sim.received(&chat)
+            .await
+            .unwrap()
+            .contains(&cc_testkit::Received::Ended)
+    );
+    let next = session(&sim, "c-leave").await;
+    let list = next.engagements().await.unwrap();
+    assert_eq!(list[0].id(), eng.id());
+    assert_eq!(
+        list[0].transcript()[0].content,
+        Content::text("see you on the next page")
+    );
+}

@@ -796,3 +796,63 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_for(socket_url: &str) -> Result<String> {
+        SioConfig::new(Vendor::Expertflow, Url::parse(socket_url).unwrap())
+            .engine_url()
+            .map(|u| u.to_string())
+    }
+
+    #[test]
+    fn engine_url_follows_the_socket_url() {
+        assert_eq!(
+            url_for("https://cx.example.invalid/web-channel-manager").unwrap(),
+            "wss://cx.example.invalid/web-channel-manager/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            url_for("http://127.0.0.1:8080/").unwrap(),
+            "ws://127.0.0.1:8080/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            url_for("http://[::1]:9/a/b/").unwrap(),
+            "ws://[::1]:9/a/b/socket.io/?EIO=4&transport=websocket"
+        );
+        let e = url_for("ftp://x.invalid/").unwrap_err().to_string();
+        assert!(e.contains("socket_url"), "{e}");
+        let mut c = SioConfig::new(
+            Vendor::Expertflow,
+            Url::parse("https://h.invalid/x").unwrap(),
+        );
+        c.path = Some("custom/io".into());
+        assert_eq!(c.engine_path(), "/custom/io/");
+    }
+
+    #[test]
+    fn debug_hides_the_auth_payload() {
+        let c = SioConfig::new(
+            Vendor::Expertflow,
+            Url::parse("https://h.invalid/").unwrap(),
+        )
+        .with_auth(serde_json::json!({"token": "s3cr3t"}));
+        let d = format!("{c:?}");
+        assert!(!d.contains("s3cr3t"), "{d}");
+    }
+
+    #[test]
+    fn disconnect_reasons() {
+        assert!(!SioDisconnect::ServerDisconnect.will_reconnect());
+        assert!(SioDisconnect::PingTimeout.will_reconnect());
+        assert_eq!(SioDisconnect::TransportClose.to_string(), "transport close");
+        let closed = SioEvent::Closed {
+            reason: "io server disconnect".into(),
+        };
+        assert!(matches!(
+            closed.connection_state(),
+            Some(ConnectionState::Disconnected { .. })
+        ));
+    }
+}
