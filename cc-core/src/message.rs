@@ -29,6 +29,29 @@ impl Timestamp {
         self.0
     }
 
+    /// Parses an RFC 3339 time (`2026-11-23T12:00:00.123Z`, any offset, any fraction
+    /// digits, truncated to milliseconds); `None` when `text` is not one.
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let t = time::OffsetDateTime::parse(
+            text.trim(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Timestamp)
+    }
+
+    /// Formats as RFC 3339 in UTC with milliseconds (`2026-11-23T12:00:00.123Z`), the form
+    /// most vendors send.
+    pub fn to_rfc3339(self) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
+        let (h, mi, s, ms) = (t.hour(), t.minute(), t.second(), t.millisecond());
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    }
+
     /// The absolute time between two timestamps.
     pub const fn abs_diff(self, other: Timestamp) -> Duration {
         Duration::from_millis(self.0.abs_diff(other.0))

@@ -274,3 +274,25 @@ fn event_kinds_cover_every_variant() {
         Some("e")
     );
 }
+
+#[test]
+fn rfc3339_round_trips_and_rejects_garbage() {
+    let t = Timestamp::parse_rfc3339("2026-11-23T12:00:00.123Z").unwrap();
+    assert_eq!(t, Timestamp(1_795_435_200_123));
+    assert_eq!(t.to_rfc3339(), "2026-11-23T12:00:00.123Z");
+    assert_eq!(
+        Timestamp::parse_rfc3339("2026-11-23T13:00:00.123456+01:00"),
+        Some(t)
+    );
+    assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+    assert_eq!(Timestamp(-1).to_rfc3339(), "1969-12-31T23:59:59.999Z");
+    for bad in [
+        "",
+        "2026-11-23",
+        "2026-13-01T00:00:00Z",
+        "yesterday",
+        "2026-11-23T12:00:00",
+    ] {
+        assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+    }
+}
