@@ -38,7 +38,7 @@ use cc_core::{
 use cc_transport::{BackoffPolicy, TlsConfig, UrlProvider, WsClient, WsConfig, WsEvent, WsHandle};
 use futures::Stream;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::CAPABILITIES;
 use crate::config::TvoxConfig;
@@ -74,6 +74,8 @@ enum Cmd {
     Close(EngagementId, oneshot::Sender<Result<Value>>),
     App(Box<Call>, &'static str, oneshot::Sender<Result<Value>>),
     Status(MultiChannelType, String, oneshot::Sender<Result<Value>>),
+    MediaMonitor(MultiChannelType, oneshot::Sender<Result<Value>>),
+    MediaStop(MultiChannelType, oneshot::Sender<Result<Value>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -90,6 +92,7 @@ struct Inner {
     status: Mutex<HashMap<StatusKey, watch::Sender<Option<wire::ServiceStatus>>>>,
     channels: Mutex<BTreeMap<String, bool>>,
     resume: Mutex<Option<Secret>>,
+    media: broadcast::Sender<MediaSessionUpdate>,
     shut: AtomicBool,
 }
 
@@ -209,6 +212,7 @@ impl TvoxSession {
             status: Mutex::new(HashMap::new()),
             channels: Mutex::new(BTreeMap::new()),
             resume: Mutex::new(None),
+            media: broadcast::channel(64).0,
             shut: AtomicBool::new(false),
         });
         let (handle, events) = WsClient::connect(ws);
@@ -349,6 +353,112 @@ impl TvoxSession {
         })
     }
 
+    /// Checks that `channel` is a WebRTC channel and WebRTC is enabled in the
+    /// configuration (`[tvox.webrtc] enabled = true`).
+    fn media_channel(&self, channel: &MultiChannelType) -> Result<()> {
+        let feature = match channel {
+            MultiChannelType::Video => cc_core::Feature::CallsVideo,
+            MultiChannelType::PhoneCall => cc_core::Feature::CallsAudio,
+            other => {
+                return Err(Error::invalid(
+                    V,
+                    "channel",
+                    format!("{other} has no sessions of its own (VIDEO or PHONE_CALL)"),
+                ));
+            }
+        };
+        if !self.inner.config.webrtc.as_ref().is_some_and(|w| w.enabled) {
+            return Err(Error::unsupported(V, feature));
+        }
+        Ok(())
+    }
+
+    /// `videoChannelSessionNew` / `callChannelSessionNew`: asks TVox for a video or phone
+    /// session on `service`; returns its id. The session's signalling and media are not
+    /// implemented yet (see the crate docs, *Calls*): this creates and tracks the TVox
+    /// session only.
+    pub async fn media_session_new(
+        &self,
+        channel: MultiChannelType,
+        service: &str,
+        customer_name: Option<&str>,
+        customer_mail: Option<&str>,
+    ) -> Result<String> {
+        self.media_channel(&channel)?;
+        if service.trim().is_empty() {
+            return Err(Error::invalid(V, "service", "empty"));
+        }
+        let info = self.inner.config.customer_info();
+        let create = wire::codec::MediaCreate {
+            service: service.to_owned(),
+            customer_name: customer_name
+                .map(str::to_owned)
+                .or_else(|| info.as_ref().map(|i| i.customer_display_name.clone())),
+            customer_mail: customer_mail
+                .map(str::to_owned)
+                .or_else(|| info.and_then(|i| i.customer_value)),
+        };
+        let (call, method) = if channel == MultiChannelType::Video {
+            (Call::VideoCreate(create), "video.create")
+        } else {
+            (Call::CallCreate(create), "call.create")
+        };
+        let v = self.app(call, method).await?;
+        let created: wire::codec::MediaCreated = serde_json::from_value(v)
+            .map_err(|e| Error::protocol(V, format!("{method} result"), e.to_string()))?;
+        Ok(created.session_id)
+    }
+
+    /// `videoChannelSessionClose` / `callChannelSessionClose`.
+    pub async fn media_session_close(
+        &self,
+        channel: MultiChannelType,
+        session_id: &str,
+    ) -> Result<()> {
+        self.media_channel(&channel)?;
+        let session_id = session_id.to_owned();
+        let (call, method) = if channel == MultiChannelType::Video {
+            (Call::VideoClose { session_id }, "video.close")
+        } else {
+            (Call::CallClose { session_id }, "call.close")
+        };
+        self.app(call, method).await.map(|_| ())
+    }
+
+    /// `videoChannelSessionMonitor` / `callChannelSessionMonitor`: every change of the
+    /// channel's sessions, with the neutral call state. The subscription is kept (and
+    /// renewed after reconnects) until [`TvoxSession::media_session_monitor_stop`]; each
+    /// change is also an `Event::Vendor` named `tvox.media_session`.
+    pub async fn media_session_monitor(
+        &self,
+        channel: MultiChannelType,
+    ) -> Result<MediaSessionStream> {
+        self.media_channel(&channel)?;
+        let rx = self.inner.media.subscribe();
+        let ch = channel.clone();
+        ask(&self.inner.cmd, self.timeout(), "session monitor", |tx| {
+            Cmd::MediaMonitor(ch, tx)
+        })
+        .await?;
+        Ok(MediaSessionStream {
+            channel,
+            inner: tokio_stream::wrappers::BroadcastStream::new(rx),
+        })
+    }
+
+    /// `…ChannelSessionMonitorStop`.
+    pub async fn media_session_monitor_stop(&self, channel: MultiChannelType) -> Result<()> {
+        self.media_channel(&channel)?;
+        ask(
+            &self.inner.cmd,
+            self.timeout(),
+            "session monitor stop",
+            |tx| Cmd::MediaStop(channel, tx),
+        )
+        .await
+        .map(|_| ())
+    }
+
     fn chat_plan(&self, request: &ChatRequest) -> Result<StartChat> {
         let cfg = &self.inner.config;
         let service = request
@@ -429,6 +539,65 @@ impl Stream for ServiceStatusStream {
             match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Some(s))) => return Poll::Ready(Some(s)),
                 Poll::Ready(Some(None)) => continue,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// One push of a video or phone session monitor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaSessionUpdate {
+    /// `VIDEO` or `PHONE_CALL`.
+    pub channel: MultiChannelType,
+    /// The session as TVox sent it (`state` is the vendor's `CallState`).
+    pub session: wire::ChannelSession,
+    /// The neutral call state, from the `cc_rtc::CallMachine` the pushes drive.
+    pub state: cc_core::CallState,
+}
+
+/// What a [`MediaSessionStream`] yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaSessionEvent {
+    /// A session changed.
+    Update(Box<MediaSessionUpdate>),
+    /// This reader fell behind and missed `missed` updates; the next update of each
+    /// session carries its whole state.
+    Lagged {
+        /// How many were missed.
+        missed: u64,
+    },
+}
+
+/// The pushes of one channel's session monitor ([`TvoxSession::media_session_monitor`]).
+pub struct MediaSessionStream {
+    channel: MultiChannelType,
+    inner: tokio_stream::wrappers::BroadcastStream<MediaSessionUpdate>,
+}
+
+impl fmt::Debug for MediaSessionStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaSessionStream")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for MediaSessionStream {
+    type Item = MediaSessionEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+        loop {
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(u))) if u.channel == self.channel => {
+                    return Poll::Ready(Some(MediaSessionEvent::Update(Box::new(u))));
+                }
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(missed)))) => {
+                    return Poll::Ready(Some(MediaSessionEvent::Lagged { missed }));
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
@@ -772,6 +941,14 @@ impl Driver {
                 let token = self.engine.service_status(channel, service);
                 self.replies.insert(token, ReplyTo::Value(tx));
             }
+            Cmd::MediaMonitor(channel, tx) => {
+                let token = self.engine.media_monitor(channel);
+                self.replies.insert(token, ReplyTo::Value(tx));
+            }
+            Cmd::MediaStop(channel, tx) => {
+                let token = self.engine.media_monitor_stop(&channel);
+                self.replies.insert(token, ReplyTo::Value(tx));
+            }
             Cmd::Shutdown(_) => unreachable!("handled by run"),
         }
     }
@@ -827,6 +1004,20 @@ impl Driver {
                     None => {}
                 },
                 Output::Ready(connection) => self.ws.ready(connection),
+                Output::Media {
+                    channel,
+                    session,
+                    state,
+                } => {
+                    if let Some(inner) = &inner {
+                        // Nobody listening is fine: the monitor's subscribers come and go.
+                        let _ = inner.media.send(MediaSessionUpdate {
+                            channel,
+                            session,
+                            state,
+                        });
+                    }
+                }
                 Output::Reconnect => self.ws.reconnect(),
                 Output::Status {
                     channel,

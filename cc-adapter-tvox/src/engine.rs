@@ -46,7 +46,7 @@ use cc_core::{
     BotTurn, ClientMessageId, Content, DeliveryState, EngagementId, EngagementState, Error, Event,
     Feature, Initiator, Message, MessageId, Participant, Receipt, Role, Timestamp, Vendor,
 };
-use cc_rtc::CallSignal;
+use cc_rtc::{CallCommand, CallMachine, CallSignal};
 use serde_json::{Value, json};
 
 use crate::error;
@@ -124,6 +124,15 @@ pub enum Output {
     Ready(u64),
     /// The link is dead (missed heartbeats): drop the connection and connect again.
     Reconnect,
+    /// A video or phone session changed (`video.subscribe` / `call.subscribe` push).
+    Media {
+        /// `VIDEO` or `PHONE_CALL`.
+        channel: MultiChannelType,
+        /// The session as pushed.
+        session: ChannelSession,
+        /// Its state after the `cc_rtc::CallMachine` took the push.
+        state: cc_core::CallState,
+    },
     /// A service status is known or changed.
     Status {
         /// The channel.
@@ -160,6 +169,7 @@ enum Sub {
     Session(EngagementId),
     Events(EngagementId),
     Status(StatusKey),
+    Media(MultiChannelType),
 }
 
 #[derive(Debug)]
@@ -189,6 +199,9 @@ enum Pending {
     StatusSub {
         key: StatusKey,
     },
+    MediaSub {
+        channel: MultiChannelType,
+    },
     Cancel,
     Close {
         chat: EngagementId,
@@ -201,6 +214,19 @@ struct StatusEntry {
     requested: bool,
     status: Option<ServiceStatus>,
     waiting: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+struct MediaSub {
+    subscription: Option<String>,
+    requested: bool,
+    waiting: Vec<u64>,
+}
+
+#[derive(Debug)]
+struct MediaTrack {
+    machine: CallMachine,
+    last: Option<CallState>,
 }
 
 #[derive(Debug)]
@@ -249,6 +275,8 @@ pub struct Engine {
     chats: Vec<Chat>,
     subs: HashMap<String, Sub>,
     statuses: BTreeMap<StatusKey, StatusEntry>,
+    media_subs: BTreeMap<MultiChannelType, MediaSub>,
+    media: HashMap<String, MediaTrack>,
     dirty: HashSet<EngagementId>,
     out: VecDeque<Output>,
 }
@@ -276,6 +304,8 @@ impl Engine {
             chats: Vec::new(),
             subs: HashMap::new(),
             statuses: BTreeMap::new(),
+            media_subs: BTreeMap::new(),
+            media: HashMap::new(),
             dirty: HashSet::new(),
             out: VecDeque::new(),
         }
@@ -434,6 +464,10 @@ impl Engine {
             e.subscription = None;
             e.requested = false;
         }
+        for m in self.media_subs.values_mut() {
+            m.subscription = None;
+            m.requested = false;
+        }
         for c in &mut self.chats {
             c.session_sub = None;
             c.events_sub = None;
@@ -551,6 +585,7 @@ impl Engine {
                 Err(e) => self.on_subscribe_error(now, &chat, "chat.events.subscribe", &e),
             },
             Pending::StatusSub { key } => self.on_status_subscribed(key, result),
+            Pending::MediaSub { channel } => self.on_media_subscribed(channel, result),
             Pending::Cancel => {}
             Pending::Close { chat } => {
                 let token = self
@@ -647,6 +682,15 @@ impl Engine {
         for key in keys {
             self.subscribe_status(key);
         }
+        let media: Vec<MultiChannelType> = self
+            .media_subs
+            .iter()
+            .filter(|(_, m)| !m.requested)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for channel in media {
+            self.subscribe_media(channel);
+        }
         while let Some((id, call)) = self.deferred.pop_front() {
             self.out
                 .push_back(Output::Send(codec::encode_request(RpcId::Num(id), &call)));
@@ -726,6 +770,11 @@ impl Engine {
                     Err(e) => self.emit(Event::error(error::from_decode(&e))),
                 }
             }
+            Sub::Media(channel) => match codec::decode_data::<ChannelSession>("call session", data)
+            {
+                Ok(session) => self.apply_media(channel, session),
+                Err(e) => self.emit(Event::error(error::from_decode(&e))),
+            },
             Sub::Status(key) => match codec::decode_data::<ServiceStatus>("service status", data) {
                 Ok(s) => self.set_status(key, s),
                 Err(e) => self.emit(Event::error(error::from_decode(&e))),
@@ -1494,6 +1543,153 @@ impl Engine {
                 payload: Arc::new(value),
             });
         }
+    }
+
+    /// `videoChannelSessionMonitor` / `callChannelSessionMonitor`: subscribes the
+    /// widget-wide monitor of `channel` (`VIDEO` or `PHONE_CALL`), kept across reconnects
+    /// until [`Engine::media_monitor_stop`]. Returns the token (answered once subscribed).
+    pub fn media_monitor(&mut self, channel: MultiChannelType) -> u64 {
+        let token = self.token();
+        let entry = self.media_subs.entry(channel.clone()).or_default();
+        if entry.subscription.is_some() {
+            self.reply(token, Ok(Value::Bool(true)));
+            return token;
+        }
+        entry.waiting.push(token);
+        if !entry.requested {
+            self.subscribe_media(channel);
+        }
+        token
+    }
+
+    /// `…ChannelSessionMonitorStop`. Returns the token.
+    pub fn media_monitor_stop(&mut self, channel: &MultiChannelType) -> u64 {
+        let token = self.token();
+        if let Some(m) = self.media_subs.remove(channel) {
+            for t in m.waiting {
+                self.reply(t, Err(Error::closed(V, "call monitor")));
+            }
+            if let Some(sub) = m.subscription {
+                self.subs.remove(&sub);
+                if self.is_up() {
+                    self.request_now(Call::Cancel { subscription: sub }, Pending::Cancel);
+                }
+            }
+        }
+        self.reply(token, Ok(Value::Bool(true)));
+        token
+    }
+
+    fn subscribe_media(&mut self, channel: MultiChannelType) {
+        if let Some(m) = self.media_subs.get_mut(&channel) {
+            m.requested = true;
+        }
+        let call = if channel == MultiChannelType::Video {
+            Call::VideoSubscribe {}
+        } else {
+            Call::CallSubscribe {}
+        };
+        self.request(call, Pending::MediaSub { channel });
+    }
+
+    fn on_media_subscribed(&mut self, channel: MultiChannelType, result: Result<Value, RpcError>) {
+        let method = if channel == MultiChannelType::Video {
+            "video.subscribe"
+        } else {
+            "call.subscribe"
+        };
+        let parsed = match result {
+            Ok(v) => codec::decode_result::<codec::Subscribed>(method, v)
+                .map_err(|e| error::from_decode(&e)),
+            Err(e) => Err(error::from_rpc(method, &e)),
+        };
+        let Some(entry) = self.media_subs.get_mut(&channel) else {
+            // Stopped meanwhile: cancel what the server just made.
+            if let Ok(r) = parsed
+                && self.is_up()
+            {
+                self.request_now(
+                    Call::Cancel {
+                        subscription: r.subscription,
+                    },
+                    Pending::Cancel,
+                );
+            }
+            return;
+        };
+        let waiting = std::mem::take(&mut entry.waiting);
+        match parsed {
+            Ok(r) => {
+                entry.subscription = Some(r.subscription.clone());
+                self.subs.insert(r.subscription, Sub::Media(channel));
+                for t in waiting {
+                    self.reply(t, Ok(Value::Bool(true)));
+                }
+            }
+            Err(err) => {
+                entry.requested = false;
+                if waiting.is_empty() {
+                    self.emit(Event::error(err));
+                } else {
+                    let err = Arc::new(err);
+                    for t in waiting {
+                        self.reply(t, Err(clone_error(&err)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_media(&mut self, channel: MultiChannelType, session: ChannelSession) {
+        let video = channel == MultiChannelType::Video;
+        let track = self.media.entry(session.id.clone()).or_insert_with(|| {
+            let mut machine = CallMachine::new(V, video);
+            // Created by the widget or offered by TVox: either way the session exists, as
+            // after a dial (its offer is the calls work's: no media here yet).
+            let _ = machine.command(CallCommand::Dial);
+            MediaTrack {
+                machine,
+                last: None,
+            }
+        });
+        if let Some(state) = &session.state {
+            let resumed = track.last == Some(CallState::Hold)
+                && matches!(state, CallState::Connected | CallState::Conferenced);
+            let signal = if resumed {
+                Some(CallSignal::RemoteHold(false))
+            } else {
+                call_signal(state)
+            };
+            if let Some(signal) = signal {
+                track.machine.signal(signal);
+            }
+            track.last = Some(state.clone());
+        }
+        if session.session_state == Some(MultiChannelState::Closed)
+            && !matches!(track.machine.state(), cc_core::CallState::Ended { .. })
+        {
+            track.machine.signal(CallSignal::RemoteHangup {
+                reason: Arc::from("CLOSED"),
+            });
+        }
+        let state = track.machine.state().clone();
+        if matches!(state, cc_core::CallState::Ended { .. }) {
+            self.media.remove(&session.id);
+        }
+        let mut payload = serde_json::to_value(&session).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut payload {
+            m.insert("channel".into(), Value::String(channel.to_string()));
+        }
+        self.emit(Event::Vendor {
+            vendor: V,
+            name: Arc::from("tvox.media_session"),
+            payload: Arc::new(payload),
+        });
+        self.out.push_back(Output::Media {
+            channel,
+            session,
+            state,
+        });
     }
 
     /// The cached status of a (channel, service), if subscribed.

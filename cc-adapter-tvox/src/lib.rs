@@ -10,7 +10,10 @@ pub mod wire;
 
 use cc_core::{AdapterEntry, Capabilities, Config, ConnectFuture, Result, Vendor};
 
-pub use client::{TvoxEngagement, TvoxSession};
+pub use client::{
+    MediaSessionEvent, MediaSessionStream, MediaSessionUpdate, ServiceStatusStream, TvoxEngagement,
+    TvoxSession,
+};
 pub use config::{CustomerConfig, RetryOptions, TvoxConfig};
 
 /// The vendor this adapter speaks to.

@@ -11,8 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cc_adapter_tvox::sim::{SimOptions, Simulator};
-use cc_adapter_tvox::wire::{MultiChannelType, ServiceStatusValue};
+use cc_adapter_tvox::wire::{
+    CallState as WireCallState, IceGatherPolicy, MultiChannelType, ServiceStatusValue,
+    TrickleIcePolicy, WebrtcConfig,
+};
 use cc_adapter_tvox::{CAPABILITIES, TvoxConfig, TvoxEngagement, TvoxSession};
+use cc_adapter_tvox::{MediaSessionEvent, MediaSessionStream};
 use cc_core::{
     Availability, BotTurn, ConnectionState, Content, Engagement, EngagementState, ErrorKind, Event,
     Initiator, MessageId, OpeningHours, OpeningWindow, Role, Session, StatusQuery, Timestamp,
@@ -78,10 +82,11 @@ struct Ctx {
     events: Events,
 }
 
-async fn setup(opts: SimOptions) -> Result<Ctx, String> {
+async fn setup(opts: SimOptions, tweak: fn(&mut TvoxConfig)) -> Result<Ctx, String> {
     let sim = Arc::new(Simulator::start(opts).await.map_err(|e| e.to_string())?);
     let proxy = Proxy::start(sim.addr()).await.map_err(|e| e.to_string())?;
-    let cfg = client_config(&sim, &format!("http://{}", proxy.addr()));
+    let mut cfg = client_config(&sim, &format!("http://{}", proxy.addr()));
+    tweak(&mut cfg);
     let session = TvoxSession::connect(cfg, &TlsSettings::default())
         .await
         .map_err(|e| e.to_string())?;
@@ -733,7 +738,114 @@ async fn refusals(c: Ctx) -> R {
     Ok(())
 }
 
+async fn next_state(live: &mut MediaSessionStream) -> Result<cc_core::CallState, String> {
+    match tokio::time::timeout(STEP, live.next()).await {
+        Ok(Some(MediaSessionEvent::Update(u))) => Ok(u.state),
+        other => Err(format!("no session update: {other:?}")),
+    }
+}
+
+/// Video sessions: new, monitor (CallState → neutral state through the call machine),
+/// hold and resume, close; the WebRTC configuration travels in the handshake.
+async fn media_sessions(c: Ctx) -> R {
+    use cc_core::CallState as S;
+    let mut live = c
+        .session
+        .media_session_monitor(MultiChannelType::Video)
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = c
+        .session
+        .media_session_new(MultiChannelType::Video, "support", None, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure(next_state(&mut live).await? == S::Dialing, || {
+        "NEW_OUTBOUND".into()
+    })?;
+    for (wire, want) in [
+        (WireCallState::Connected, S::Connected),
+        (WireCallState::Hold, S::OnHold),
+        (WireCallState::Connected, S::Connected),
+    ] {
+        c.sim
+            .set_call_state(&id, wire.clone())
+            .map_err(|e| e.to_string())?;
+        let got = next_state(&mut live).await?;
+        ensure(got == want, || {
+            format!("{wire} gave {got:?}, expected {want:?}")
+        })?;
+    }
+    c.session
+        .media_session_close(MultiChannelType::Video, &id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let got = next_state(&mut live).await?;
+    ensure(matches!(got, S::Ended { .. }), || format!("{got:?}"))?;
+    let sessions = c.sim.media_sessions();
+    ensure(
+        sessions.len() == 1 && sessions[0].3 == WireCallState::Idle,
+        || format!("{sessions:?}"),
+    )?;
+    // Calls stay unclaimed: the neutral operation refuses.
+    let err = c
+        .session
+        .start_call(cc_core::CallRequest {
+            video: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    ensure(err.kind() == ErrorKind::Unsupported, || format!("{err}"))?;
+    c.session
+        .media_session_monitor_stop(MultiChannelType::Video)
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = c
+        .sim
+        .frames()
+        .into_iter()
+        .find(|f| f.body["method"] == "widget.hello")
+        .ok_or("no hello")?;
+    ensure(
+        hello.body["params"]["webrtc"]
+            == serde_json::json!({"enabled": true, "trickleIcePolicy": "FullTrickle", "iceGatherPolicy": "Relay"}),
+        || format!("{}", hello.body),
+    )?;
+    c.snapshot("extra_media_sessions");
+    Ok(())
+}
+
+/// Without `[tvox.webrtc] enabled`, the video and phone sessions are refused locally.
+async fn media_sessions_need_webrtc(c: Ctx) -> R {
+    let err = c
+        .session
+        .media_session_new(MultiChannelType::PhoneCall, "support", None, None)
+        .await
+        .unwrap_err();
+    ensure(err.kind() == ErrorKind::Unsupported, || format!("{err}"))?;
+    let err = c
+        .session
+        .media_session_monitor(MultiChannelType::Chat)
+        .await
+        .unwrap_err();
+    ensure(err.kind() == ErrorKind::InvalidInput, || format!("{err}"))?;
+    Ok(())
+}
+
 fn extra<F, Fut>(name: &str, opts: fn() -> SimOptions, body: F) -> Trial
+where
+    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    extra_with(name, opts, |_| {}, body)
+}
+
+fn extra_with<F, Fut>(
+    name: &str,
+    opts: fn() -> SimOptions,
+    tweak: fn(&mut TvoxConfig),
+    body: F,
+) -> Trial
 where
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = R> + 'static,
@@ -745,7 +857,7 @@ where
             .build()
             .map_err(|e| Failed::from(e.to_string()))?;
         let r = rt.block_on(async {
-            let c = setup(opts()).await?;
+            let c = setup(opts(), tweak).await?;
             tokio::time::timeout(Duration::from_secs(30), body(c))
                 .await
                 .map_err(|_| "timed out".to_owned())?
@@ -786,6 +898,23 @@ fn main() {
             max_duration,
         ),
         extra("two_chats", sim_options, two_chats),
+        extra_with(
+            "media_sessions",
+            sim_options,
+            |c| {
+                c.webrtc = Some(WebrtcConfig {
+                    enabled: true,
+                    trickle_ice_policy: Some(TrickleIcePolicy::FullTrickle),
+                    ice_gather_policy: Some(IceGatherPolicy::Relay),
+                })
+            },
+            media_sessions,
+        ),
+        extra(
+            "media_sessions_need_webrtc",
+            sim_options,
+            media_sessions_need_webrtc,
+        ),
         extra("refusals", sim_options, refusals),
     ]);
     libtest_mimic::run(&args, trials).exit();

@@ -12,6 +12,7 @@ struct T {
     events: Vec<Event>,
     replies: Vec<(u64, Result<Value, Error>)>,
     reconnects: usize,
+    media: Vec<cc_core::CallState>,
 }
 
 impl T {
@@ -31,6 +32,7 @@ impl T {
             events: Vec::new(),
             replies: Vec::new(),
             reconnects: 0,
+            media: Vec::new(),
         }
     }
 
@@ -48,6 +50,7 @@ impl T {
                 Output::Event(ev) => self.events.push(ev),
                 Output::Reply { token, result } => self.replies.push((token, result)),
                 Output::Reconnect => self.reconnects += 1,
+                Output::Media { state, .. } => self.media.push(state),
                 Output::Ready(_) | Output::Status { .. } => {}
             }
         }
@@ -517,4 +520,39 @@ fn call_states_map_to_call_machine_signals() {
         Some(CallSignal::RemoteHangup { .. })
     ));
     assert_eq!(call_signal(&CallState::Unknown("X".into())), None);
+}
+
+#[test]
+fn media_sessions_drive_a_call_machine_and_survive_reconnects() {
+    use cc_core::CallState as S;
+    let mut t = T::new();
+    t.connect(1);
+    let tok = t.e.media_monitor(MultiChannelType::Video);
+    t.drain();
+    t.answer("video.subscribe", json!({"subscription": "vs"}));
+    assert_eq!(t.replies.last().unwrap().0, tok);
+    for state in ["NEW_OUTBOUND", "CONNECTED", "HOLD", "CONNECTED", "IDLE"] {
+        t.push(
+            "vs",
+            json!({"id": "V1", "sessionState": "ACTIVE", "state": state}),
+        );
+    }
+    assert_eq!(
+        t.media[..4],
+        [S::Dialing, S::Connected, S::OnHold, S::Connected]
+    );
+    assert!(matches!(t.media[4], S::Ended { .. }));
+    // The monitor is renewed after a reconnect, and stopping it cancels it.
+    let now = t.now();
+    t.e.on_disconnected(now);
+    t.sent.clear();
+    t.connect(2);
+    assert!(t.sent.iter().any(|f| f["method"] == "video.subscribe"));
+    t.answer("video.subscribe", json!({"subscription": "vs2"}));
+    t.e.media_monitor_stop(&MultiChannelType::Video);
+    t.drain();
+    assert_eq!(
+        t.last("subscription.cancel")["params"]["subscription"],
+        "vs2"
+    );
 }
