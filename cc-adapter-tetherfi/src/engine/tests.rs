@@ -313,3 +313,112 @@ fn poll_machine_follows_the_notes() {
         (PollStep::Poll(Duration::from_secs(3)), false)
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn push() -> impl Strategy<Value = Push> {
+        let sid = proptest::option::of(
+            proptest::sample::select(vec!["S1", "S2", "X"]).prop_map(String::from),
+        );
+        let text = "[a-z ]{0,8}";
+        prop_oneof![
+            (proptest::sample::select(vec!["S1", "S2"]), sid.clone()).prop_map(|(s, c)| {
+                Push::StartSuccess {
+                    sid: s.into(),
+                    tchatid: "T".into(),
+                    param: Value::Null,
+                    client_id: c,
+                }
+            }),
+            (text, text, sid.clone()).prop_map(|(m, i, s)| Push::MessageReceived {
+                agent: "Alex".into(),
+                msg: m,
+                id: i,
+                sid: s,
+            }),
+            (text, text, sid.clone()).prop_map(|(m, i, s)| Push::Echo {
+                msg: m,
+                id: i,
+                sid: s
+            }),
+            (text, sid.clone()).prop_map(|(m, s)| Push::AppMessageReceived {
+                agent: "Alex".into(),
+                msg: m,
+                id: "a".into(),
+                sid: s,
+            }),
+            (text, sid.clone()).prop_map(|(a, s)| Push::RemoteUserConnected {
+                name: a.clone(),
+                agent_id: a,
+                session_id: s.unwrap_or_default(),
+                client_id: None,
+            }),
+            (text, sid.clone()).prop_map(|(a, s)| Push::ConferenceUserLeft {
+                agent: a,
+                msg: String::new(),
+                sid: s
+            }),
+            sid.clone().prop_map(|s| Push::ServersideEnd {
+                reason: None,
+                sid: s
+            }),
+            sid.clone().prop_map(|s| Push::ClientsideEnd {
+                reason: Some("x".into()),
+                sid: s
+            }),
+            (0u64..5, sid.clone()).prop_map(|(q, s)| Push::Accepted {
+                seq: q,
+                mid: format!("c{q}"),
+                sid: s
+            }),
+            (0u8..2, sid.clone()).prop_map(|(t, s)| Push::TypingStateChanged {
+                agent: "A".into(),
+                state: t,
+                sid: s
+            }),
+            Just(Push::OpenFailed {
+                code: "NoSessionFound".into(),
+                token: None
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Any order of pushes, sends and connection changes: no panic, and every chat's
+        /// transcript holds each vendor id at most once.
+        #[test]
+        fn engine_never_panics(steps in proptest::collection::vec((push(), 0u8..4), 0..40), multichat: bool) {
+            let t0 = Instant::now();
+            let mut e = engine(multichat);
+            for (k, (p, action)) in steps.into_iter().enumerate() {
+                let c = clk(t0, k as u64 * 10);
+                let _ = e.handle_push(c, p);
+                match action {
+                    0 => {
+                        let ids: Vec<EngagementId> = e.chats().iter().map(|c| c.id.clone()).collect();
+                        for id in ids {
+                            let _ = e.push_message(&id, Content::text("m"), c);
+                        }
+                    }
+                    1 => {
+                        let (sends, _, _) = e.poll_sends(c);
+                        for s in sends {
+                            let _ = e.on_send_ok(&s.engagement, s.client_id, Some(format!("c{k}")), c);
+                        }
+                    }
+                    2 => { let _ = e.set_online(k % 2 == 0, 1, Duration::from_secs(1)); }
+                    _ => { let _ = e.session_lost(); }
+                }
+            }
+            for chat in e.chats() {
+                let mut ids: Vec<&MessageId> = chat.transcript.iter().filter_map(|m| m.id.as_ref()).collect();
+                let n = ids.len();
+                ids.sort();
+                ids.dedup();
+                prop_assert_eq!(ids.len(), n);
+            }
+        }
+    }
+}
