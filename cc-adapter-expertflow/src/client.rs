@@ -938,6 +938,9 @@ impl Session for ExpertflowSession {
     }
 
     async fn start_chat(&self, request: ChatRequest) -> Result<Arc<dyn Engagement>> {
+        if !request.bot_history.is_empty() {
+            return Err(Error::unsupported(V, Feature::BotHistoryHandoff));
+        }
         let (tx, rx) = oneshot::channel();
         let payload = {
             let mut st = self.inner.lock();
@@ -1373,7 +1376,9 @@ impl Engagement for ExpertflowEngagement {
         let customer = self.inner.lock().engine.customer.clone();
         let v = serde_json::to_value(&customer)
             .map_err(|e| Error::invalid(V, "customer", e.to_string()))?;
-        self.inner.io.emit(event::CHAT_ENDED, &[v]).await?;
+        // Queued on the socket: written now, or first thing after a reconnect (before the
+        // CHAT_RESUMED of that connection), so ending works while disconnected too.
+        self.inner.io.emit_queued(event::CHAT_ENDED, &[v])?;
         let mut out = Vec::new();
         self.inner
             .lock()

@@ -505,7 +505,12 @@ impl Engine {
                 Err(o) => out.push(o),
             },
             event::CONVERSATION_RESUMED => match arg::<ConversationResumed>(name, args) {
-                Ok(r) => self.on_history(&r.history, now, true, &mut out),
+                Ok(r) => {
+                    // Announce only what a chat this client already shows missed; a fresh
+                    // session takes the history as its transcript.
+                    let live = self.live_chat().is_some();
+                    self.on_history(&r.history, now, live, &mut out);
+                }
                 Err(o) => out.push(o),
             },
             _ => out.push(ev(Event::Vendor {

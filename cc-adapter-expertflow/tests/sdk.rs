@@ -383,3 +383,41 @@ async fn leave_detaches_and_a_new_session_resumes() {
         Content::text("see you on the next page")
     );
 }
+
+#[tokio::test]
+async fn ending_while_disconnected_reaches_the_server_after_the_reconnect() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let proxy = cc_testkit::Proxy::start(sim.addr()).await.unwrap();
+    let cfg = sim.client_config(&format!("http://{}", proxy.addr()), "c-end-offline");
+    let s = ExpertflowSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    let mut events = s.events();
+    let (eng, chat) = chat(&sim, &s).await;
+    proxy.set_down(true);
+    wait(&mut events, "Reconnecting", |e| {
+        matches!(e, Event::Connection(ConnectionState::Reconnecting { .. }))
+    })
+    .await;
+    eng.end(Some("bye".into())).await.unwrap();
+    wait(&mut events, "EngagementEnded", |e| {
+        matches!(
+            e,
+            Event::EngagementEnded {
+                initiator: Initiator::Customer,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(sim.received(&chat).await.unwrap().is_empty());
+    proxy.set_down(false);
+    tokio::time::timeout(STEP, async {
+        while sim.received(&chat).await.unwrap() != vec![cc_testkit::Received::Ended] {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(s.engagements().await.unwrap().is_empty());
+}
