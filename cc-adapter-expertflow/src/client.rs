@@ -425,6 +425,60 @@ impl ExpertflowSession {
         Ok(serde_json::from_slice(&r.body).unwrap_or(Value::Null))
     }
 
+    /// `pushFormDataAsActivity` (widget 5.x): posts the pre-chat form answers of the live
+    /// chat to `{CX_ACTIVITY}` as a CIM message (`body.type FORM_DATA`, `header.intent
+    /// WIDGET_FORM_ACTIVITY`, sender `APP` / `WIDGET_PRECHAT_FORM`).
+    pub async fn push_form_activity(
+        &self,
+        form_id: &str,
+        answers: &BTreeMap<String, String>,
+    ) -> Result<Value> {
+        let conversation = {
+            let st = self.inner.lock();
+            st.engine
+                .chat
+                .as_ref()
+                .filter(|c| c.state != EngagementState::Ended)
+                .map(|c| c.id.to_string())
+                .ok_or_else(|| Error::closed(V, "chat"))?
+        };
+        let attributes: Vec<Value> = answers
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v, "type": "string"}))
+            .collect();
+        let body = json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "header": {
+                "sender": {"id": self.inner.config.channel_customer_identifier, "type": "APP",
+                           "senderName": "WIDGET_PRECHAT_FORM", "additionalDetail": {}},
+                "channelData": {
+                    "channelCustomerIdentifier": self.inner.config.channel_customer_identifier,
+                    "serviceIdentifier": self.inner.config.service_identifier,
+                    "requestPriority": 0,
+                    "additionalAttributes": []
+                },
+                "conversationId": conversation,
+                "intent": "WIDGET_FORM_ACTIVITY",
+                "timestamp": Timestamp::now().unix_ms(),
+                "language": {}, "securityInfo": {}, "stamps": [], "entities": {}
+            },
+            "body": {
+                "type": "FORM_DATA",
+                "formId": form_id,
+                "sections": [{"attributes": attributes}],
+                "additionalDetails": {"status": "filled"}
+            }
+        });
+        let r = self
+            .inner
+            .http
+            .request(Method::POST, self.inner.urls.activity.as_str())
+            .json(&body)
+            .send()
+            .await?;
+        Ok(serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
     /// Sends a filled form (`FORM_DATA`) in the live chat, as the widget does for bot forms.
     pub async fn send_form_data(&self, form: Value) -> Result<()> {
         let body: Body = serde_json::from_value(json!({

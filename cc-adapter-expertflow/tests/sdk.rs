@@ -421,3 +421,39 @@ async fn ending_while_disconnected_reaches_the_server_after_the_reconnect() {
     .unwrap();
     assert!(s.engagements().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn form_activity_and_form_data_message() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let s = session(&sim, "c-form").await;
+    let answers = BTreeMap::from([("firstName".to_owned(), "Casey".to_owned())]);
+    assert_eq!(
+        s.push_form_activity("prechat-form-1", &answers)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Closed
+    );
+    let (_eng, chat) = chat(&sim, &s).await;
+    s.push_form_activity("prechat-form-1", &answers)
+        .await
+        .unwrap();
+    let act = sim.activities();
+    assert_eq!(act[0]["header"]["intent"], "WIDGET_FORM_ACTIVITY");
+    assert_eq!(act[0]["header"]["conversationId"], chat.id.as_str());
+    assert_eq!(
+        act[0]["body"]["sections"][0]["attributes"][0]["value"],
+        "Casey"
+    );
+    s.send_form_data(
+        serde_json::json!({"formId": "bot-form", "formTitle": "Survey", "sections": []}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sim.received(&chat).await.unwrap(),
+        vec![cc_testkit::Received::Notice {
+            kind: "FORM_DATA".into()
+        }]
+    );
+}

@@ -757,6 +757,11 @@ impl Simulator {
         Ok(id)
     }
 
+    /// Activities posted to `/conversation-manager/activities`, in order.
+    pub fn activities(&self) -> Vec<Value> {
+        self.shared.lock().activities.clone()
+    }
+
     /// Callback requests received, in order.
     pub fn callbacks(&self) -> Vec<Value> {
         self.shared.lock().callbacks.clone()
