@@ -267,14 +267,14 @@ async fn reconnect_resends_auth_and_server_disconnect_is_final() {
 
 #[tokio::test]
 async fn pongs_keep_the_connection_and_a_ping_timeout_reconnects() {
-    let Some(peer) = start_peer(&[("PING_INTERVAL", "150"), ("PING_TIMEOUT", "150")]) else {
+    let Some(peer) = start_peer(&[("PING_INTERVAL", "200"), ("PING_TIMEOUT", "1000")]) else {
         return;
     };
     let (io, mut events) = SioClient::connect(config(&peer, "")).unwrap();
     wait_connected(&mut events).await;
     assert_eq!(wait_event(&mut events, "welcome").await["count"], 1);
     // Several ping intervals pass: the client's pongs keep the server from closing it.
-    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(900);
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(1000);
     while let Ok(ev) = tokio::time::timeout_at(quiet_until, events.recv()).await {
         match ev {
             Some(SioEvent::Disconnected { reason }) => panic!("disconnected: {reason}"),
