@@ -202,7 +202,7 @@ impl TvoxSession {
             outbox: OutboxConfig::default(),
             customer,
         });
-        engine.set_resume_token(resume_token.map(|t| t.expose().to_owned()));
+        engine.set_resume_token(resume_token);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             config: config.clone(),
@@ -976,7 +976,7 @@ impl Driver {
                     if matches!(ev, Event::Connection(ConnectionState::Connected)) {
                         if let Some(inner) = &inner {
                             *lock(&inner.channels) = self.engine.channels_enabled().clone();
-                            *lock(&inner.resume) = self.engine.resume_token().map(Secret::new);
+                            *lock(&inner.resume) = self.engine.resume_token().cloned();
                         }
                         if let Some(tx) = self.ready.take() {
                             let _ = tx.send(Ok(()));

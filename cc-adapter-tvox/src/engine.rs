@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use cc_chat::{EchoMatch, IncomingDedup, Outbox, OutboxConfig, Poll, Transcript};
 use cc_core::{
     BotTurn, ClientMessageId, Content, DeliveryState, EngagementId, EngagementState, Error, Event,
-    Feature, Initiator, Message, MessageId, Participant, Receipt, Role, Timestamp, Vendor,
+    Feature, Initiator, Message, MessageId, Participant, Receipt, Role, Secret, Timestamp, Vendor,
 };
 use cc_rtc::{CallCommand, CallMachine, CallSignal};
 use serde_json::{Value, json};
@@ -265,7 +265,7 @@ pub struct Engine {
     next_ping: u64,
     next_token: u64,
     link: Link,
-    resume_token: Option<String>,
+    resume_token: Option<Secret>,
     channels_enabled: BTreeMap<String, bool>,
     pending: HashMap<u64, Pending>,
     deferred: VecDeque<(u64, Call)>,
@@ -322,12 +322,12 @@ impl Engine {
     }
 
     /// The resume token of the last handshake.
-    pub fn resume_token(&self) -> Option<&str> {
-        self.resume_token.as_deref()
+    pub fn resume_token(&self) -> Option<&Secret> {
+        self.resume_token.as_ref()
     }
 
     /// Sets the resume token the next handshake sends.
-    pub fn set_resume_token(&mut self, token: Option<String>) {
+    pub fn set_resume_token(&mut self, token: Option<Secret>) {
         self.resume_token = token;
     }
 
@@ -424,7 +424,7 @@ impl Engine {
     pub fn on_connected(&mut self, _now: Now, connection: u64) {
         self.link = Link::Handshake(connection);
         let mut hello = self.cfg.hello.clone();
-        hello.resume_token = self.resume_token.clone();
+        hello.resume_token = self.resume_token.as_ref().map(|t| t.expose().to_owned());
         let id = self.next_id;
         self.next_id += 1;
         self.pending.insert(id, Pending::Hello);
@@ -629,7 +629,7 @@ impl Engine {
                 return;
             }
         };
-        self.resume_token = Some(hello.resume_token);
+        self.resume_token = Some(Secret::new(hello.resume_token));
         self.channels_enabled = hello.channels_enabled;
         self.link = Link::Up(connection);
         self.ping_due = Some(now.at + self.cfg.heartbeat);

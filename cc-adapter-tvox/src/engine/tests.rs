@@ -187,6 +187,10 @@ fn two_missed_pongs_ask_for_a_reconnect_and_the_resume_token_goes_back() {
     t.e.on_connected(now, 2);
     t.drain();
     assert_eq!(t.last("widget.hello")["params"]["resumeToken"], "r1");
+    assert!(
+        !format!("{:?}", t.e).contains("r1"),
+        "the token stays out of Debug"
+    );
 }
 
 #[test]
