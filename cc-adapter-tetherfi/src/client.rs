@@ -6,7 +6,7 @@
 //! across an `await`. A pump task hands the outbox's messages to the link one at a time, in
 //! order; the link's own task (the DWR poll loop, the WebSocket event loop) feeds pushes in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -176,7 +176,8 @@ pub(crate) enum Link {
 
 #[derive(Default)]
 struct Waiters {
-    start: HashMap<Option<String>, oneshot::Sender<Result<EngagementId>>>,
+    /// Pending `Start`s, oldest first, by `clientId` (multichat).
+    start: Vec<(Option<String>, oneshot::Sender<Result<EngagementId>>)>,
     open: Vec<oneshot::Sender<Result<Vec<EngagementId>>>>,
     token: Vec<oneshot::Sender<String>>,
     campaign: Vec<oneshot::Sender<Value>>,
@@ -236,7 +237,15 @@ impl Inner {
                 }
                 Output::Started { client_id, result } => {
                     wake = true;
-                    if let Some(tx) = st.waiters.start.remove(&client_id) {
+                    // By clientId; else (a single chat, or the doc's `Sid` on
+                    // OnStartFailed, which no pending Start knows) the oldest pending one.
+                    let w = &mut st.waiters.start;
+                    let at = w
+                        .iter()
+                        .position(|(c, _)| c.is_some() && *c == client_id)
+                        .or_else(|| (!w.is_empty()).then_some(0));
+                    if let Some(i) = at {
+                        let (_, tx) = w.remove(i);
                         let _ = tx.send(result);
                     }
                 }
@@ -608,7 +617,7 @@ impl TetherfiSession {
             .multichat
             .then(|| uuid::Uuid::new_v4().simple().to_string());
         let (tx, rx) = oneshot::channel();
-        inner.lock().waiters.start.insert(client_id.clone(), tx);
+        inner.lock().waiters.start.push((client_id.clone(), tx));
         let sent = inner
             .call(&Call::Start {
                 details,
@@ -617,13 +626,21 @@ impl TetherfiSession {
             })
             .await;
         if let Err(e) = sent {
-            inner.lock().waiters.start.remove(&client_id);
+            inner
+                .lock()
+                .waiters
+                .start
+                .retain(|(c, tx)| *c != client_id && !tx.is_closed());
             return Err(e);
         }
         let id = match inner.wait(rx, "Start").await {
             Ok(r) => r?,
             Err(e) => {
-                inner.lock().waiters.start.remove(&client_id);
+                inner
+                    .lock()
+                    .waiters
+                    .start
+                    .retain(|(c, tx)| *c != client_id && !tx.is_closed());
                 return Err(e);
             }
         };

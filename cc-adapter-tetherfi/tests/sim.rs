@@ -437,7 +437,7 @@ async fn extension_calls() {
         eng.request_callback("+44 20 7946 0000").await.unwrap();
         expect(&mut ev, "OnCallbackRequestStatus", |e| {
             matches!(e, Event::Vendor { name, payload, .. }
-                if &**name == "OnCallbackRequestStatus" && payload["isCustomerReq"] == true)
+                if &**name == "OnCallbackRequestStatus" && payload["isCustomerReq"] == true && payload["status"] == true)
         })
         .await;
         assert_eq!(
@@ -480,7 +480,7 @@ async fn extension_calls() {
             matches!(e, Event::Error(err) if err.vendor_code() == Some("UnOpenedSessionNotAllowed"))
         })
         .await;
-        sim.callback_status(&chat, "Scheduled").unwrap();
+        sim.callback_status(&chat, true).unwrap();
         expect(&mut ev, "CSO callback status", |e| {
             matches!(e, Event::Vendor { name, payload, .. }
                 if &**name == "OnCallbackRequestStatus" && payload["isCustomerReq"] == false)

@@ -425,13 +425,13 @@ impl Simulator {
         Ok(())
     }
 
-    /// The CSO requests a callback: `OnCallbackRequestStatus(false, status)`.
-    pub fn callback_status(&self, chat: &SimChat, status: &str) -> Result<()> {
+    /// The CSO recorded a callback: `OnCallbackRequestStatus(false, success)`.
+    pub fn callback_status(&self, chat: &SimChat, success: bool) -> Result<()> {
         self.push_to(
             chat,
             Push::CallbackRequestStatus {
                 is_customer_req: false,
-                status: json!(status),
+                status: json!(success),
                 sid: Some(chat.id.clone()),
             },
         )

@@ -536,7 +536,7 @@ pub(crate) fn handle_call(
                 i,
                 Push::CallbackRequestStatus {
                     is_customer_req: true,
-                    status: json!(if ok { "Registered" } else { "InvalidNumber" }),
+                    status: json!(ok),
                     sid: Some(chat_sid),
                 },
                 None,
