@@ -72,6 +72,7 @@ enum Cmd {
         oneshot::Sender<Result<Value>>,
     ),
     Close(EngagementId, oneshot::Sender<Result<Value>>),
+    Leave(EngagementId, oneshot::Sender<Result<()>>),
     App(Box<Call>, &'static str, oneshot::Sender<Result<Value>>),
     Status(MultiChannelType, String, oneshot::Sender<Result<Value>>),
     MediaMonitor(MultiChannelType, oneshot::Sender<Result<Value>>),
@@ -673,7 +674,12 @@ impl Session for TvoxSession {
     async fn engagements(&self) -> Result<Vec<Arc<dyn Engagement>>> {
         Ok(lock(&self.inner.chats)
             .iter()
-            .filter(|e| e.state() != EngagementState::Ended)
+            .filter(|e| {
+                !matches!(
+                    e.state(),
+                    EngagementState::Ended | EngagementState::Detached
+                )
+            })
             .map(|e| e.clone() as Arc<dyn Engagement>)
             .collect())
     }
@@ -782,6 +788,11 @@ impl Engagement for TvoxEngagement {
             Cmd::Typing(id, on, tx)
         })
         .await
+    }
+
+    async fn leave(&self) -> Result<()> {
+        let id = self.id.clone();
+        ask(&self.cmd, self.timeout, "leave", |tx| Cmd::Leave(id, tx)).await
     }
 
     async fn end(&self, _reason: Option<String>) -> Result<()> {
@@ -940,6 +951,9 @@ impl Driver {
             Cmd::Status(channel, service, tx) => {
                 let token = self.engine.service_status(channel, service);
                 self.replies.insert(token, ReplyTo::Value(tx));
+            }
+            Cmd::Leave(id, tx) => {
+                let _ = tx.send(self.engine.leave(n, &id));
             }
             Cmd::MediaMonitor(channel, tx) => {
                 let token = self.engine.media_monitor(channel);

@@ -366,7 +366,7 @@ impl Engine {
     pub fn open_chats(&self) -> Vec<EngagementId> {
         self.chats
             .iter()
-            .filter(|c| c.state != EngagementState::Ended)
+            .filter(|c| !gone(c.state))
             .map(|c| c.id.clone())
             .collect()
     }
@@ -668,7 +668,7 @@ impl Engine {
         self.emit(Event::Connection(cc_core::ConnectionState::Connected));
         // Re-attach every open chat before anything queued meanwhile.
         for i in 0..self.chats.len() {
-            if self.chats[i].state != EngagementState::Ended {
+            if !gone(self.chats[i].state) {
                 self.subscribe_chat(i);
             }
         }
@@ -696,7 +696,7 @@ impl Engine {
                 .push_back(Output::Send(codec::encode_request(RpcId::Num(id), &call)));
         }
         for i in 0..self.chats.len() {
-            if self.chats[i].closing.is_some() && self.chats[i].state != EngagementState::Ended {
+            if self.chats[i].closing.is_some() && !gone(self.chats[i].state) {
                 let chat = self.chats[i].id.clone();
                 self.request_now(
                     Call::ChatClose {
@@ -795,7 +795,7 @@ impl Engine {
     }
 
     fn apply_session(&mut self, now: Now, i: usize, session: ChannelSession) {
-        if self.chats[i].state == EngagementState::Ended {
+        if gone(self.chats[i].state) {
             return;
         }
         if self.chats[i].last_session.as_ref() == Some(&session) {
@@ -927,7 +927,7 @@ impl Engine {
             }
             self.chats[i].last_event = Some(eid.clone());
         }
-        if self.chats[i].state == EngagementState::Ended {
+        if gone(self.chats[i].state) {
             return;
         }
         let id = self.chats[i].id.clone();
@@ -1141,7 +1141,7 @@ impl Engine {
         let up = self.is_up();
         for i in 0..self.chats.len() {
             let c = &mut self.chats[i];
-            let ready = up && c.synced && c.agent_ready && c.state != EngagementState::Ended;
+            let ready = up && c.synced && c.agent_ready && !gone(c.state);
             if ready && !c.outbox.is_connected() {
                 c.outbox.on_connected();
             } else if !ready && c.outbox.is_connected() {
@@ -1306,7 +1306,7 @@ impl Engine {
         });
         let i = self.chats.len() - 1;
         self.apply_session(now, i, session);
-        if self.is_up() && self.chats[i].state != EngagementState::Ended {
+        if self.is_up() && !gone(self.chats[i].state) {
             self.subscribe_chat(i);
         }
         self.reply(token, Ok(json!({ "sessionId": id.as_str() })));
@@ -1320,7 +1320,7 @@ impl Engine {
         content: Content,
     ) -> Result<Message, Error> {
         let i = self.chat_index(chat).ok_or_else(|| unknown_chat(chat))?;
-        if self.chats[i].state == EngagementState::Ended {
+        if gone(self.chats[i].state) {
             return Err(Error::closed(V, "engagement"));
         }
         match &content {
@@ -1347,7 +1347,7 @@ impl Engine {
     pub fn typing(&mut self, _now: Now, chat: &EngagementId, on: bool) -> Result<(), Error> {
         let i = self.chat_index(chat).ok_or_else(|| unknown_chat(chat))?;
         let c = &self.chats[i];
-        if c.state == EngagementState::Ended {
+        if gone(c.state) {
             return Err(Error::closed(V, "engagement"));
         }
         if !self.is_up() {
@@ -1430,6 +1430,43 @@ impl Engine {
             Pending::Close { chat: chat.clone() },
         );
         Ok(token)
+    }
+
+    /// Detaches from a chat without closing it: both monitors are cancelled and the chat is
+    /// no longer re-attached after reconnects; a later session presenting this widget's
+    /// resume token finds it again (`hello.sessions`). Messages still waiting fail.
+    pub fn leave(&mut self, _now: Now, chat: &EngagementId) -> Result<(), Error> {
+        let i = self.chat_index(chat).ok_or_else(|| unknown_chat(chat))?;
+        if gone(self.chats[i].state) {
+            return Err(Error::closed(V, "engagement"));
+        }
+        self.chats[i].state = EngagementState::Detached;
+        self.chats[i].agent_ready = false;
+        self.chats[i].wake = None;
+        self.dirty.insert(chat.clone());
+        let failures = self.chats[i]
+            .outbox
+            .close(Error::closed(V, "engagement (left)"));
+        for f in failures {
+            self.chats[i]
+                .transcript
+                .set_state(None, Some(f.client_id()), f.message.state.clone());
+            self.emit(f.event());
+        }
+        let subs: Vec<String> = [
+            self.chats[i].session_sub.take(),
+            self.chats[i].events_sub.take(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for s in subs {
+            self.subs.remove(&s);
+            if self.is_up() {
+                self.request_now(Call::Cancel { subscription: s }, Pending::Cancel);
+            }
+        }
+        Ok(())
     }
 
     /// A call whose answer goes to the app unchanged (visit URI, channel choice, recap,
@@ -1702,6 +1739,11 @@ impl Engine {
             .get(&(channel.clone(), service.to_owned()))
             .and_then(|e| e.status.as_ref())
     }
+}
+
+/// Whether a chat is out of this session's hands: ended, or left with `leave`.
+fn gone(state: EngagementState) -> bool {
+    matches!(state, EngagementState::Ended | EngagementState::Detached)
 }
 
 fn unknown_chat(chat: &EngagementId) -> Error {

@@ -27,6 +27,7 @@ pub const VENDOR: Vendor = Vendor::Tvox;
 pub const CAPABILITIES: Capabilities = Capabilities {
     chat: true,
     resume: true,
+    leave: true,
     multi_chat: true,
     typing_out: true,
     typing_in: true,

@@ -725,6 +725,88 @@ async fn two_chats(mut c: Ctx) -> R {
     Ok(())
 }
 
+/// `leave` detaches without closing; a new session with the resume token finds the chat,
+/// its transcript, and goes on.
+async fn leave_and_resume(mut c: Ctx) -> R {
+    let (eng, chat) = c.chat().await?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
+    c.expect("agent joins", |e| {
+        matches!(e, Event::ParticipantJoined { .. })
+    })
+    .await?;
+    eng.send(Content::text("before leaving"))
+        .await
+        .map_err(|e| e.to_string())?;
+    c.received_text(&chat, "before leaving").await?;
+    eng.leave().await.map_err(|e| e.to_string())?;
+    ensure(eng.state() == EngagementState::Detached, || {
+        format!("{:?}", eng.state())
+    })?;
+    ensure(
+        c.session
+            .engagements()
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty(),
+        || "a detached chat is not ongoing here".into(),
+    )?;
+    let err = eng.send(Content::text("x")).await.unwrap_err();
+    ensure(err.kind() == ErrorKind::Closed, || format!("{err}"))?;
+    // The chat goes on at TVox: the agent writes meanwhile.
+    c.sim
+        .agent_says(&chat, "are you still there?")
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = c.session.resume_token();
+    ensure(token.is_some(), || "no resume token".into())?;
+    let cfg = c.session.config().clone();
+    let again = TvoxSession::connect_with(cfg, &TlsSettings::default(), token)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut events = Events::record("new session", again.events(), STEP);
+    let list = again.engagements().await.map_err(|e| e.to_string())?;
+    let found = list
+        .into_iter()
+        .find(|e| e.id() == eng.id())
+        .ok_or("the new session does not list the chat")?;
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !found
+        .transcript()
+        .iter()
+        .any(|m| m.content.as_text() == Some("are you still there?"))
+    {
+        ensure(tokio::time::Instant::now() < deadline, || {
+            format!("transcript {:?}", found.transcript())
+        })?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    found
+        .send(Content::text("yes, back"))
+        .await
+        .map_err(|e| e.to_string())?;
+    c.received_text(&chat, "yes, back").await?;
+    // The new session reports the agent (its monitor replays the CONNECTED step) and the
+    // acknowledgement; `EngagementStarted { resumed: true }` went out during `connect`,
+    // before this stream existed: `engagements()` is how a new session finds its chats.
+    events
+        .expect("the agent, seen by the new session", |e| {
+            matches!(e, Event::ParticipantJoined { .. })
+        })
+        .await
+        .map_err(|f| f.to_string())?;
+    events
+        .expect(
+            "MessageSent on the new session",
+            |e| matches!(e, Event::MessageSent(m) if m.content.as_text() == Some("yes, back")),
+        )
+        .await
+        .map_err(|f| f.to_string())?;
+    Ok(())
+}
+
 /// The vendor's refusals: unknown service, service out of service.
 async fn refusals(c: Ctx) -> R {
     let mut req = cc_testkit::default_chat_request();
@@ -911,6 +993,7 @@ fn main() {
             max_duration,
         ),
         extra("two_chats", sim_options, two_chats),
+        extra("leave_and_resume", sim_options, leave_and_resume),
         extra_with(
             "media_sessions",
             sim_options,
