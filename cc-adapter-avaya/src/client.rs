@@ -179,7 +179,8 @@ struct State {
     cursor: Option<String>,
     seen: IncomingDedup<String>,
     gone: bool,
-    token: Secret,
+    /// Events for engagements not known yet (see [`replay_orphans`]).
+    orphans: Vec<ServerEvent>,
 }
 
 impl State {
@@ -194,6 +195,7 @@ struct Inner {
     bus: EventBus,
     clock: Clock,
     session_id: String,
+    context: wire::WireSession,
     me: Participant,
     state: Mutex<State>,
     wake: Notify,
@@ -321,6 +323,7 @@ impl AvayaSession {
             bus: EventBus::default(),
             clock,
             session_id: session.session_id.clone(),
+            context: session.clone(),
             me: me.clone(),
             state: Mutex::new(State {
                 engine,
@@ -328,7 +331,7 @@ impl AvayaSession {
                 cursor: None,
                 seen: IncomingDedup::new(1024),
                 gone: false,
-                token: cfg.token.clone(),
+                orphans: Vec::new(),
             }),
             cfg,
             wake: Notify::new(),
@@ -363,6 +366,13 @@ impl AvayaSession {
     /// vendor's SDK keeps in `sessionStorage`).
     pub fn session_id(&self) -> &str {
         &self.inner.session_id
+    }
+
+    /// The user context the server returned when the session was created or resumed
+    /// (the SDK's `INITIALIZED` payload): the customer's name, session parameters, and every
+    /// ongoing engagement of the customer at that time.
+    pub fn user_context(&self) -> &wire::WireSession {
+        &self.inner.context
     }
 
     /// The session's clock.
@@ -411,31 +421,57 @@ impl AvayaSession {
             dialog_id: d.dialog_id.clone(),
             session_id: self.inner.session_id.clone(),
         };
-        let joined: WireEngagement = self
-            .inner
-            .http
-            .post_json(&paths::join(&w.engagement_id), &body)
-            .await?;
-        let now = self.inner.clock.now();
-        let out = {
+        // PENDING before the call: the server's events may overtake its reply.
+        let previous = {
             let mut st = self.inner.lock();
-            st.engine.activity(now);
             let me = self.inner.me.clone();
             if st.eng(id.as_str()).is_none() {
                 st.engs.push(Eng::new(id.clone(), d.dialog_id.clone(), &me));
             }
             let e = st.eng(id.as_str()).expect("just inserted");
-            e.status = Status::Pending;
+            std::mem::replace(&mut e.status, Status::Pending)
+        };
+        let joined: Result<WireEngagement> = self
+            .inner
+            .http
+            .post_json(&paths::join(&w.engagement_id), &body)
+            .await;
+        let now = self.inner.clock.now();
+        let wall = Timestamp(self.inner.clock.wall_ms());
+        let out = {
+            let mut st = self.inner.lock();
+            let joined = match joined {
+                Ok(j) => j,
+                Err(e) => {
+                    if let Some(eng) = st.eng(id.as_str())
+                        && eng.status == Status::Pending
+                    {
+                        eng.status = previous;
+                    }
+                    return Err(e);
+                }
+            };
+            st.engine.activity(now);
+            let e = st.eng(id.as_str()).expect("inserted above");
             if let Some(jd) = joined.dialog() {
-                e.participants = others(jd);
+                for p in others(jd) {
+                    if !e
+                        .participants
+                        .iter()
+                        .any(|x| x.participant_id == p.participant_id)
+                    {
+                        e.participants.push(p);
+                    }
+                }
                 e.had_agent |= e.has_agent();
             }
+            self.inner.emit(Event::EngagementStarted {
+                engagement: id.clone(),
+                resumed: true,
+            });
+            replay_orphans(&self.inner, &mut st, id.as_str(), now, wall);
             st.engine.start_stream()
         };
-        self.inner.emit(Event::EngagementStarted {
-            engagement: id.clone(),
-            resumed: true,
-        });
         emit_plain(&self.inner, out);
         self.inner.wake.notify_one();
         tokio::spawn(load_history(self.inner.clone(), id, d.dialog_id.clone()));
@@ -794,7 +830,44 @@ fn is_me(inner: &Inner, session_id: Option<&str>) -> bool {
 }
 
 /// Applies one server event to the state, emitting what it means.
+/// The engagement an event is about.
+fn engagement_of(ev: &ServerEvent) -> Option<&str> {
+    match ev {
+        ServerEvent::Message(m) => Some(&m.engagement_id),
+        ServerEvent::ParticipantAdded(p) | ServerEvent::ParticipantDisconnected(p) => {
+            Some(&p.engagement_id)
+        }
+        ServerEvent::EngagementError(e) => Some(&e.engagement_id),
+        ServerEvent::EngagementCreated(_) | ServerEvent::Unknown { .. } => None,
+    }
+}
+
+/// Events about engagements not known yet are kept this long (count), for the reply of the
+/// call that creates or joins them, which the events may overtake.
+const ORPHANS_MAX: usize = 256;
+
+/// Applies the kept events of a newly known engagement, in arrival order.
+fn replay_orphans(inner: &Inner, st: &mut State, id: &str, now: Instant, wall: Timestamp) {
+    let (mine, rest): (Vec<ServerEvent>, Vec<ServerEvent>) = std::mem::take(&mut st.orphans)
+        .into_iter()
+        .partition(|e| engagement_of(e) == Some(id));
+    st.orphans = rest;
+    for ev in mine {
+        apply_event(inner, st, ev, now, wall);
+    }
+}
+
 fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wall: Timestamp) {
+    if let Some(id) = engagement_of(&ev)
+        && st.eng(id).is_none()
+    {
+        // An engagement being created or joined right now: keep the event for it.
+        if st.orphans.len() == ORPHANS_MAX {
+            st.orphans.remove(0);
+        }
+        st.orphans.push(ev);
+        return;
+    }
     let stream_up = st.engine.stream() == Stream::Connected;
     match ev {
         ServerEvent::Message(m) => {
@@ -1167,12 +1240,14 @@ impl Session for AvayaSession {
                 e.transcript.upsert(m);
             }
             st.engs.push(e);
+            let wall = Timestamp(self.inner.clock.wall_ms());
+            self.inner.emit(Event::EngagementStarted {
+                engagement: id.clone(),
+                resumed: false,
+            });
+            replay_orphans(&self.inner, &mut st, id.as_str(), now, wall);
             st.engine.start_stream()
         };
-        self.inner.emit(Event::EngagementStarted {
-            engagement: id.clone(),
-            resumed: false,
-        });
         emit_plain(&self.inner, out);
         self.inner.wake.notify_one();
         Ok(Arc::new(AvayaEngagement {
@@ -1241,11 +1316,10 @@ impl Session for AvayaSession {
     async fn set_token(&self, token: Secret) -> Result<()> {
         self.inner.alive(&self.inner.lock())?;
         let exp = check_live(&token, self.inner.clock.wall_ms(), "token")?;
-        self.inner.http.set_bearer(Some(token.clone()));
+        self.inner.http.set_bearer(Some(token));
         let now = self.inner.clock.now();
         let out = {
             let mut st = self.inner.lock();
-            st.token = token;
             st.engine.set_token(now, self.inner.clock.wall_ms(), exp)
         };
         handle_outputs(&self.inner, out).await;

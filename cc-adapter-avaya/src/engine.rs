@@ -512,9 +512,6 @@ impl Engine {
             }
             _ => {}
         }
-        if let Stream::Retry { .. } = self.stream {
-            // The attempt itself is started by `poll_due` / `begin_poll`.
-        }
         out
     }
 

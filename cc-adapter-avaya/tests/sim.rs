@@ -489,3 +489,40 @@ async fn a_kept_session_id_resumes_the_server_session() {
     );
     assert!(sim.deleted_sessions().is_empty());
 }
+
+#[tokio::test]
+async fn two_chats_in_one_session_keep_their_messages_apart() {
+    let sim = sim().await;
+    let session = connect(sim.client_config().unwrap()).await;
+    let mut events = session.events();
+    let first = session.start_chat(ChatRequest::default()).await.unwrap();
+    let c1 = sim.wait_for_chat(STEP).await.unwrap();
+    let second = session.start_chat(ChatRequest::default()).await.unwrap();
+    let c2 = sim.wait_for_chat(STEP).await.unwrap();
+    assert_ne!(first.id(), second.id());
+    assert_eq!(session.user_context().engagements.len(), 0);
+    for (c, name) in [(&c1, "Ann"), (&c2, "Bob")] {
+        sim.agent_joins(c, name).await.unwrap();
+    }
+    let mut second_events = second.events();
+    sim.agent_says(&c1, "for the first").await.unwrap();
+    sim.agent_says(&c2, "for the second").await.unwrap();
+    let e = wait_for(&mut events, "first", |e| is_text(e, "for the first")).await;
+    assert_eq!(e.engagement(), Some(&first.id()));
+    wait_for(&mut second_events, "second", |e| {
+        is_text(e, "for the second")
+    })
+    .await;
+    first.send(Content::text("one")).await.unwrap();
+    second.send(Content::text("two")).await.unwrap();
+    assert_eq!(wait_received(&sim, &c1, 1).await, ["one"]);
+    assert_eq!(wait_received(&sim, &c2, 1).await, ["two"]);
+    assert!(
+        first
+            .transcript()
+            .iter()
+            .all(|m| m.content != Content::text("for the second"))
+    );
+    let list = session.engagements().await.unwrap();
+    assert_eq!(list.len(), 2);
+}

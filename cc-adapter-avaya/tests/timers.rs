@@ -168,3 +168,25 @@ async fn reconnection_stops_after_the_reconnection_timeout_until_retry_connectio
     }
     assert!(session.retry_connection().is_err(), "only after a failure");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_server_forgets_an_unused_session_after_its_expiry() {
+    use cc_core::{ChatRequest, ErrorKind};
+    let sim = Simulator::start(SimOptions {
+        session_expiry: Duration::from_secs(30 * 60),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = sim.client_config().unwrap();
+    cfg.idle_timeout_secs = 3300;
+    let session = AvayaSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(31 * 60)).await;
+    let err = session
+        .start_chat(ChatRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+}

@@ -161,6 +161,7 @@ async fn handle(
             "Token for another integration",
         );
     }
+    expire_sessions(&inner, &mut inner.lock());
     let parts: Vec<&str> = rest.split('/').collect();
     let q = query(&uri);
     match (method.clone(), parts.as_slice()) {
