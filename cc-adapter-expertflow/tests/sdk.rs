@@ -457,3 +457,14 @@ async fn form_activity_and_form_data_message() {
         }]
     );
 }
+
+#[tokio::test]
+async fn a_socket_url_at_the_root_uses_the_default_path() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let mut cfg = sim.client_config(&sim.base_url(), "c-root");
+    cfg.socket_url = Some(format!("{}/", sim.base_url()));
+    let s = ExpertflowSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    chat(&sim, &s).await;
+}

@@ -1,6 +1,7 @@
 //! A local simulator of the Expertflow CX customer side: the web channel manager's Socket.IO
 //! server (socketioxide: Engine.IO v4 polling and the upgrade to WebSocket, as the vendor's
-//! browser client uses, or WebSocket only) and the REST services under a deployment's URL
+//! browser client uses, or WebSocket only; at `/web-channel-manager/socket.io/` and at the
+//! library default `/socket.io/`) and the REST services under a deployment's URL
 //! layout (`/web-channel-manager`, `/ccm`, `/file-engine`, `/conversation-manager/…`,
 //! `/unified-admin`, `/business-calendar`), on one 127.0.0.1 listener. It implements
 //! [`cc_testkit::SimControl`], so a test plays the agent.
@@ -657,12 +658,20 @@ impl Simulator {
             chat_ready: Notify::new(),
             cutter: cut::Cutter(cut_tx),
         });
+        // The deployment path, and the library default for a socket URL at the root.
         let (layer, io) = SocketIo::builder()
             .req_path("/web-channel-manager/socket.io")
             .with_state(Arc::clone(&shared))
             .build_layer();
         io.ns("/", on_connect.with(auth_middleware));
-        let app = rest::router(Arc::clone(&shared)).layer(layer);
+        let (root_layer, root_io) = SocketIo::builder()
+            .req_path("/socket.io")
+            .with_state(Arc::clone(&shared))
+            .build_layer();
+        root_io.ns("/", on_connect.with(auth_middleware));
+        let app = rest::router(Arc::clone(&shared))
+            .layer(layer)
+            .layer(root_layer);
         let listener = cut::CutListener {
             inner: listener,
             cuts: cut_rx,
