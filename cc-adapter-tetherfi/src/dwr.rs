@@ -335,3 +335,33 @@ async fn back_online(inner: &Arc<Inner>, link: &Arc<DwrLink>) {
     }
     inner.set_online(true, 0, Duration::ZERO);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushes_apply_in_index_order_once() {
+        let mut next = 3;
+        let pushes = vec![
+            (4, r#"__textchat.OnEcho("b","2");"#.to_owned()),
+            (2, r#"__textchat.OnEcho("old","0");"#.to_owned()),
+            (3, r#"__textchat.OnEcho("a","1");"#.to_owned()),
+            (5, r#"__textchat.OnEcho("bad"#.to_owned()),
+            (6, r#"__textchat.OnEcho("c","3");"#.to_owned()),
+        ];
+        let out = DwrLink::filter_pushes(&mut next, pushes.clone());
+        assert_eq!(next, 7);
+        let names: Vec<String> = out
+            .iter()
+            .map(|p| match p {
+                Ok(Push::Echo { msg, .. }) => msg.clone(),
+                Ok(other) => format!("{other:?}"),
+                Err(e) => format!("error: {}", &e[..6]),
+            })
+            .collect();
+        assert_eq!(names, ["a", "b", "error: push 5", "c"]);
+        // The same reply again (a poll answered twice): nothing new.
+        assert!(DwrLink::filter_pushes(&mut next, pushes).is_empty());
+    }
+}

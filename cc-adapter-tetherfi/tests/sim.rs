@@ -15,7 +15,7 @@ use cc_core::{
     ErrorKind, Event, EventStream, Initiator, Role, Secret, Session, StatusQuery, Timestamp,
     TlsSettings, Upload,
 };
-use cc_testkit::{Received, SimChat, SimControl};
+use cc_testkit::{Proxy, Received, SimChat, SimControl};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -565,4 +565,43 @@ async fn encrypted_customer_details_and_access_token() {
         )
         .contains("abc123")
     );
+}
+
+/// The 9 s rule, shortened: a poll that hangs past `poll_timeout_ms` fails; two failures in a
+/// row are offline; a heartbeat that gets through is online again.
+#[tokio::test]
+async fn a_hanging_poll_counts_as_failed() {
+    let sim = Simulator::start(SimOptions {
+        poll_hold: Duration::from_millis(200),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let proxy = Proxy::start(sim.addr()).await.unwrap();
+    let mut cfg = sim.config(Transport::Dwr);
+    cfg.base_url = Some(format!("http://{}", proxy.addr()));
+    cfg.poll_timeout_ms = 400;
+    cfg.request_timeout_ms = 400;
+    let s = connect(cfg).await;
+    let mut ev = s.events();
+    let (eng, chat) = started(&sim, &s).await;
+    proxy.stall(true);
+    let t0 = tokio::time::Instant::now();
+    expect(&mut ev, "offline", |e| {
+        matches!(e, Event::Connection(ConnectionState::Reconnecting { .. }))
+    })
+    .await;
+    // At least one timed-out poll, a retry interval, and a second failure.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t0.elapsed()
+    );
+    eng.send(Content::text("held")).await.unwrap();
+    proxy.stall(false);
+    expect(&mut ev, "online", |e| {
+        matches!(e, Event::Connection(ConnectionState::Connected))
+    })
+    .await;
+    wait_received(&sim, &chat, "held message", |g| texts(g) == ["held"]).await;
 }
