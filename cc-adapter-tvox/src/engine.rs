@@ -421,8 +421,10 @@ impl Engine {
     // ---- connection ----
 
     /// A connection is up: the handshake goes first.
-    pub fn on_connected(&mut self, _now: Now, connection: u64) {
+    pub fn on_connected(&mut self, now: Now, connection: u64) {
         self.link = Link::Handshake(connection);
+        // A handshake unanswered for as long as a dead heartbeat counts as a dead link.
+        self.ping_due = Some(now.at + self.cfg.heartbeat * (MISSED_PONGS + 1));
         let mut hello = self.cfg.hello.clone();
         hello.resume_token = self.resume_token.as_ref().map(|t| t.expose().to_owned());
         let id = self.next_id;
@@ -492,7 +494,11 @@ impl Engine {
 
     /// A timer expired.
     pub fn on_timeout(&mut self, now: Now) {
-        if self.ping_due.is_some_and(|t| t <= now.at) {
+        if matches!(self.link, Link::Handshake(_)) && self.ping_due.is_some_and(|t| t <= now.at) {
+            tracing::debug!("tvox: widget.hello unanswered, reconnecting");
+            self.ping_due = None;
+            self.out.push_back(Output::Reconnect);
+        } else if self.ping_due.is_some_and(|t| t <= now.at) {
             if self.ping_outstanding {
                 self.missed += 1;
             }
@@ -1116,8 +1122,10 @@ impl Engine {
             }
             Err(e) if e.code == error::NOT_CONNECTED => {
                 // The server no longer sees an agent: hold everything until the next
-                // CONNECTED step, then reconcile what it shows.
+                // CONNECTED step (applied even if it repeats the last one), then reconcile
+                // what it shows.
                 self.chats[i].agent_ready = false;
+                self.chats[i].last_session = None;
             }
             Err(e) => {
                 let err = error::from_rpc("chat.send", &e);

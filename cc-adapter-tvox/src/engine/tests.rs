@@ -560,3 +560,39 @@ fn media_sessions_drive_a_call_machine_and_survive_reconnects() {
         "vs2"
     );
 }
+
+#[test]
+fn an_unanswered_handshake_counts_as_a_dead_link() {
+    let mut t = T::new();
+    let now = t.now();
+    t.e.on_connected(now, 1);
+    t.drain();
+    t.advance(10_000);
+    assert_eq!(t.reconnects, 0);
+    t.advance(5_000);
+    assert_eq!(t.reconnects, 1);
+    assert!(!t.e.is_up());
+}
+
+#[test]
+fn a_not_connected_answer_holds_the_message_until_the_agent_is_back() {
+    let mut t = T::new();
+    t.connect(1);
+    let id = t.chat();
+    t.connected_step(2, "Ann");
+    let now = t.now();
+    t.e.send(now, &id, Content::text("hello")).unwrap();
+    t.drain();
+    let first = t.last("chat.send")["id"].clone();
+    t.text(json!({"jsonrpc": "2.0", "id": first, "error": {"code": 1007, "message": "no agent"}}));
+    assert_eq!(t.sends().len(), 1, "held, not retried at once");
+    assert!(
+        !t.events
+            .iter()
+            .any(|e| matches!(e, Event::MessageFailed { .. }))
+    );
+    t.connected_step(2, "Ann");
+    let sends = t.sends();
+    assert_eq!(sends.len(), 2, "sent again once the agent is connected");
+    assert_eq!(sends[1]["params"]["message"], "hello");
+}
