@@ -36,6 +36,9 @@ use crate::{CAPABILITIES, ExpertflowConfig, Urls};
 
 const V: Vendor = Vendor::Expertflow;
 
+/// Least time between two `TYPING_STARTED` frames (the widget's cadence).
+const TYPING_COOLDOWN: Duration = Duration::from_millis(3000);
+
 enum Cmd {
     Pump,
     Acked {
@@ -54,6 +57,8 @@ struct State {
     resuming: bool,
     closed: bool,
     wake_at: Option<Instant>,
+    /// When `TYPING_STARTED` was last sent (the widget sends it at most every 3 s).
+    typing_sent: Option<Instant>,
 }
 
 struct Inner {
@@ -209,6 +214,7 @@ impl ExpertflowSession {
                 resuming: false,
                 closed: false,
                 wake_at: None,
+                typing_sent: None,
             }),
             cmd: cmd_tx,
         });
@@ -1335,14 +1341,36 @@ impl Engagement for ExpertflowEngagement {
 
     async fn typing(&self, on: bool) -> Result<()> {
         self.ensure_live()?;
+        {
+            // While the customer keeps typing, the agent already sees it: one
+            // TYPING_STARTED per cooldown, as the widget.
+            let mut st = self.inner.lock();
+            let now = Instant::now();
+            if on {
+                if st
+                    .typing_sent
+                    .is_some_and(|t| now.duration_since(t) < TYPING_COOLDOWN)
+                {
+                    return Ok(());
+                }
+                st.typing_sent = Some(now);
+            } else {
+                st.typing_sent = None;
+            }
+        }
         let kind = if on {
             "TYPING_STARTED"
         } else {
             "TYPING_STOPPED"
         };
-        self.inner
+        let r = self
+            .inner
             .emit_envelope("NOTIFICATION", Body::notification(kind), false)
-            .await
+            .await;
+        if r.is_err() && on {
+            self.inner.lock().typing_sent = None;
+        }
+        r
     }
 
     async fn mark(&self, message: &MessageId, receipt: Receipt) -> Result<()> {

@@ -468,3 +468,23 @@ async fn a_socket_url_at_the_root_uses_the_default_path() {
         .unwrap();
     chat(&sim, &s).await;
 }
+
+#[tokio::test]
+async fn typing_starts_at_most_once_per_cooldown() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let s = session(&sim, "c-typing").await;
+    let (eng, chat) = chat(&sim, &s).await;
+    for _ in 0..3 {
+        eng.typing(true).await.unwrap();
+    }
+    eng.typing(false).await.unwrap();
+    eng.typing(true).await.unwrap();
+    assert_eq!(
+        sim.received(&chat).await.unwrap(),
+        vec![
+            cc_testkit::Received::Typing { on: true },
+            cc_testkit::Received::Typing { on: false },
+            cc_testkit::Received::Typing { on: true },
+        ]
+    );
+}
