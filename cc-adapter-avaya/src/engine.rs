@@ -14,7 +14,7 @@
 //! - **Token timers.** `TOKEN_EXPIRY_REMINDER` ([`Event::TokenExpiring`]) exactly 180 s
 //!   before the JWT's `exp` (at once when less remains), `TOKEN_EXPIRED`
 //!   ([`Event::TokenExpired`]) at `exp`; the stream then stays paused until `set_token`
-//!   once the server refuses the token.
+//!   (so does a 401 from the server, whichever comes first).
 //! - **Event stream.** Closed → Connecting → Connected; a network failure or a server error
 //!   enters Retry (Fibonacci back-off 1, 1, 2, 3, 5, … s plus up to 1 s of jitter) and starts
 //!   the reconnection timer in place of the idle one; its expiry ends in Failed
@@ -476,6 +476,18 @@ impl Engine {
             if !self.token_expired {
                 self.token_expired = true;
                 out.push(Output::Emit(Event::TokenExpired));
+            }
+            // "Disconnected until a valid JWT is set": no poll goes with a dead token.
+            if matches!(
+                self.stream,
+                Stream::Connecting | Stream::Connected | Stream::Retry { .. }
+            ) {
+                let was_up = self.stream == Stream::Connected;
+                self.stream = Stream::Paused(Pause::Unauthorized);
+                out.push(disconnected("TOKEN_EXPIRED: waiting for a new token"));
+                if was_up {
+                    out.push(Output::StreamDown);
+                }
             }
         }
         match self.timer {

@@ -190,3 +190,70 @@ async fn the_server_forgets_an_unused_session_after_its_expiry() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_chat_across_token_expiry_and_refresh_loses_nothing() {
+    use cc_core::{ChatRequest, ConnectionState, Content};
+    use cc_testkit::{Received, SimControl};
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let mut cfg = sim.client_config().unwrap();
+    cfg.idle_timeout_secs = 3300;
+    cfg.token = sim
+        .issue_token_with_ttl("conformance-customer", Duration::from_secs(600))
+        .unwrap();
+    let session = AvayaSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    let mut events = session.events();
+    let eng = session.start_chat(ChatRequest::default()).await.unwrap();
+    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    sim.agent_joins(&chat, "Alex Agent").await.unwrap();
+    eng.send(Content::text("before")).await.unwrap();
+    loop {
+        match next_neutral(&mut events).await {
+            Event::TokenExpired => break,
+            Event::MessageFailed { .. } => panic!("a message failed"),
+            _ => {}
+        }
+    }
+    loop {
+        if let Event::Connection(ConnectionState::Disconnected { reason }) =
+            next_neutral(&mut events).await
+        {
+            assert!(reason.starts_with("TOKEN_EXPIRED"), "{reason}");
+            break;
+        }
+    }
+    let pending = eng.send(Content::text("while expired")).await.unwrap();
+    sim.agent_says(&chat, "still there?").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let texts = |r: Vec<Received>| -> Vec<String> {
+        r.into_iter()
+            .filter_map(|r| match r {
+                Received::Text { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(texts(sim.received(&chat).await.unwrap()), ["before"]);
+    session
+        .set_token(sim.issue_token_for("conformance-customer").unwrap())
+        .await
+        .unwrap();
+    let (mut got_agent, mut got_sent) = (false, false);
+    while !(got_agent && got_sent) {
+        match next_neutral(&mut events).await {
+            Event::MessageReceived(m) if m.content == Content::text("still there?") => {
+                assert!(!got_agent, "the agent's message came twice");
+                got_agent = true;
+            }
+            Event::MessageSent(m) if m.client_id == Some(pending.client_id) => got_sent = true,
+            Event::MessageFailed { .. } => panic!("a message failed"),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        texts(sim.received(&chat).await.unwrap()),
+        ["before", "while expired"]
+    );
+}

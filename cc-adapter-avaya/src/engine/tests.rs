@@ -167,3 +167,36 @@ fn fibonacci_sequence() {
     let v: Vec<u64> = (1..=7).map(|n| fibonacci(n).as_secs()).collect();
     assert_eq!(v, [1, 1, 2, 3, 5, 8, 13]);
 }
+
+#[test]
+fn token_expiry_pauses_a_running_stream_until_set_token() {
+    let t0 = Instant::now();
+    let mut e = Engine::new(timers(), t0);
+    e.set_token(t0, 0, 200);
+    e.start_stream();
+    e.poll_ok(t0);
+    e.on_timeout(t0 + 20 * S);
+    assert_eq!(
+        e.stream(),
+        Stream::Connected,
+        "the reminder does not stop polling"
+    );
+    let out = e.on_timeout(t0 + 200 * S);
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TokenExpired))
+    );
+    assert!(out.iter().any(|o| matches!(o, Output::StreamDown)));
+    assert_eq!(e.stream(), Stream::Paused(Pause::Unauthorized));
+    assert!(!e.poll_due(t0 + 300 * S));
+    // The server's 401 afterwards adds no second TokenExpired.
+    let out = e.poll_failed(t0 + 201 * S, PollFailure::Unauthorized);
+    assert!(
+        !events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::TokenExpired))
+    );
+    e.set_token(t0 + 250 * S, 250_000, 4000);
+    assert!(e.poll_due(t0 + 250 * S));
+}
