@@ -29,6 +29,8 @@ pub use cc_adapter_tetherfi as tetherfi;
 const COMPILED: &[AdapterEntry] = &[
     #[cfg(feature = "genesys")]
     cc_adapter_genesys::ENTRY,
+    #[cfg(feature = "tetherfi")]
+    cc_adapter_tetherfi::ENTRY,
 ];
 
 /// The test kit: `SimControl`, the simulators' common interface, and the conformance suite
@@ -41,6 +43,8 @@ pub use cc_testkit as testkit;
 const SIMS: &[cc_testkit::SimEntry] = &[
     #[cfg(feature = "genesys")]
     cc_adapter_genesys::sim::SIM,
+    #[cfg(feature = "tetherfi")]
+    cc_adapter_tetherfi::sim::SIM,
 ];
 
 /// The local simulators compiled into this build, in [`Vendor::ALL`] order: start one with
@@ -52,7 +56,7 @@ pub fn sims() -> Vec<cc_testkit::SimEntry> {
 
 /// The vendors whose adapter crate is implemented in this version of the SDK. A vendor missing
 /// here has a cargo feature (so apps can name it already) but no adapter behind it yet.
-const IMPLEMENTED: &[Vendor] = &[Vendor::Genesys];
+const IMPLEMENTED: &[Vendor] = &[Vendor::Genesys, Vendor::Tetherfi];
 
 /// The cargo feature of `cc-sdk` that compiles in `vendor`'s adapter.
 pub const fn cargo_feature(vendor: Vendor) -> &'static str {

@@ -29,6 +29,7 @@
 //! [`Simulator::end_session_silently`] ends a chat without telling anyone, so `IsValid`
 //! answers false after the outage.
 
+mod entry;
 mod net;
 mod server;
 
@@ -44,6 +45,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::{TetherfiConfig, Transport};
 use crate::wire::{AgentInfo, OpenedSession, Push, QueueInfo, TransRecord};
+
+pub use entry::SIM;
 
 const V: Vendor = Vendor::Tetherfi;
 
