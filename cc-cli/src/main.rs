@@ -4,7 +4,12 @@
 //! `main` only parses the command line and dispatches.
 
 mod adapters;
+mod chat;
 mod demo;
+mod load;
+mod sim;
+mod status;
+mod target;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,14 +30,27 @@ enum Command {
     Adapters(adapters::Args),
     /// Run one scripted conversation through every adapter against its embedded simulator.
     Demo(demo::Args),
+    /// Chat as the customer from the terminal (or line by line with --plain).
+    Chat(chat::Args),
+    /// Serve a vendor simulator on 127.0.0.1, with an agent console on stdin.
+    Sim(sim::Args),
+    /// Health check and service status (opening hours, queue, expected wait).
+    Status(status::Args),
+    /// Run N synthetic customers concurrently and report losses, duplicates and latency.
+    Load(load::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut out = std::io::stdout().lock();
+    // Not locked for the whole run: `sim` prints from background tasks too.
+    let mut out = std::io::stdout();
     let result = match cli.command {
         Command::Adapters(args) => adapters::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
+        Command::Chat(args) => chat::run(&args, &mut out),
+        Command::Sim(args) => sim::run(&args, &mut out),
+        Command::Status(args) => status::run(&args, &mut out),
+        Command::Load(args) => load::run(&args, &mut out),
     };
     match result.and_then(|()| out.flush().map_err(Into::into)) {
         Ok(()) => ExitCode::SUCCESS,
