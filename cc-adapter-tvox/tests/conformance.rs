@@ -652,6 +652,7 @@ async fn inactivity_timeout(mut c: Ctx) -> R {
     ensure(eng.state() == EngagementState::Ended, || {
         format!("{:?}", eng.state())
     })?;
+    c.snapshot("extra_inactivity_timeout");
     Ok(())
 }
 
@@ -688,6 +689,7 @@ async fn max_duration(mut c: Ctx) -> R {
         ),
         || format!("{ev:?}"),
     )?;
+    c.snapshot("extra_max_duration");
     Ok(())
 }
 
@@ -823,6 +825,7 @@ async fn refusals(c: Ctx) -> R {
         err.vendor_code() == Some("1009") && err.is_retryable(),
         || format!("{err}"),
     )?;
+    c.snapshot("extra_refusals");
     Ok(())
 }
 
