@@ -21,9 +21,9 @@ pub const VENDOR: Vendor = Vendor::Tvox;
 
 /// What the TVox widget transport supports.
 ///
-/// Calls stay off until media works end to end (the video and phone channel sessions are
-/// decoded, see [`engine::call_signal`]); receipts are sent only through the adapter
-/// extension ([`TvoxEngagement::mark_received`]), because TVox reports none back.
+/// Calls stay off until media works end to end (the video and phone channel *sessions* are
+/// an adapter extension: [`TvoxSession::media_session_new`]); receipts are sent only through
+/// the extension ([`TvoxEngagement::mark_received`]), because TVox reports none back.
 pub const CAPABILITIES: Capabilities = Capabilities {
     chat: true,
     resume: true,
@@ -35,7 +35,6 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     queue_position: true,
     service_status: true,
     idle_warning: true,
-    typing_cooldown_ms: None,
     ..Capabilities::NONE
 };
 
