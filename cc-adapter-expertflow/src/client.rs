@@ -23,7 +23,7 @@ use cc_transport::socketio::{PendingAck, SioClient, SioConfig, SioEvent, SioHand
 use cc_transport::{BackoffPolicy, HttpClient, HttpConfig, Jitter, Method, Multipart, TlsConfig};
 use futures::FutureExt;
 use serde_json::{Map, Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::engine::{Engine, Output, message_of};
 use crate::error;
@@ -40,7 +40,6 @@ const V: Vendor = Vendor::Expertflow;
 const TYPING_COOLDOWN: Duration = Duration::from_millis(3000);
 
 enum Cmd {
-    Pump,
     Acked {
         client_id: cc_core::ClientMessageId,
         result: Result<Vec<Value>>,
@@ -69,6 +68,14 @@ struct Inner {
     bus: EventBus,
     state: Mutex<State>,
     cmd: mpsc::UnboundedSender<Cmd>,
+    /// Wakes the writer task (the outbox may have something to write).
+    kick: Arc<Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.kick.notify_one();
+    }
 }
 
 /// A session with the Expertflow CX web channel: one customer identity, one socket, at most
@@ -217,8 +224,10 @@ impl ExpertflowSession {
                 typing_sent: None,
             }),
             cmd: cmd_tx,
+            kick: Arc::new(Notify::new()),
         });
         tokio::spawn(drive(Arc::downgrade(&inner), events, cmd_rx));
+        tokio::spawn(write(Arc::downgrade(&inner), Arc::clone(&inner.kick)));
         let first = tokio::time::timeout(config.timeout(), first_rx).await;
         match first {
             Ok(Ok(Ok(()))) => {}
@@ -711,6 +720,11 @@ impl Inner {
             let step = {
                 let mut st = self.lock();
                 st.wake_at = None;
+                if st.resuming {
+                    // The history of the CHAT_RESUMED in flight settles uncertain messages
+                    // first; the writer is kicked again when it arrives.
+                    return;
+                }
                 let State { engine, .. } = &mut *st;
                 let Some(chat) = engine
                     .chat
@@ -852,23 +866,20 @@ async fn sleep_until(t: Option<Instant>) {
     }
 }
 
-/// The session's task: socket events and commands in, engine, outbox pump.
+/// The session's reading task: socket events and command results in, engine; it never
+/// waits on the socket's writes (the writer task does), so a busy socket cannot stall it.
 async fn drive(
     inner: std::sync::Weak<Inner>,
     mut events: cc_transport::socketio::SioEvents,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
 ) {
     loop {
-        let wake = match inner.upgrade() {
-            Some(i) => i.lock().wake_at,
-            None => return,
-        };
         tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { return };
                 let Some(inner) = inner.upgrade() else { return };
                 let stop = on_sio(&inner, ev);
-                inner.pump().await;
+                inner.kick.notify_one();
                 if stop {
                     return;
                 }
@@ -877,17 +888,35 @@ async fn drive(
                 let Some(cmd) = cmd else { return };
                 let Some(inner) = inner.upgrade() else { return };
                 match cmd {
-                    Cmd::Pump => {}
                     Cmd::Acked { client_id, result } => inner.on_acked(client_id, result),
                     Cmd::Resumed { result } => on_resumed(&inner, result),
                 }
-                inner.pump().await;
-            }
-            () = sleep_until(wake) => {
-                let Some(inner) = inner.upgrade() else { return };
-                inner.pump().await;
+                inner.kick.notify_one();
             }
         }
+    }
+}
+
+/// The session's writing task: writes what the outbox hands out, when kicked or when its
+/// timer (pacing, back-off, ack deadline) is due.
+async fn write(inner: std::sync::Weak<Inner>, kick: Arc<Notify>) {
+    loop {
+        let wake = match inner.upgrade() {
+            Some(i) => {
+                let st = i.lock();
+                if st.closed {
+                    return;
+                }
+                st.wake_at
+            }
+            None => return,
+        };
+        tokio::select! {
+            () = kick.notified() => {}
+            () = sleep_until(wake) => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        inner.pump().await;
     }
 }
 
@@ -1287,7 +1316,7 @@ impl ExpertflowEngagement {
                 sent_message(&m)
             })
             .ok_or_else(|| Error::closed(V, "chat"))?;
-        let _ = self.inner.cmd.send(Cmd::Pump);
+        self.inner.kick.notify_one();
         Ok(sent)
     }
 }
