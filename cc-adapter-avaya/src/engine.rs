@@ -83,6 +83,11 @@ pub enum Stream {
         /// When the next one starts.
         at: Instant,
     },
+    /// An attempt of the Retry state is under way.
+    Attempting {
+        /// Which attempt.
+        attempt: u32,
+    },
     /// Gave up (reconnection timeout); only `retry_connection` leaves.
     Failed,
     /// The session is gone or shut down.
@@ -269,7 +274,10 @@ impl Engine {
         match self.stream {
             Stream::Closed | Stream::Ended => Vec::new(),
             s => {
-                if matches!(s, Stream::Retry { .. } | Stream::Failed) {
+                if matches!(
+                    s,
+                    Stream::Retry { .. } | Stream::Attempting { .. } | Stream::Failed
+                ) {
                     self.timer = ActivityTimer::Idle(now + self.timers.idle);
                 }
                 self.stream = Stream::Closed;
@@ -290,7 +298,8 @@ impl Engine {
 
     /// A poll starts now; in Retry this is an attempt (`EVENT_STREAM_CONNECTING`).
     pub fn begin_poll(&mut self, _now: Instant) -> Vec<Output> {
-        if let Stream::Retry { .. } = self.stream {
+        if let Stream::Retry { attempt, .. } = self.stream {
+            self.stream = Stream::Attempting { attempt };
             return vec![vendor_event("EVENT_STREAM_CONNECTING", json!({}))];
         }
         Vec::new()
@@ -324,7 +333,10 @@ impl Engine {
         if matches!(self.stream, Stream::Closed | Stream::Ended) {
             return Vec::new();
         }
-        let retrying = matches!(self.stream, Stream::Retry { .. } | Stream::Failed);
+        let retrying = matches!(
+            self.stream,
+            Stream::Retry { .. } | Stream::Attempting { .. } | Stream::Failed
+        );
         let reason = failure.reason(retrying);
         let mut out = Vec::new();
         match failure {
@@ -421,6 +433,11 @@ impl Engine {
                 self.stream = Stream::Retry { attempt, at: now };
                 Ok(Vec::new())
             }
+            // An attempt is under way already; the back-off starts over after it.
+            Stream::Attempting { .. } => {
+                self.attempt = 0;
+                Ok(Vec::new())
+            }
             _ => Err(crate::error::from_acs(
                 "ACS-318",
                 "the event stream has not failed",
@@ -480,7 +497,10 @@ impl Engine {
             // "Disconnected until a valid JWT is set": no poll goes with a dead token.
             if matches!(
                 self.stream,
-                Stream::Connecting | Stream::Connected | Stream::Retry { .. }
+                Stream::Connecting
+                    | Stream::Connected
+                    | Stream::Retry { .. }
+                    | Stream::Attempting { .. }
             ) {
                 let was_up = self.stream == Stream::Connected;
                 self.stream = Stream::Paused(Pause::Unauthorized);
@@ -513,7 +533,10 @@ impl Engine {
             }
             ActivityTimer::Reconnection(t) if now >= t => {
                 self.timer = ActivityTimer::Off;
-                if matches!(self.stream, Stream::Retry { .. }) {
+                if matches!(
+                    self.stream,
+                    Stream::Retry { .. } | Stream::Attempting { .. }
+                ) {
                     self.stream = Stream::Failed;
                     out.push(vendor_event(
                         "EVENT_STREAM_FAILED",

@@ -105,6 +105,9 @@ fn network_failure_retries_with_fibonacci_backoff_until_the_reconnection_timeout
             vendor_names(&e.begin_poll(now)),
             ["EVENT_STREAM_CONNECTING"]
         );
+        // While the attempt is under way nothing else is due (no timer in the past).
+        assert!(!e.poll_due(now));
+        assert!(e.next_timeout().is_none_or(|t| t > now));
         e.poll_failed(now, PollFailure::ServerError);
         let Stream::Retry { at, .. } = e.stream() else {
             panic!()
