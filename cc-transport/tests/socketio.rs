@@ -200,7 +200,10 @@ async fn root_path_and_refused_connect() {
     }
     loop {
         match next(&mut events).await {
-            SioEvent::Closed { .. } => break,
+            SioEvent::Closed { reason } => {
+                assert_eq!(reason, "connect error: missing identity");
+                break;
+            }
             SioEvent::Reconnecting { .. } | SioEvent::Connected { .. } => {
                 panic!("reconnected after a refused CONNECT")
             }

@@ -154,6 +154,8 @@ pub enum SioDisconnect {
     TransportClose,
     /// The transport failed.
     TransportError(String),
+    /// The server refused the CONNECT (packet `4`); the client does not reconnect.
+    Refused(String),
 }
 
 impl SioDisconnect {
@@ -165,6 +167,7 @@ impl SioDisconnect {
             SioDisconnect::PingTimeout => "ping timeout",
             SioDisconnect::TransportClose => "transport close",
             SioDisconnect::TransportError(_) => "transport error",
+            SioDisconnect::Refused(_) => "connect error",
         }
     }
 
@@ -172,7 +175,9 @@ impl SioDisconnect {
     pub fn will_reconnect(&self) -> bool {
         !matches!(
             self,
-            SioDisconnect::ServerDisconnect | SioDisconnect::ClientDisconnect
+            SioDisconnect::ServerDisconnect
+                | SioDisconnect::ClientDisconnect
+                | SioDisconnect::Refused(_)
         )
     }
 }
@@ -181,6 +186,7 @@ impl fmt::Display for SioDisconnect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SioDisconnect::TransportError(e) => write!(f, "transport error: {e}"),
+            SioDisconnect::Refused(e) => write!(f, "connect error: {e}"),
             other => f.write_str(other.as_str()),
         }
     }
@@ -733,9 +739,7 @@ impl Driver {
                     data: extra,
                 })
                 .await;
-                self.ended = Some(SioDisconnect::TransportError(format!(
-                    "CONNECT refused: {message}"
-                )));
+                self.ended = Some(SioDisconnect::Refused(message));
                 self.stop_ws();
             }
             SioKind::Disconnect => {
