@@ -526,3 +526,98 @@ async fn two_chats_in_one_session_keep_their_messages_apart() {
     let list = session.engagements().await.unwrap();
     assert_eq!(list.len(), 2);
 }
+
+#[tokio::test]
+async fn the_simulator_checks_auth_and_limits_like_the_server() {
+    use cc_adapter_avaya::wire::{self, paths};
+    use cc_transport::{HeaderValue, HttpClient, HttpConfig};
+    let sim = sim().await;
+    let cfg = sim.client_config().unwrap();
+    let client = |token: &str, appkey: Option<&str>| {
+        let mut c = HttpConfig::new(cc_core::Vendor::Avaya, cfg.base_url().unwrap())
+            .with_bearer(cc_core::Secret::new(token))
+            .with_error_mapper(cc_adapter_avaya::error::from_response);
+        if let Some(k) = appkey {
+            c.headers
+                .insert(wire::APPKEY_HEADER, HeaderValue::from_str(k).unwrap());
+        }
+        HttpClient::new(c).unwrap()
+    };
+    let body = wire::CreateSessionRequest {
+        display_name: Some("Casey".into()),
+        client_type: "web".into(),
+        session_parameters: BTreeMap::new(),
+    };
+    let token = cfg.token.expose().to_owned();
+    let no_key = client(&token, None)
+        .post_json::<_, wire::WireSession>(paths::SESSIONS, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(no_key.kind(), ErrorKind::Auth);
+    let bad_token = client("jwt.e30.e30.x", Some("sim-appkey"))
+        .post_json::<_, wire::WireSession>(paths::SESSIONS, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(bad_token.vendor_code(), Some("ACS-305"));
+    let http = client(&token, Some("sim-appkey"));
+    let session: wire::WireSession = http.post_json(paths::SESSIONS, &body).await.unwrap();
+    let too_many = wire::CreateEngagementRequest {
+        session_id: session.session_id.clone(),
+        engagement_parameters: (0..21).map(|i| (format!("k{i}"), "v".into())).collect(),
+    };
+    let e = http
+        .post_json::<_, wire::WireEngagement>(paths::ENGAGEMENTS, &too_many)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let ok = wire::CreateEngagementRequest {
+        session_id: session.session_id.clone(),
+        engagement_parameters: BTreeMap::new(),
+    };
+    let eng: wire::WireEngagement = http.post_json(paths::ENGAGEMENTS, &ok).await.unwrap();
+    let long = wire::SendMessageRequest {
+        dialog_id: eng.dialogs[0].dialog_id.clone(),
+        session_id: session.session_id.clone(),
+        parent_message_id: None,
+        body: wire::MessageBody::plain("x".repeat(4097)),
+    };
+    let e = http
+        .post_json::<_, wire::WireMessage>(&paths::messages(&eng.engagement_id), &long)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("body.elementText.text"), "{e}");
+    let e = http
+        .get_json::<Vec<serde_json::Value>>(&paths::events("00000000-0000-4000-8000-000000000000"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            cc_core::Error::Closed {
+                what: "session",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = http
+        .post_json::<_, wire::WireEngagement>(
+            &paths::join("00000000-0000-4000-8000-000000000000"),
+            &wire::JoinRequest {
+                dialog_id: "d".into(),
+                session_id: session.session_id.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            cc_core::Error::Closed {
+                what: "engagement",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}

@@ -235,6 +235,31 @@ fn bad_request(field: &str, message: &str, code: i64) -> Response {
         .into_response()
 }
 
+/// The vendor's `MappedData` limits: ≤ 20 pairs, keys 1..=64, values ≤ 256 characters.
+fn check_mapped(map: &std::collections::BTreeMap<String, String>, field: &str) -> Option<Response> {
+    if map.len() > 20 {
+        return Some(bad_request(field, "at most 20 entries", 20002));
+    }
+    for (k, v) in map {
+        let kn = k.chars().count();
+        if kn == 0 || kn > 64 {
+            return Some(bad_request(
+                &format!("{field}.{k}"),
+                "keys are 1..64 characters",
+                20002,
+            ));
+        }
+        if v.chars().count() > 256 {
+            return Some(bad_request(
+                &format!("{field}.{k}"),
+                "values are at most 256 characters",
+                20002,
+            ));
+        }
+    }
+    None
+}
+
 fn create_session(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
     let Ok(req) = serde_json::from_slice::<wire::CreateSessionRequest>(body) else {
         return bad_request("body", "not a session request", 20001);
@@ -246,8 +271,8 @@ fn create_session(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
     {
         return bad_request("displayName", "at most 70 characters", 20002);
     }
-    if req.session_parameters.len() > 20 {
-        return bad_request("sessionParameters", "at most 20 entries", 20002);
+    if let Some(r) = check_mapped(&req.session_parameters, "sessionParameters") {
+        return r;
     }
     let id = new_id();
     let mut st = inner.lock();
@@ -278,8 +303,8 @@ fn create_engagement(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
     let Ok(req) = serde_json::from_slice::<wire::CreateEngagementRequest>(body) else {
         return bad_request("body", "not an engagement request", 20001);
     };
-    if req.engagement_parameters.len() > 20 {
-        return bad_request("engagementParameters", "at most 20 entries", 20002);
+    if let Some(r) = check_mapped(&req.engagement_parameters, "engagementParameters") {
+        return r;
     }
     let resp = {
         let mut st = inner.lock();
