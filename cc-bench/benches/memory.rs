@@ -1,0 +1,167 @@
+//! Resident memory per idle chat session, with many sessions in one process.
+//!
+//! The simulator runs in a child process (this same program, started with
+//! `CC_BENCH_SIM_CHILD=<vendor>/<transport>`), so the parent holds client sessions only.
+//! After a warm-up of 20 sessions, the parent opens N more (`CC_BENCH_SESSIONS`, 10,000 by
+//! default), each connected with one chat started and one event subscriber, lets them settle,
+//! and divides the growth of its resident memory by N.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cc_bench::{
+    BoxError, chat_request, config_json, full_run, lane_name, lanes, report, resident_bytes,
+};
+use cc_sdk::{Config, Engagement, EventStream, Session};
+use futures::StreamExt;
+
+const CHILD: &str = "CC_BENCH_SIM_CHILD";
+
+fn main() -> Result<(), BoxError> {
+    if let Ok(lane) = std::env::var(CHILD) {
+        return serve_sim(&lane);
+    }
+    let n: usize = match std::env::var("CC_BENCH_SESSIONS") {
+        Ok(v) => v.parse().map_err(|_| "CC_BENCH_SESSIONS: a number")?,
+        Err(_) if full_run() => 10_000,
+        Err(_) => 50,
+    };
+    for (entry, transport) in lanes(true)? {
+        let lane = lane_name(&entry, transport);
+        let mut child = Command::new(std::env::current_exe()?)
+            .env(CHILD, &lane)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().ok_or("child stdout")?).read_line(&mut line)?;
+        let config = Config::from_value(serde_json::from_str(&line)?)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let result = rt.block_on(measure(&config, n));
+        rt.shutdown_background();
+        drop(child.stdin.take());
+        let _ = child.kill();
+        let _ = child.wait();
+        let (per_session, opened, took) = result?;
+        eprintln!(
+            "{lane}: {:.1} KiB per idle chat session ({opened} sessions opened in {:.1} s)",
+            per_session / 1024.0,
+            took.as_secs_f64()
+        );
+        report(
+            "memory_per_idle_session",
+            &lane,
+            per_session / 1024.0,
+            "KiB",
+        );
+    }
+    Ok(())
+}
+
+/// An idle customer: its session, its chat, and one event subscriber, as an app holds them.
+struct Idle {
+    _session: Box<dyn Session>,
+    _chat: Arc<dyn Engagement>,
+    _events: EventStream,
+}
+
+async fn open(config: Config, i: usize) -> Result<Idle, BoxError> {
+    let session = cc_sdk::connect(&config).await?;
+    let events = session.events();
+    let chat = session
+        .start_chat(chat_request(&format!("idle-{i:05}")))
+        .await?;
+    Ok(Idle {
+        _session: session,
+        _chat: chat,
+        _events: events,
+    })
+}
+
+async fn open_many(config: &Config, from: usize, n: usize) -> (Vec<Idle>, Vec<String>) {
+    let results: Vec<Result<Idle, BoxError>> = futures::stream::iter(from..from + n)
+        .map(|i| {
+            let config = config.clone();
+            async move {
+                tokio::spawn(open(config, i))
+                    .await
+                    .map_err(BoxError::from)?
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut ok = Vec::with_capacity(n);
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(idle) => ok.push(idle),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    (ok, errors)
+}
+
+async fn measure(config: &Config, n: usize) -> Result<(f64, usize, Duration), BoxError> {
+    let (warm, errors) = open_many(config, 0, 20).await;
+    if !errors.is_empty() {
+        return Err(format!("warm-up: {}", errors[0]).into());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = resident_bytes()?;
+    let t0 = Instant::now();
+    let (sessions, errors) = open_many(config, 20, n).await;
+    let took = t0.elapsed();
+    if !errors.is_empty() {
+        return Err(format!(
+            "{} of {n} sessions failed to open, first: {}",
+            errors.len(),
+            errors[0]
+        )
+        .into());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = resident_bytes()?;
+    let per = after.saturating_sub(before) as f64 / n as f64;
+    drop(sessions);
+    drop(warm);
+    Ok((per, n, took))
+}
+
+/// Child mode: start the simulator, print its configuration as one JSON line, serve until
+/// stdin closes.
+fn serve_sim(lane: &str) -> Result<(), BoxError> {
+    let (vendor, transport) = lane
+        .split_once('/')
+        .ok_or("CC_BENCH_SIM_CHILD: vendor/transport")?;
+    let entry = cc_sdk::sims()
+        .into_iter()
+        .find(|e| e.vendor.key() == vendor)
+        .ok_or_else(|| format!("no simulator for {vendor}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let sim = (entry.start)(cc_sdk::testkit::SimStart {
+            transport: Some(transport.to_owned()),
+            port: 0,
+        })
+        .await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", config_json(&sim.config)?)?;
+        out.flush()?;
+        drop(out);
+        // Served until the parent closes our stdin.
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await? > 0 {}
+        drop(sim);
+        Ok::<(), BoxError>(())
+    })?;
+    rt.shutdown_background();
+    Ok(())
+}
