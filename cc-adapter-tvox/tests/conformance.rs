@@ -10,10 +10,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cc_adapter_tvox::sim::{SimOptions, Simulator};
+use cc_adapter_tvox::sim::{SimOptions, SimService, Simulator};
 use cc_adapter_tvox::wire::{
-    CallState as WireCallState, IceGatherPolicy, MultiChannelType, ServiceStatusValue,
-    TrickleIcePolicy, WebrtcConfig,
+    CallState as WireCallState, ConfigurationStatus, IceGatherPolicy, MultiChannelType,
+    ServiceStatusValue, TrickleIcePolicy, WebrtcConfig,
 };
 use cc_adapter_tvox::{CAPABILITIES, TvoxConfig, TvoxEngagement, TvoxSession};
 use cc_adapter_tvox::{MediaSessionEvent, MediaSessionStream};
@@ -810,7 +810,7 @@ async fn leave_and_resume(mut c: Ctx) -> R {
 }
 
 /// The vendor's refusals: unknown service, service out of service.
-async fn refusals(c: Ctx) -> R {
+async fn refusals(mut c: Ctx) -> R {
     let mut req = cc_testkit::default_chat_request();
     req.routing.target = Some("nope".into());
     let err = c.session.start_chat(req).await.unwrap_err();
@@ -825,7 +825,50 @@ async fn refusals(c: Ctx) -> R {
         err.vendor_code() == Some("1009") && err.is_retryable(),
         || format!("{err}"),
     )?;
+    let mut req = cc_testkit::default_chat_request();
+    req.routing.target = Some("unlicensed".into());
+    let err = c.session.start_chat(req).await.unwrap_err();
+    ensure(err.vendor_code() == Some("1003"), || format!("{err}"))?;
+    // The recap needs a ticket-enabled MAIL channel, which this TVox lacks.
+    let (eng, chat) = c.chat().await?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
+    let own = c.session.chat(&eng.id()).ok_or("unknown chat")?;
+    let err = own.send_recap("casey@example.com").await.unwrap_err();
+    ensure(err.vendor_code() == Some("1008"), || format!("{err}"))?;
+    let err = own.send_recap("not an address").await.unwrap_err();
+    ensure(err.kind() == ErrorKind::InvalidInput, || format!("{err}"))?;
     c.snapshot("extra_refusals");
+    Ok(())
+}
+
+/// The server restarts and has lost the chat: the re-subscription fails with
+/// `SESSION_NOT_FOUND` and the chat ends, by the system; the session goes on.
+async fn restart_forgetting_chats(mut c: Ctx) -> R {
+    let (eng, chat) = c.chat().await?;
+    c.sim
+        .agent_joins(&chat, "Alex Agent")
+        .await
+        .map_err(|e| e.to_string())?;
+    c.expect("agent joins", |e| {
+        matches!(e, Event::ParticipantJoined { .. })
+    })
+    .await?;
+    c.sim.restart_forgetting_chats();
+    let ev = c
+        .expect("ended", |e| matches!(e, Event::EngagementEnded { .. }))
+        .await?;
+    ensure(
+        matches!(&ev, Event::EngagementEnded { initiator: Initiator::System, reason: Some(r), .. }
+            if r.contains("SESSION_NOT_FOUND")),
+        || format!("{ev:?}"),
+    )?;
+    ensure(eng.state() == EngagementState::Ended, || {
+        format!("{:?}", eng.state())
+    })?;
+    let (_again, _) = c.chat().await?;
     Ok(())
 }
 
@@ -1014,7 +1057,24 @@ fn main() {
             sim_options,
             media_sessions_need_webrtc,
         ),
-        extra("refusals", sim_options, refusals),
+        extra(
+            "refusals",
+            || {
+                let mut o = sim_options();
+                let mut unlicensed = SimService::new(MultiChannelType::Chat, "unlicensed");
+                unlicensed.configuration = ConfigurationStatus::NoLicense;
+                o.services.push(unlicensed);
+                o.channels
+                    .insert("MAIL".into(), ConfigurationStatus::Disabled);
+                o
+            },
+            refusals,
+        ),
+        extra(
+            "restart_forgetting_chats",
+            sim_options,
+            restart_forgetting_chats,
+        ),
     ]);
     libtest_mimic::run(&args, trials).exit();
 }

@@ -628,6 +628,19 @@ impl Simulator {
         }
     }
 
+    /// Restarts losing every chat and client (a server without persistence): connections
+    /// drop, and re-subscriptions to the old chats fail with `SESSION_NOT_FOUND` (1005).
+    pub fn restart_forgetting_chats(&self) {
+        let mut st = self.inner.lock();
+        for s in st.socks.drain(..) {
+            let _ = s.tx.send(SockCmd::Drop);
+        }
+        st.clients.clear();
+        st.statuses.clear();
+        st.chats.clear();
+        st.unseen.clear();
+    }
+
     /// How many client sockets are open.
     pub fn connections(&self) -> usize {
         self.inner.lock().socks.len()
