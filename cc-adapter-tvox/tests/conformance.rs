@@ -1,8 +1,9 @@
 //! The cc conformance suite against the TVox simulator, through the testkit's fault proxy,
 //! plus TVox's own scenarios (`tvox::extra_*`): heartbeat loss and reconnect without loss,
 //! live service status, the queue → play → connecting → connected steps, bot handoff, the
-//! widget extension, the inactivity and max-duration timers, two chats at once, and the
-//! vendor's refusals. Snapshots of the frames the client sends are in
+//! widget extension, the inactivity and max-duration timers, two chats at once, leave and
+//! resume from a new session, video sessions, the vendor's refusals and a restart that
+//! loses the chats. Snapshots of the frames the client sends are in
 //! `tests/snapshots/<scenario>@tvox.snap` (heartbeat pings and subscription cancels left
 //! out: whether they are in depends on timing).
 
