@@ -621,3 +621,83 @@ async fn the_simulator_checks_auth_and_limits_like_the_server() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn the_long_poll_resends_until_acknowledged_and_holds_when_empty() {
+    use cc_adapter_avaya::wire::{self, paths};
+    use cc_transport::{HeaderValue, HttpClient, HttpConfig};
+    let sim = sim().await;
+    let cfg = sim.client_config().unwrap();
+    let mut c = HttpConfig::new(cc_core::Vendor::Avaya, cfg.base_url().unwrap())
+        .with_bearer(cfg.token.clone())
+        .with_error_mapper(cc_adapter_avaya::error::from_response);
+    c.headers
+        .insert(wire::APPKEY_HEADER, HeaderValue::from_static("sim-appkey"));
+    let http = HttpClient::new(c).unwrap();
+    let session: wire::WireSession = http
+        .post_json(
+            paths::SESSIONS,
+            &wire::CreateSessionRequest {
+                display_name: None,
+                client_type: "web".into(),
+                session_parameters: BTreeMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let _: wire::WireEngagement = http
+        .post_json(
+            paths::ENGAGEMENTS,
+            &wire::CreateEngagementRequest {
+                session_id: session.session_id.clone(),
+                engagement_parameters: BTreeMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let events = paths::events(&session.session_id);
+    let ids = |body: &[u8]| -> Vec<String> {
+        wire::decode_events(body)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event_id.unwrap())
+            .collect()
+    };
+    let first = http
+        .request(cc_transport::Method::GET, &events)
+        .send()
+        .await
+        .unwrap();
+    let first = ids(&first.body);
+    assert_eq!(first.len(), 2, "ENGAGEMENT_CREATED and PARTICIPANT_ADDED");
+    // Not acknowledged: sent again.
+    let again = http
+        .request(cc_transport::Method::GET, &events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ids(&again.body), first);
+    // Acknowledged up to the last one: nothing left, so the poll is held, then `[]`.
+    let started = tokio::time::Instant::now();
+    let acked = http
+        .request(
+            cc_transport::Method::GET,
+            &format!("{events}?lastEventId={}", first[1]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(ids(&acked.body).is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "held for the hold time"
+    );
+    // A probe is answered at once.
+    let started = tokio::time::Instant::now();
+    http.request(cc_transport::Method::GET, &events)
+        .header(wire::ROUTE_HEADER, &session.session_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
