@@ -4,6 +4,7 @@
 //! - `cargo xtask codegen [--check]`: the generated parts of the docs (capability matrix, event
 //!   table, limits), rendered by calling the compiled-in adapters themselves.
 
+mod bench;
 mod ci;
 mod codegen;
 
@@ -34,6 +35,9 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Run the benchmarks (`cargo bench -p cc-bench`) and `cc-cli load` with many customers,
+    /// and print a summary table.
+    Bench(bench::Args),
 }
 
 /// The workspace root: the parent of this crate's folder.
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Ci => ci::run(&project_root()),
         Task::Codegen { check } => codegen::run(&project_root(), check),
+        Task::Bench(args) => bench::run(&project_root(), &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
