@@ -119,6 +119,14 @@ fn customer_frames_match_the_protocol_notes() {
     )
     .unwrap();
     assert_eq!(w.extra["theme"], "yellow_theme");
+    let w: WidgetConfig = serde_json::from_value(json!({"webRtc": {"sipExtension": "99",
+        "extensionPassword": "pa55word", "wssFs": "wss://switch:7443"}}))
+    .unwrap();
+    let shown = format!("{w:?}");
+    assert!(
+        !shown.contains("pa55word") && shown.contains("extensionPassword"),
+        "{shown}"
+    );
 }
 
 fn json_value() -> impl Strategy<Value = Value> {

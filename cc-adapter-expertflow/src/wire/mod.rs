@@ -486,8 +486,9 @@ pub struct UploadResponse {
 }
 
 /// The widget configuration (`GET {CCM}/widget-configs/{id}`); known fields typed, the
-/// rest in `extra`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// rest in `extra`. Its `Debug` shows only the keys of `webRtc`, which carries the shared
+/// SIP extension's password.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WidgetConfig {
     /// Config id.
@@ -523,6 +524,32 @@ pub struct WidgetConfig {
     /// Everything else.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl std::fmt::Debug for WidgetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let web_rtc_keys: Option<Vec<&str>> = self
+            .web_rtc
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|o| o.keys().map(String::as_str).collect());
+        f.debug_struct("WidgetConfig")
+            .field("id", &self.id)
+            .field("widget_identifier", &self.widget_identifier)
+            .field("title", &self.title)
+            .field("enable_file_transfer", &self.enable_file_transfer)
+            .field(
+                "enable_download_transcript",
+                &self.enable_download_transcript,
+            )
+            .field("customer_reconnect_time", &self.customer_reconnect_time)
+            .field("form", &self.form)
+            .field("web_rtc_keys", &web_rtc_keys)
+            .field("callback", &self.callback)
+            .field("webhook", &self.webhook)
+            .field("extra_keys", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// A business calendar event (`GET {CAL}/calendars/events`).
