@@ -129,6 +129,10 @@ impl Session for Guarded {
         self.inner.keep_alive().await
     }
 
+    fn resume_settings(&self) -> Option<Secret> {
+        self.inner.resume_settings()
+    }
+
     async fn shutdown(&self) -> Result<()> {
         self.inner.shutdown().await
     }

@@ -120,6 +120,14 @@ pub trait Session: Send + Sync + fmt::Debug + 'static {
         Err(Error::unsupported(self.vendor(), Feature::KeepAlive))
     }
 
+    /// What a later process needs to resume this session's ongoing engagements: settings to
+    /// merge into the vendor's configuration section before connecting again (for example a
+    /// session token), as the text of a JSON object, kept in a [`Secret`] because it usually
+    /// holds a credential. `None` when the configuration alone resumes, or nothing can.
+    fn resume_settings(&self) -> Option<Secret> {
+        None
+    }
+
     /// Closes the session: engagements are left as the vendor allows, connections closed.
     async fn shutdown(&self) -> Result<()>;
 }

@@ -296,3 +296,39 @@ fn rfc3339_round_trips_and_rejects_garbage() {
         assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn the_guard_passes_resume_settings_through() {
+    #[derive(Debug)]
+    struct Resumable;
+
+    #[async_trait::async_trait]
+    impl Session for Resumable {
+        fn vendor(&self) -> Vendor {
+            Vendor::Genesys
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::NONE
+        }
+        fn events(&self) -> EventStream {
+            EventBus::default().subscribe()
+        }
+        async fn start_chat(&self, _: ChatRequest) -> Result<std::sync::Arc<dyn Engagement>> {
+            Err(Error::unsupported(Vendor::Genesys, Feature::Chat))
+        }
+        async fn engagements(&self) -> Result<Vec<std::sync::Arc<dyn Engagement>>> {
+            Ok(Vec::new())
+        }
+        fn resume_settings(&self) -> Option<Secret> {
+            Some(Secret::new(r#"{"session_token":"t"}"#.to_owned()))
+        }
+        async fn shutdown(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    let guarded = guard::Guarded::new(Box::new(Resumable));
+    let settings = guarded.resume_settings().expect("forwarded");
+    assert_eq!(settings.expose(), r#"{"session_token":"t"}"#);
+    assert!(!format!("{settings:?}").contains("session_token"));
+}
