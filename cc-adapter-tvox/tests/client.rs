@@ -52,3 +52,28 @@ async fn bad_configuration_is_refused_before_connecting() {
     assert_eq!(caps, cc_adapter_tvox::CAPABILITIES);
     assert!(!caps.calls_audio && !caps.calls_video);
 }
+
+#[cfg(feature = "sim")]
+#[tokio::test]
+async fn the_sim_entry_starts_a_simulator_a_session_can_use() {
+    let running = (cc_adapter_tvox::sim::SIM.start)(cc_testkit::SimStart::default())
+        .await
+        .unwrap();
+    assert_eq!(running.transport, "widget");
+    let session = cc_adapter_tvox::connect(running.config.clone())
+        .await
+        .unwrap();
+    let status = session
+        .service_status(cc_core::StatusQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(status.availability, cc_core::Availability::Open);
+    session.shutdown().await.unwrap();
+    let bad = (cc_adapter_tvox::sim::SIM.start)(cc_testkit::SimStart {
+        transport: Some("dwr".into()),
+        port: 0,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(bad.kind(), ErrorKind::InvalidInput);
+}

@@ -1631,3 +1631,36 @@ impl SimControl for Simulator {
         self.inner.lock().frames.clone()
     }
 }
+
+/// The simulator entry for tools (`cc-cli sim`, `cc-cli demo`, `cc-cli load`): one
+/// transport, `widget`.
+pub const SIM: cc_testkit::SimEntry = cc_testkit::SimEntry {
+    vendor: V,
+    transports: &["widget"],
+    start: start_entry,
+};
+
+fn start_entry(start: cc_testkit::SimStart) -> cc_testkit::StartSimFuture {
+    Box::pin(async move {
+        if let Some(other) = start.transport.as_deref().filter(|t| *t != "widget") {
+            return Err(Error::invalid(
+                V,
+                "transport",
+                format!("`{other}`: the simulator serves `widget`"),
+            ));
+        }
+        let sim = Simulator::start(SimOptions {
+            port: start.port,
+            ..SimOptions::default()
+        })
+        .await?;
+        let config = sim.cc_config();
+        let addr = sim.addr();
+        Ok(cc_testkit::RunningSim {
+            control: Arc::new(sim),
+            config,
+            addr,
+            transport: "widget",
+        })
+    })
+}
