@@ -390,6 +390,19 @@ impl AvayaSession {
         Ok(())
     }
 
+    /// The customer's ongoing engagements as the server lists them now (`GET sessions/{id}`),
+    /// without joining any: what the SDK's `getEngagements()` reads. [`Session::engagements`]
+    /// joins them as well.
+    pub async fn list_engagements(&self) -> Result<Vec<WireEngagement>> {
+        self.inner.alive(&self.inner.lock())?;
+        let session: wire::WireSession = self
+            .inner
+            .http
+            .get_json(&paths::session(&self.inner.session_id))
+            .await?;
+        Ok(session.engagements)
+    }
+
     /// `GET engagements/{id}`: the server's view of one engagement of the customer.
     pub async fn fetch_engagement(&self, id: &EngagementId) -> Result<WireEngagement> {
         self.inner.alive(&self.inner.lock())?;

@@ -119,6 +119,17 @@ async fn join_from_a_second_session_gets_the_full_history_and_pages_it() {
     cfg.token = sim.issue_token_for("conformance-customer").unwrap();
     let b = connect(cfg).await;
     let mut b_events = b.events();
+    assert_eq!(
+        b.user_context().engagements.len(),
+        1,
+        "the user context lists it"
+    );
+    let listed = b.list_engagements().await.unwrap();
+    assert_eq!(listed[0].engagement_id, eng.id().as_str());
+    assert!(
+        b.engagement(&eng.id())
+            .is_some_and(|e| e.state() == cc_core::EngagementState::Detached)
+    );
     let list = b.engagements().await.unwrap();
     let joined = list
         .into_iter()
