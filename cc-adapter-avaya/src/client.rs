@@ -931,19 +931,16 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
                     }
                 };
                 if eng.delivered.insert(m.message.message_id.clone()) {
-                    let client_id = client_id.or_else(|| {
-                        eng.transcript
-                            .get(merged.id.as_ref().expect("id set"))
-                            .and_then(|t| t.client_id)
-                    });
-                    eng.transcript.set_state(
-                        merged.id.as_ref(),
-                        client_id,
-                        DeliveryState::Delivered,
-                    );
+                    let id = merged
+                        .id
+                        .unwrap_or_else(|| MessageId::from(m.message.message_id.as_str()));
+                    let client_id =
+                        client_id.or_else(|| eng.transcript.get(&id).and_then(|t| t.client_id));
+                    eng.transcript
+                        .set_state(Some(&id), client_id, DeliveryState::Delivered);
                     inner.emit(Event::MessageDelivered {
                         engagement: eng.id.clone(),
-                        id: merged.id.clone(),
+                        id: Some(id),
                         client_id,
                     });
                 }
