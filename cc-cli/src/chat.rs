@@ -11,10 +11,12 @@
 //!
 //! Leaving and resuming: Ctrl-C (or end of input) detaches from the chat without ending it
 //! when the adapter supports `leave`, and ends it otherwise. The state file (`--state`, by
-//! default next to the configuration file) keeps the customer id this program generated and
-//! the chat's id; the next run connects with the same configuration and customer, asks the
-//! session for its ongoing engagements and continues the saved chat when the adapter resumes
-//! it (showing the transcript so far), or starts a new one when it does not.
+//! default next to the configuration file, readable by this user only) keeps the customer id
+//! this program generated, the chat's id, and the adapter's resume settings
+//! (`Session::resume_settings`, e.g. a session token). The next run merges those settings
+//! into the configuration's vendor section, connects as the same customer, asks the session
+//! for its ongoing engagements and continues the saved chat (showing the transcript so far),
+//! or starts a new one when the adapter did not resume it.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -23,12 +25,13 @@ use std::time::Duration;
 
 use cc_sdk::testkit::{Received, SimControl};
 use cc_sdk::{
-    ChatRequest, ConnectionState, Content, Customer, Engagement, EngagementState, Event, Initiator,
-    Message, Participant, Role, Session, Upload,
+    ChatRequest, Config, ConnectionState, Content, Customer, Engagement, EngagementState, Event,
+    Initiator, Message, Participant, Role, Session, Upload,
 };
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::target::{BoxError, Target, TargetArgs};
@@ -64,7 +67,7 @@ pub(crate) struct Args {
 }
 
 /// What a run keeps for the next one.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     /// The vendor the state belongs to.
     vendor: String,
@@ -72,6 +75,21 @@ struct State {
     customer_id: String,
     /// The open chat, if the last run left one open.
     engagement: Option<String>,
+    /// The adapter's resume settings (`Session::resume_settings`, a JSON object merged into
+    /// the vendor's section on the next run); usually holds a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resume: Option<String>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("vendor", &self.vendor)
+            .field("customer_id", &self.customer_id)
+            .field("engagement", &self.engagement)
+            .field("resume", &self.resume.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl State {
@@ -88,12 +106,39 @@ impl State {
         }
     }
 
+    /// Writes the state, readable by this user only (it may hold a session token).
     fn save(&self, path: &Path) -> Result<(), BoxError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("state file {}: {e}", path.display()).into())
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| format!("state file {}: {e}", path.display()).into())
     }
+
+    /// Keeps the session's current resume settings.
+    fn remember(&mut self, session: &dyn Session) {
+        if let Some(s) = session.resume_settings() {
+            self.resume = Some(s.expose().to_owned());
+        }
+    }
+}
+
+/// `config` with the saved resume settings merged into its vendor section.
+fn with_resume(config: &Config, settings: &str) -> Result<Config, BoxError> {
+    let Value::Object(extra) = serde_json::from_str(settings)
+        .map_err(|e| format!("state file: resume settings are not JSON: {e}"))?
+    else {
+        return Err("state file: resume settings are not a JSON object".into());
+    };
+    crate::target::with_section_values(config, extra)
 }
 
 /// Runs the chat until it ends or the customer leaves.
@@ -279,9 +324,11 @@ async fn chat(
         vendor: vendor.key().to_owned(),
         customer_id: format!("cc-cli-{}", uuid::Uuid::new_v4()),
         engagement: None,
+        resume: None,
     });
     if args.new {
         state.engagement = None;
+        state.resume = None;
     }
     if let Some(p) = &state_path {
         state.save(p)?;
@@ -293,7 +340,24 @@ async fn chat(
         tokio::spawn(auto_agent(Arc::clone(&sim.control)));
     }
 
-    let session = cc_sdk::connect(&target.config).await?;
+    // Connect with the saved resume settings when a chat was left open; without them if
+    // they no longer work.
+    let resumed_config = match (&state.engagement, &state.resume) {
+        (Some(_), Some(settings)) => Some(with_resume(&target.config, settings)?),
+        _ => None,
+    };
+    let session = match resumed_config {
+        Some(config) => match cc_sdk::connect(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                screen.line(out, &format!("* cannot resume the saved chat ({e})"));
+                state.engagement = None;
+                state.resume = None;
+                cc_sdk::connect(&target.config).await?
+            }
+        },
+        None => cc_sdk::connect(&target.config).await?,
+    };
     let mut events = session.events();
     let caps = session.capabilities();
     let customer = Customer {
@@ -329,6 +393,7 @@ async fn chat(
         }
     };
     state.engagement = Some(chat.id().as_str().to_owned());
+    state.remember(session.as_ref());
     if let Some(p) = &state_path {
         state.save(p)?;
     }
@@ -436,6 +501,7 @@ async fn chat(
         Outcome::Ended | Outcome::Closed => state.engagement = None,
         Outcome::Leave => {
             if caps.leave {
+                state.remember(session.as_ref());
                 match chat.leave().await {
                     Ok(()) => screen.line(
                         out,
@@ -458,6 +524,9 @@ async fn chat(
                 state.engagement = None;
             }
         }
+    }
+    if state.engagement.is_none() {
+        state.resume = None;
     }
     if let Some(p) = &state_path {
         state.save(p)?;
@@ -787,6 +856,26 @@ mod tests {
     }
 
     #[test]
+    fn resume_settings_merge_into_the_vendor_section() {
+        let config = Config::new(
+            cc_sdk::Vendor::Genesys,
+            serde_json::json!({"base_url": "http://127.0.0.1:1", "deployment_id": "d"}),
+        )
+        .unwrap();
+        let merged = with_resume(&config, r#"{"session_token": "abc"}"#).unwrap();
+        assert_eq!(
+            merged.raw_section().unwrap(),
+            &serde_json::json!({
+                "base_url": "http://127.0.0.1:1",
+                "deployment_id": "d",
+                "session_token": "abc",
+            })
+        );
+        assert!(with_resume(&config, "[1]").is_err());
+        assert!(with_resume(&config, "{").is_err());
+    }
+
+    #[test]
     fn state_round_trips_through_its_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.json");
@@ -795,9 +884,14 @@ mod tests {
             vendor: "genesys".into(),
             customer_id: "cc-cli-1".into(),
             engagement: Some("e".into()),
+            resume: Some(r#"{"token":"t0ps3cret"}"#.into()),
         };
         s.save(&path).unwrap();
-        assert_eq!(State::load(&path).unwrap(), Some(s));
+        assert_eq!(State::load(&path).unwrap(), Some(s.clone()));
+        assert!(!format!("{s:?}").contains("t0ps3cret"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         std::fs::write(&path, "{").unwrap();
         let err = State::load(&path).unwrap_err().to_string();
         assert!(err.contains("delete it to start over"), "{err}");

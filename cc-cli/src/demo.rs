@@ -140,8 +140,8 @@ struct Lane {
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A session's event stream with the events read so far, so a step can find an event that
-/// arrived before it asked.
+/// A session's event stream with the events read but not yet matched, so a step can find
+/// an event that arrived before it asked, in whatever order the events of one step arrive.
 struct Watch {
     stream: EventStream,
     unread: VecDeque<Event>,
@@ -197,11 +197,8 @@ impl Lane {
         pred: impl Fn(&Event) -> bool,
     ) -> Result<Event, String> {
         if let Some(i) = watch.unread.iter().position(&pred) {
-            let ev = watch.unread.remove(i).expect("index in range");
-            watch.unread.drain(..i);
-            return Ok(ev);
+            return Ok(watch.unread.remove(i).expect("index in range"));
         }
-        watch.unread.clear();
         let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
         loop {
             match tokio::time::timeout_at(deadline, watch.stream.next()).await {
@@ -213,6 +210,8 @@ impl Lane {
                     if pred(&ev) {
                         return Ok(ev);
                     }
+                    // Kept: a later step may be waiting for it.
+                    watch.unread.push_back(ev);
                 }
             }
         }
@@ -608,6 +607,17 @@ impl Lane {
             if n != 1 {
                 return Err((step, format!("the server has {n} copies of {t:?}")));
             }
+        }
+        let order: Vec<&str> = got
+            .iter()
+            .map(String::as_str)
+            .filter(|g| texts.contains(g))
+            .collect();
+        if order != texts {
+            return Err((
+                step,
+                format!("the server received them out of order: {order:?}"),
+            ));
         }
         let shown = handle
             .transcript()

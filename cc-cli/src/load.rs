@@ -27,7 +27,9 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::target::{BoxError, Target, TargetArgs, check_loopback, parse_duration, peak_memory};
+use crate::target::{
+    BoxError, Target, TargetArgs, check_loopback, parse_duration, peak_memory, vary,
+};
 
 /// Flags of `cc-cli load`.
 #[derive(Debug, clap::Args)]
@@ -52,6 +54,10 @@ pub(crate) struct Args {
     /// How long one step (connect, an acknowledgement, an answer) may take.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     step_timeout: Duration,
+    /// A string field of the vendor's section to make unique per customer (`VALUE-<run>-<n>`),
+    /// for vendors whose customer identity is in the configuration (repeatable).
+    #[arg(long, value_name = "FIELD")]
+    vary: Vec<String>,
     /// Allow a target that is not on this machine.
     #[arg(long)]
     allow_remote: bool,
@@ -140,44 +146,68 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<(), Box<dyn std::e
     }
 }
 
-/// Hands each simulator chat to the customer whose name it carries.
+/// Hands each simulator chat to its customer: by the customer name the simulator recorded,
+/// or else by the chat id, when it is the engagement id the client sees.
 #[derive(Default)]
 struct Router {
-    waiting: Mutex<HashMap<String, oneshot::Sender<SimChat>>>,
-    early: Mutex<HashMap<String, SimChat>>,
+    inner: Mutex<Routes>,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Customers waiting for their chat, by name.
+    waiting: HashMap<String, oneshot::Sender<SimChat>>,
+    /// Engagement id -> customer name.
+    aliases: HashMap<String, String>,
+    /// Chats no one claimed yet, by customer name and by chat id.
+    early: HashMap<String, SimChat>,
 }
 
 impl Router {
     fn expect(&self, name: &str) -> oneshot::Receiver<SimChat> {
         let (tx, rx) = oneshot::channel();
-        let early = self.early.lock().expect("router").remove(name);
-        match early {
+        let mut r = self.inner.lock().expect("router");
+        match r.early.remove(name) {
             Some(chat) => {
                 let _ = tx.send(chat);
             }
             None => {
-                self.waiting
-                    .lock()
-                    .expect("router")
-                    .insert(name.to_owned(), tx);
+                r.waiting.insert(name.to_owned(), tx);
             }
         }
         rx
     }
 
-    fn deliver(&self, chat: SimChat) {
-        let Some(name) = chat.customer_name.clone() else {
-            return;
-        };
-        let waiter = self.waiting.lock().expect("router").remove(&name);
-        match waiter {
-            Some(tx) => {
-                let _ = tx.send(chat);
+    /// The customer `name` started the engagement `engagement`.
+    fn alias(&self, engagement: &str, name: &str) {
+        let mut r = self.inner.lock().expect("router");
+        match r.early.remove(engagement) {
+            Some(chat) => {
+                if let Some(tx) = r.waiting.remove(name) {
+                    let _ = tx.send(chat);
+                }
             }
             None => {
-                self.early.lock().expect("router").insert(name, chat);
+                r.aliases.insert(engagement.to_owned(), name.to_owned());
             }
         }
+    }
+
+    fn deliver(&self, chat: SimChat) {
+        let mut r = self.inner.lock().expect("router");
+        let by_name = chat
+            .customer_name
+            .clone()
+            .filter(|n| r.waiting.contains_key(n));
+        let name = by_name.or_else(|| r.aliases.remove(&chat.id));
+        if let Some(tx) = name.and_then(|n| r.waiting.remove(&n)) {
+            let _ = tx.send(chat);
+            return;
+        }
+        if let Some(n) = &chat.customer_name {
+            r.early.insert(n.clone(), chat.clone());
+        }
+        r.early.insert(chat.id.clone(), chat);
     }
 }
 
@@ -250,7 +280,7 @@ async fn load(args: &Args) -> Result<Report, BoxError> {
     let mut tasks = Vec::with_capacity(args.customers);
     for i in 0..args.customers {
         let start_at = t0 + ramp.mul_f64(i as f64 / args.customers as f64);
-        let config = target.config.clone();
+        let config = vary(&target.config, &args.vary, &format!("{}-{i}", plan.run_id))?;
         let control = control.clone();
         let router = Arc::clone(&router);
         let counters = Arc::clone(&counters);
@@ -440,6 +470,7 @@ async fn scenario(
         .await
         .map_err(|_| format!("start a chat: no answer within {:?}", plan.step))?
         .map_err(|e| format!("start a chat: {e}"))?;
+    router.alias(chat.id().as_str(), &name);
     let sim_chat = match routed {
         Some(rx) => Some(
             tokio::time::timeout(plan.step, rx)
@@ -707,6 +738,25 @@ mod tests {
         let mut b = r.expect("b");
         assert_eq!(a.try_recv().unwrap().id, "id-a");
         assert_eq!(b.try_recv().unwrap().id, "id-b");
+    }
+
+    #[test]
+    fn without_a_customer_name_the_router_matches_the_engagement_id() {
+        let r = Router::default();
+        let anon = |id: &str| SimChat {
+            id: id.to_owned(),
+            customer_name: None,
+        };
+        // The chat reaches the simulator before the client knows its engagement id...
+        let mut a = r.expect("a");
+        r.deliver(anon("e1"));
+        r.alias("e1", "a");
+        assert_eq!(a.try_recv().unwrap().id, "e1");
+        // ...or after.
+        let mut b = r.expect("b");
+        r.alias("e2", "b");
+        r.deliver(anon("e2"));
+        assert_eq!(b.try_recv().unwrap().id, "e2");
     }
 
     #[test]

@@ -151,6 +151,43 @@ fn strip_nulls(v: Value) -> Value {
     }
 }
 
+/// `config` with `values` set in its vendor section (other vendors' sections are dropped).
+pub(crate) fn with_section_values(
+    config: &Config,
+    values: serde_json::Map<String, Value>,
+) -> Result<Config, BoxError> {
+    let mut section = match config.raw_section() {
+        Some(Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    section.extend(values);
+    let mut root = serde_json::Map::new();
+    root.insert("vendor".into(), config.vendor.key().into());
+    root.insert("tls".into(), serde_json::to_value(&config.tls)?);
+    root.insert(config.vendor.key().into(), Value::Object(section));
+    Ok(Config::from_value(Value::Object(root))?)
+}
+
+/// `config` with each of the string fields `fields` of its vendor section made unique by the
+/// suffix `-<tag>`: a distinct customer identity, for vendors that keep it in the configuration.
+pub(crate) fn vary(config: &Config, fields: &[String], tag: &str) -> Result<Config, BoxError> {
+    if fields.is_empty() {
+        return Ok(config.clone());
+    }
+    let mut values = serde_json::Map::new();
+    for f in fields {
+        let Some(Value::String(v)) = config.raw_section().and_then(|s| s.get(f)) else {
+            return Err(format!(
+                "--vary {f}: the [{}] section has no string field `{f}`",
+                config.vendor.key()
+            )
+            .into());
+        };
+        values.insert(f.clone(), Value::String(format!("{v}-{tag}")));
+    }
+    with_section_values(config, values)
+}
+
 /// Every host a configuration names: the hosts of its URLs, and strings that are a domain
 /// name or an IP address on their own (`region = "mypurecloud.ie"`).
 pub(crate) fn hosts(config: &Config) -> Vec<String> {
@@ -308,6 +345,17 @@ mod tests {
         let mut want = c.raw_section().unwrap().clone();
         want.as_object_mut().unwrap().remove("session_token");
         assert_eq!(back.raw_section().unwrap(), &want);
+    }
+
+    #[test]
+    fn vary_makes_string_fields_unique_and_names_a_missing_one() {
+        let c = config(json!({"customer": "c", "n": 1, "base_url": "http://127.0.0.1:1"}));
+        let v = vary(&c, &["customer".to_owned()], "r1-7").unwrap();
+        assert_eq!(v.raw_section().unwrap()["customer"], "c-r1-7");
+        assert_eq!(v.raw_section().unwrap()["base_url"], "http://127.0.0.1:1");
+        let err = vary(&c, &["n".to_owned()], "x").unwrap_err().to_string();
+        assert!(err.contains("no string field `n`"), "{err}");
+        assert_eq!(vary(&c, &[], "x").unwrap(), c);
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub use cc_adapter_tetherfi as tetherfi;
 
 /// The adapters compiled into this build, one `#[cfg]` line per vendor feature.
 const COMPILED: &[AdapterEntry] = &[
+    #[cfg(feature = "expertflow")]
+    cc_adapter_expertflow::ENTRY,
+    #[cfg(feature = "tvox")]
+    cc_adapter_tvox::ENTRY,
+    #[cfg(feature = "avaya")]
+    cc_adapter_avaya::ENTRY,
     #[cfg(feature = "genesys")]
     cc_adapter_genesys::ENTRY,
     #[cfg(feature = "tetherfi")]
@@ -41,6 +47,12 @@ pub use cc_testkit as testkit;
 /// The simulators compiled into this build (feature `sim` plus the vendor's feature).
 #[cfg(feature = "sim")]
 const SIMS: &[cc_testkit::SimEntry] = &[
+    #[cfg(feature = "expertflow")]
+    cc_adapter_expertflow::sim::SIM,
+    #[cfg(feature = "tvox")]
+    cc_adapter_tvox::sim::SIM,
+    #[cfg(feature = "avaya")]
+    cc_adapter_avaya::sim::SIM,
     #[cfg(feature = "genesys")]
     cc_adapter_genesys::sim::SIM,
     #[cfg(feature = "tetherfi")]
@@ -56,7 +68,7 @@ pub fn sims() -> Vec<cc_testkit::SimEntry> {
 
 /// The vendors whose adapter crate is implemented in this version of the SDK. A vendor missing
 /// here has a cargo feature (so apps can name it already) but no adapter behind it yet.
-const IMPLEMENTED: &[Vendor] = &[Vendor::Genesys, Vendor::Tetherfi];
+const IMPLEMENTED: &[Vendor] = &Vendor::ALL;
 
 /// The cargo feature of `cc-sdk` that compiles in `vendor`'s adapter.
 pub const fn cargo_feature(vendor: Vendor) -> &'static str {

@@ -25,6 +25,7 @@
 //! over and the older gets `SESSION_REPLACED` and a server disconnect.
 
 mod cut;
+mod entry;
 mod rest;
 
 use std::collections::{HashMap, VecDeque};
@@ -42,6 +43,8 @@ use socketioxide::handler::ConnectHandler;
 use tokio::sync::{Notify, watch};
 
 use crate::ExpertflowConfig;
+
+pub use entry::SIM;
 use crate::wire::{
     Body, ChannelData, ChatRequested, CimMessage, Envelope, Header, Sender, WireAttachment, event,
 };

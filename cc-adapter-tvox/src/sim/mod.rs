@@ -1654,7 +1654,11 @@ fn start_entry(start: cc_testkit::SimStart) -> cc_testkit::StartSimFuture {
             ..SimOptions::default()
         })
         .await?;
-        let config = sim.cc_config();
+        // A local simulator comes back at once: retry every 250 ms rather than the
+        // vendor's default 10 s, so tools see a reconnect within a step.
+        let mut section = sim.config();
+        section.retry.interval_ms = 250;
+        let config = cc_core::Config::new(V, section)?;
         let addr = sim.addr();
         Ok(cc_testkit::RunningSim {
             control: Arc::new(sim),
