@@ -30,6 +30,7 @@
 //! | `attachment_in` | attachments_in | start, join; `sim.agent_sends_file(chat, "invoice.png", "image/png", 1024 bytes)` → `MessageReceived` with `Content::File { name: "invoice.png", mime_type: "image/png" }` from the agent |
 //! | `network_cut_without_loss` | chat | start, join, customer says "before the cut"; with a proxy: `proxy.set_down(true)` → `Connection(Reconnecting)`; three sends, each `Ok` (pending in the outbox); nothing of them on the server; `proxy.set_down(false)` → `Connection(Connected)`; without a proxy, `sim.drop_connections()` instead. Then the three arrive; the agent says "welcome back" (arrives), the customer says "barrier"; each of the four texts was received exactly once, in order, and is in the transcript exactly once |
 //! | `server_drops_connection` | chat | start, join, customer says; `sim.drop_connections()` → `Reconnecting` → `Connected`; then as after a cut |
+//! | `sends_during_server_drop` | chat | start, join, customer says; `sim.drop_connections()`, one send at once, `Reconnecting`, two sends, `Connected`; all four on the server once, in order, and once in the transcript |
 //! | `server_restart` | chat | the same with `sim.restart()` (connections drop, the chat survives) |
 //! | `resume_after_restart` | resume | start, join; customer says, agent says; `session.shutdown()` (must not end the chat); the target's reopen gives a new session; its `engagements()` includes the same id; its `transcript()` (possibly filled in the background) holds both texts once each, in order; the agent says → `MessageReceived` on the new session; the customer says through the resumed engagement |
 //! | `agent_ends` | chat | start, join; `sim.agent_ends` → `EngagementEnded { initiator: Agent }`, state `Ended`; then `eng.send` fails with `ErrorKind::Closed` |
@@ -122,6 +123,7 @@ scenarios! {
     attachment_in needs [Chat, AttachmentsIn];
     network_cut_without_loss needs [Chat];
     server_drops_connection needs [Chat];
+    sends_during_server_drop needs [Chat] snapshot false;
     server_restart needs [Chat];
     resume_after_restart needs [Chat, Resume];
     agent_ends needs [Chat];
@@ -641,6 +643,44 @@ async fn server_drops_connection(h: &mut Harness) -> Outcome {
         .await?;
     h.expect("Connected again", is_connected).await?;
     after_reconnect(h, &*eng, &chat, &["before the drop"]).await
+}
+
+/// The server drops every connection while the customer keeps writing: one message goes
+/// out at the moment of the drop (it may hit the dying socket), two more while the client
+/// reconnects. Each reaches the server exactly once, in order, and shows once.
+///
+/// Not snapshotted: which frames the dying socket carried depends on timing.
+async fn sends_during_server_drop(h: &mut Harness) -> Outcome {
+    let (eng, chat) = start_and_join(h).await?;
+    customer_says(h, &*eng, &chat, "before the drop").await?;
+    let during = [
+        "sent as the server dropped 1",
+        "sent while reconnecting 2",
+        "sent while reconnecting 3",
+    ];
+    h.sim()
+        .drop_connections()
+        .await
+        .step("simulator drops the connections")?;
+    eng.send(Content::text(during[0]))
+        .await
+        .step("send at the moment of the drop")?;
+    h.expect("Reconnecting after the drop", is_reconnecting)
+        .await?;
+    for t in &during[1..] {
+        eng.send(Content::text(*t))
+            .await
+            .step("send while reconnecting")?;
+    }
+    h.expect("Connected again", is_connected).await?;
+    h.wait_received("the held messages arrive", &chat, |got| {
+        let t = received_texts(got);
+        during.iter().all(|d| t.contains(d))
+    })
+    .await?;
+    let mut all = vec!["before the drop"];
+    all.extend(during);
+    after_reconnect(h, &*eng, &chat, &all).await
 }
 
 /// The server restarts (connections drop, chats survive); the client goes on.
