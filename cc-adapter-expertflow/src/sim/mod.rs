@@ -44,10 +44,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::ExpertflowConfig;
 
-pub use entry::SIM;
 use crate::wire::{
     Body, ChannelData, ChatRequested, CimMessage, Envelope, Header, Sender, WireAttachment, event,
 };
+pub use entry::SIM;
 
 const V: Vendor = Vendor::Expertflow;
 
