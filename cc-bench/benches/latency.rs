@@ -29,10 +29,21 @@ fn main() -> Result<(), BoxError> {
     drop(host);
     eprintln!("raw WebSocket echo on loopback: median {raw:.1} µs over {raw_samples} round trips");
     report("raw_ws_round_trip", "loopback", raw, "us");
+    let mut failed = Vec::new();
     for (entry, transport) in lanes {
         let lane = lane_name(&entry, transport);
-        let sim = SimThread::start(entry, transport)?;
-        let sdk = rt.block_on(sdk_round_trip(&sim, sdk_samples))?;
+        let run = || -> Result<f64, BoxError> {
+            let sim = SimThread::start(entry, transport)?;
+            rt.block_on(sdk_round_trip(&sim, sdk_samples))
+        };
+        let sdk = match run() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{lane}: FAILED: {e}");
+                failed.push(lane);
+                continue;
+            }
+        };
         eprintln!(
             "{lane}: send -> MessageSent median {sdk:.1} µs over {sdk_samples} messages, \
              {:.1} µs over the raw WebSocket",
@@ -41,7 +52,11 @@ fn main() -> Result<(), BoxError> {
         report("sdk_send_round_trip", &lane, sdk, "us");
         report("sdk_added_latency", &lane, sdk - raw, "us");
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed lanes: {}", failed.join(", ")).into())
+    }
 }
 
 async fn raw_ws(host: &SimThread, samples: usize) -> Result<f64, BoxError> {

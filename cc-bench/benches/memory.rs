@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cc_bench::{
-    BoxError, chat_request, config_json, full_run, lane_name, lanes, report, resident_bytes,
+    BoxError, chat_request, config_json, full_run, identity_fields, lane_name, lanes, report,
+    resident_bytes, vary,
 };
 use cc_sdk::{Config, Engagement, EventStream, Session};
 use futures::StreamExt;
@@ -28,20 +29,37 @@ fn main() -> Result<(), BoxError> {
         Err(_) if full_run() => 10_000,
         Err(_) => 50,
     };
+    let mut failed = Vec::new();
     for (entry, transport) in lanes(true)? {
         let lane = lane_name(&entry, transport);
+        if let Err(e) = lane_run(&lane, n) {
+            eprintln!("{lane}: FAILED: {e}");
+            failed.push(lane);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed lanes: {}", failed.join(", ")).into())
+    }
+}
+
+fn lane_run(lane: &str, n: usize) -> Result<(), BoxError> {
+    {
         let mut child = Command::new(std::env::current_exe()?)
-            .env(CHILD, &lane)
+            .env(CHILD, lane)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().ok_or("child stdout")?).read_line(&mut line)?;
-        let config = Config::from_value(serde_json::from_str(&line)?)?;
+        let hand_over: serde_json::Value = serde_json::from_str(&line)?;
+        let config = Config::from_value(hand_over["config"].clone())?;
+        let fields: Vec<String> = serde_json::from_value(hand_over["vary"].clone())?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let result = rt.block_on(measure(&config, n));
+        let result = rt.block_on(measure(&config, &fields, n));
         rt.shutdown_background();
         drop(child.stdin.take());
         let _ = child.kill();
@@ -54,7 +72,7 @@ fn main() -> Result<(), BoxError> {
         );
         report(
             "memory_per_idle_session",
-            &lane,
+            lane,
             per_session / 1024.0,
             "KiB",
         );
@@ -69,7 +87,8 @@ struct Idle {
     _events: EventStream,
 }
 
-async fn open(config: Config, i: usize) -> Result<Idle, BoxError> {
+async fn open(config: Config, fields: Arc<Vec<String>>, i: usize) -> Result<Idle, BoxError> {
+    let config = vary(&config, &fields, &format!("idle-{i}"))?;
     let session = cc_sdk::connect(&config).await?;
     let events = session.events();
     let chat = session
@@ -82,12 +101,18 @@ async fn open(config: Config, i: usize) -> Result<Idle, BoxError> {
     })
 }
 
-async fn open_many(config: &Config, from: usize, n: usize) -> (Vec<Idle>, Vec<String>) {
+async fn open_many(
+    config: &Config,
+    fields: &Arc<Vec<String>>,
+    from: usize,
+    n: usize,
+) -> (Vec<Idle>, Vec<String>) {
     let results: Vec<Result<Idle, BoxError>> = futures::stream::iter(from..from + n)
         .map(|i| {
             let config = config.clone();
+            let fields = Arc::clone(fields);
             async move {
-                tokio::spawn(open(config, i))
+                tokio::spawn(open(config, fields, i))
                     .await
                     .map_err(BoxError::from)?
             }
@@ -106,30 +131,39 @@ async fn open_many(config: &Config, from: usize, n: usize) -> (Vec<Idle>, Vec<St
     (ok, errors)
 }
 
-async fn measure(config: &Config, n: usize) -> Result<(f64, usize, Duration), BoxError> {
-    let (warm, errors) = open_many(config, 0, 20).await;
+async fn measure(
+    config: &Config,
+    fields: &[String],
+    n: usize,
+) -> Result<(f64, usize, Duration), BoxError> {
+    let fields = Arc::new(fields.to_vec());
+    let (warm, errors) = open_many(config, &fields, 0, 20).await;
     if !errors.is_empty() {
         return Err(format!("warm-up: {}", errors[0]).into());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = resident_bytes()?;
     let t0 = Instant::now();
-    let (sessions, errors) = open_many(config, 20, n).await;
+    let (sessions, errors) = open_many(config, &fields, 20, n).await;
     let took = t0.elapsed();
     if !errors.is_empty() {
-        return Err(format!(
-            "{} of {n} sessions failed to open, first: {}",
+        eprintln!(
+            "{} of {n} sessions failed to open (the figure counts the {} that opened); first: {}",
             errors.len(),
+            sessions.len(),
             errors[0]
-        )
-        .into());
+        );
+    }
+    if sessions.is_empty() {
+        return Err("no session opened".into());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = resident_bytes()?;
-    let per = after.saturating_sub(before) as f64 / n as f64;
+    let opened = sessions.len();
+    let per = after.saturating_sub(before) as f64 / opened as f64;
     drop(sessions);
     drop(warm);
-    Ok((per, n, took))
+    Ok((per, opened, took))
 }
 
 /// Child mode: start the simulator, print its configuration as one JSON line, serve until
@@ -146,13 +180,18 @@ fn serve_sim(lane: &str) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let sim = (entry.start)(cc_sdk::testkit::SimStart {
+        let start = || cc_sdk::testkit::SimStart {
             transport: Some(transport.to_owned()),
             port: 0,
-        })
-        .await?;
+        };
+        let sim = (entry.start)(start()).await?;
+        let fields = {
+            let other = (entry.start)(start()).await?;
+            identity_fields(&sim.config, &other.config)
+        };
+        let hand_over = serde_json::json!({"config": config_json(&sim.config)?, "vary": fields});
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", config_json(&sim.config)?)?;
+        writeln!(out, "{hand_over}")?;
         out.flush()?;
         drop(out);
         // Served until the parent closes our stdin.

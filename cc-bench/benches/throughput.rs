@@ -18,20 +18,35 @@ use futures::StreamExt;
 fn main() -> Result<(), BoxError> {
     let full = full_run();
     let (messages, bursts) = if full { (3000, 5) } else { (40, 1) };
+    let mut failed = Vec::new();
     for (entry, transport) in lanes(false)? {
         let lane = lane_name(&entry, transport);
-        let sim = SimThread::start(entry, transport)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (per_core, wall) = rt.block_on(measure(&sim, messages, bursts))?;
+        let run = || -> Result<(f64, f64), BoxError> {
+            let sim = SimThread::start(entry, transport)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(measure(&sim, messages, bursts))
+        };
+        let (per_core, wall) = match run() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{lane}: FAILED: {e}");
+                failed.push(lane);
+                continue;
+            }
+        };
         eprintln!(
             "{lane}: {per_core:.0} messages per CPU-second of the client thread \
              ({wall:.0} per wall second), median of {bursts} bursts of {messages}"
         );
         report("decode_dispatch_per_core", &lane, per_core, "msg/s");
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed lanes: {}", failed.join(", ")).into())
+    }
 }
 
 async fn measure(sim: &SimThread, messages: usize, bursts: usize) -> Result<(f64, f64), BoxError> {

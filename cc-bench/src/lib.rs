@@ -234,6 +234,46 @@ pub fn config_json(config: &Config) -> Result<serde_json::Value, BoxError> {
     Ok(serde_json::Value::Object(root))
 }
 
+/// The string fields of a simulator's configuration section that differ between two starts,
+/// other than addresses and signed tokens: the customer identity, for vendors that keep it
+/// in the configuration. Sessions that must be distinct customers get their own values.
+pub fn identity_fields(a: &Config, b: &Config) -> Vec<String> {
+    let (Some(a), Some(b)) = (a.raw_section(), b.raw_section()) else {
+        return Vec::new();
+    };
+    let jwt = |v: &str| v.split('.').count() >= 3 && v.contains("eyJ");
+    let mut fields = Vec::new();
+    for (k, v) in a.as_object().into_iter().flatten() {
+        if let (Some(x), Some(y)) = (v.as_str(), b.get(k).and_then(|w| w.as_str()))
+            && x != y
+            && !x.contains("127.0.0.1")
+            && !x.contains("://")
+            && !jwt(x)
+        {
+            fields.push(k.clone());
+        }
+    }
+    fields
+}
+
+/// `config` with each field of `fields` suffixed by `-<tag>`: a distinct customer.
+pub fn vary(config: &Config, fields: &[String], tag: &str) -> Result<Config, BoxError> {
+    let mut root = config_json(config)?;
+    let section = root
+        .get_mut(config.vendor.key())
+        .and_then(|s| s.as_object_mut())
+        .ok_or("configuration without a section")?;
+    for f in fields {
+        let v = section
+            .get(f)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("no string field {f}"))?;
+        let nv = format!("{v}-{tag}");
+        section.insert(f.clone(), nv.into());
+    }
+    Ok(Config::from_value(root)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +306,28 @@ mod tests {
         .unwrap();
         let back = Config::from_value(config_json(&config).unwrap()).unwrap();
         assert_eq!(back, config);
+    }
+
+    #[test]
+    fn identity_fields_are_the_ones_that_change_and_vary_makes_them_unique() {
+        let mk = |id: &str, port: u16| {
+            Config::new(
+                cc_sdk::Vendor::Expertflow,
+                serde_json::json!({
+                    "base_url": format!("http://127.0.0.1:{port}"),
+                    "customer": id,
+                    "token": format!("jwt.eyJ{id}.eyJx.sig"),
+                    "fixed": "f",
+                }),
+            )
+            .unwrap()
+        };
+        let (a, b) = (mk("c1", 1), mk("c2", 2));
+        let fields = identity_fields(&a, &b);
+        assert_eq!(fields, ["customer"]);
+        let v = vary(&a, &fields, "7").unwrap();
+        assert_eq!(v.raw_section().unwrap()["customer"], "c1-7");
+        assert_eq!(v.raw_section().unwrap()["fixed"], "f");
     }
 
     #[test]

@@ -92,6 +92,7 @@ struct CustomerResult {
 #[derive(Debug)]
 struct Report {
     target: String,
+    varied: Vec<String>,
     customers: usize,
     duration: Duration,
     wall: Duration,
@@ -211,10 +212,54 @@ impl Router {
     }
 }
 
+/// The string fields of a simulator's configuration that differ between two starts, other
+/// than addresses: the customer identity, for vendors that keep it in the configuration, so
+/// each synthetic customer gets its own.
+async fn identity_fields(
+    vendor: cc_sdk::Vendor,
+    transport: Option<String>,
+    config: &cc_sdk::Config,
+) -> Result<Vec<String>, BoxError> {
+    let other = crate::target::start_sim(vendor, transport, 0).await?;
+    let (Some(a), Some(b)) = (config.raw_section(), other.config.raw_section()) else {
+        return Ok(Vec::new());
+    };
+    let mut fields = Vec::new();
+    for (k, v) in a.as_object().into_iter().flatten() {
+        if let (Some(x), Some(y)) = (v.as_str(), b.get(k).and_then(|w| w.as_str()))
+            && x != y
+            && !x.contains("127.0.0.1")
+            && !x.contains("://")
+            && !looks_like_jwt(x)
+        {
+            fields.push(k.clone());
+        }
+    }
+    Ok(fields)
+}
+
+/// A signed token (base64url parts, the first of JSON text, joined by dots, possibly behind
+/// a prefix): changing it would break its signature.
+fn looks_like_jwt(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() >= 3
+        && v.contains("eyJ")
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '=')
+        })
+}
+
 async fn load(args: &Args) -> Result<Report, BoxError> {
     let target = Target::open(&args.target).await?;
     if !args.allow_remote {
         check_loopback(&target.config).await?;
+    }
+    let mut vary_fields = args.vary.clone();
+    if let (Some(vendor), true) = (args.target.sim, vary_fields.is_empty()) {
+        vary_fields =
+            identity_fields(vendor, args.target.transport.clone(), &target.config).await?;
     }
     let control = target.sim.as_ref().map(|s| Arc::clone(&s.control));
     let router = Arc::new(Router::default());
@@ -280,7 +325,11 @@ async fn load(args: &Args) -> Result<Report, BoxError> {
     let mut tasks = Vec::with_capacity(args.customers);
     for i in 0..args.customers {
         let start_at = t0 + ramp.mul_f64(i as f64 / args.customers as f64);
-        let config = vary(&target.config, &args.vary, &format!("{}-{i}", plan.run_id))?;
+        let config = vary(
+            &target.config,
+            &vary_fields,
+            &format!("{}-{i}", plan.run_id),
+        )?;
         let control = control.clone();
         let router = Arc::clone(&router);
         let counters = Arc::clone(&counters);
@@ -313,6 +362,7 @@ async fn load(args: &Args) -> Result<Report, BoxError> {
     let mut errors: HashMap<String, usize> = HashMap::new();
     let mut report = Report {
         target: target.describe(),
+        varied: vary_fields,
         customers: args.customers,
         duration: args.duration,
         wall,
@@ -647,6 +697,12 @@ fn render_text(r: &Report) -> String {
         r.target,
         r.wall.as_secs_f64()
     ));
+    if !r.varied.is_empty() {
+        s.push_str(&format!(
+            "one customer identity each: {} varied per customer\n",
+            r.varied.join(", ")
+        ));
+    }
     s.push_str(&format!(
         "sessions: started {}, completed {}, failed {}\n",
         r.started, r.completed, r.failed
@@ -694,6 +750,7 @@ fn render_json(r: &Report) -> serde_json::Value {
     json!({
         "target": r.target,
         "customers": r.customers,
+        "varied_fields": r.varied,
         "duration_s": r.duration.as_secs_f64(),
         "wall_s": r.wall.as_secs_f64(),
         "sessions": {"started": r.started, "completed": r.completed, "failed": r.failed},
@@ -714,6 +771,19 @@ fn render_json(r: &Report) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_tokens_are_not_varied() {
+        assert!(looks_like_jwt(
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+        ));
+        assert!(looks_like_jwt(
+            "jwt.eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJ4In0.c2ln"
+        ));
+        assert!(!looks_like_jwt("customer-3a525094704a43ad"));
+        assert!(!looks_like_jwt("a.b"));
+        assert!(!looks_like_jwt("www.example.com"));
+    }
 
     #[test]
     fn quantiles_take_the_nearest_rank() {
@@ -763,6 +833,7 @@ mod tests {
     fn a_report_is_clean_only_without_loss_duplicates_or_failures() {
         let mut r = Report {
             target: "t".into(),
+            varied: vec![],
             customers: 2,
             duration: Duration::from_secs(1),
             wall: Duration::from_secs(2),

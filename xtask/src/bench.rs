@@ -24,10 +24,10 @@ pub(crate) struct Args {
     #[arg(long, default_value = "60s")]
     duration: String,
     /// Over how long the load customers start.
-    #[arg(long, default_value = "20s")]
+    #[arg(long, default_value = "30s")]
     ramp: String,
     /// Pause between a load customer's messages.
-    #[arg(long, default_value = "2s")]
+    #[arg(long, default_value = "5s")]
     think: String,
     /// Skip the `cc-cli load` runs.
     #[arg(long)]
@@ -60,7 +60,21 @@ fn parse_line(line: &str) -> Option<Figure> {
     })
 }
 
-/// Runs `cmd`, echoing its stdout, and returns the stdout lines.
+/// Runs `cmd`, echoing its stdout, and returns the stdout lines and whether it succeeded.
+fn run_lines(mut cmd: Command) -> Result<(Vec<String>, bool), Error> {
+    let shown = format!("{cmd:?}");
+    eprintln!("$ {shown}");
+    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().ok_or("no stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        lines.push(line);
+    }
+    Ok((lines, child.wait()?.success()))
+}
+
+/// Runs `cmd`, echoing its stdout, and returns the stdout lines; fails when `cmd` fails.
 fn run_echoed(mut cmd: Command) -> Result<Vec<String>, Error> {
     let shown = format!("{cmd:?}");
     eprintln!("$ {shown}");
@@ -80,13 +94,18 @@ fn run_echoed(mut cmd: Command) -> Result<Vec<String>, Error> {
 
 pub(crate) fn run(root: &Path, args: &Args) -> Result<(), Error> {
     let mut figures = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     if !args.skip_benches {
         let mut cmd = Command::new("cargo");
         cmd.current_dir(root).args(["bench", "-p", "cc-bench"]);
         if let Some(v) = &args.vendor {
             cmd.env("CC_BENCH_VENDOR", v);
         }
-        figures.extend(run_echoed(cmd)?.iter().filter_map(|l| parse_line(l)));
+        let (lines, ok) = run_lines(cmd)?;
+        figures.extend(lines.iter().filter_map(|l| parse_line(l)));
+        if !ok {
+            failures.push("cargo bench -p cc-bench (see the FAILED lanes above)".to_owned());
+        }
     }
     let mut loads = Vec::new();
     if !args.skip_load {
@@ -149,9 +168,16 @@ pub(crate) fn run(root: &Path, args: &Args) -> Result<(), Error> {
         .map(|(v, _)| v.as_str())
         .collect();
     if !unclean.is_empty() {
-        return Err(format!("load runs with losses, duplicates or failures: {unclean:?}").into());
+        failures.push(format!(
+            "load runs with losses, duplicates or failed sessions: {}",
+            unclean.join(", ")
+        ));
     }
-    Ok(())
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; ").into())
+    }
 }
 
 fn describe(metric: &str) -> &str {
