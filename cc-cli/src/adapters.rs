@@ -73,7 +73,6 @@ fn render_text(rows: &[(Vendor, AdapterStatus)]) -> String {
                     cc_sdk::cargo_feature(*vendor)
                 );
             }
-            AdapterStatus::NotImplemented => out.push_str("no adapter yet\n"),
         }
     }
     out
@@ -105,7 +104,6 @@ fn render_json(rows: &[(Vendor, AdapterStatus)]) -> Value {
                     ("available", transports)
                 }
                 AdapterStatus::FeatureOff => ("feature_off", Vec::new()),
-                AdapterStatus::NotImplemented => ("not_implemented", Vec::new()),
             };
             json!({
                 "vendor": vendor.key(),
@@ -151,7 +149,6 @@ mod tests {
         vec![
             (Vendor::Genesys, AdapterStatus::Available(ENTRY)),
             (Vendor::Avaya, AdapterStatus::FeatureOff),
-            (Vendor::Tvox, AdapterStatus::NotImplemented),
         ]
     }
 
@@ -165,8 +162,7 @@ mod tests {
              \x20   limits: attachment_max_bytes=1024\n\
              \x20 transport guest-chat\n\
              \x20   features: none\n\
-             avaya (Avaya Experience Platform): not compiled in (enable the cc-sdk feature \"avaya\")\n\
-             tvox (Telenia TVox): no adapter yet\n"
+             avaya (Avaya Experience Platform): not compiled in (enable the cc-sdk feature \"avaya\")\n"
         );
     }
 
@@ -192,7 +188,6 @@ mod tests {
         assert_eq!(v[0]["transports"][1]["default"], false);
         assert_eq!(v[1]["status"], "feature_off");
         assert_eq!(v[1]["cargo_feature"], "avaya");
-        assert_eq!(v[2]["status"], "not_implemented");
-        assert_eq!(v[2]["transports"], json!([]));
+        assert_eq!(v[1]["transports"], json!([]));
     }
 }

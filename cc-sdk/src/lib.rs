@@ -66,10 +66,6 @@ pub fn sims() -> Vec<cc_testkit::SimEntry> {
     SIMS.to_vec()
 }
 
-/// The vendors whose adapter crate is implemented in this version of the SDK. A vendor missing
-/// here has a cargo feature (so apps can name it already) but no adapter behind it yet.
-const IMPLEMENTED: &[Vendor] = &Vendor::ALL;
-
 /// The cargo feature of `cc-sdk` that compiles in `vendor`'s adapter.
 pub const fn cargo_feature(vendor: Vendor) -> &'static str {
     vendor.key()
@@ -107,8 +103,6 @@ pub enum AdapterStatus {
     Available(AdapterEntry),
     /// The adapter exists but its cargo feature ([`cargo_feature`]) is off in this build.
     FeatureOff,
-    /// No adapter for this vendor exists in this version of the SDK.
-    NotImplemented,
 }
 
 impl AdapterStatus {
@@ -116,37 +110,29 @@ impl AdapterStatus {
     pub const fn entry(&self) -> Option<AdapterEntry> {
         match self {
             AdapterStatus::Available(entry) => Some(*entry),
-            AdapterStatus::FeatureOff | AdapterStatus::NotImplemented => None,
+            AdapterStatus::FeatureOff => None,
         }
     }
 }
 
 /// Whether `vendor`'s adapter is usable in this build.
 pub fn adapter_status(vendor: Vendor) -> AdapterStatus {
-    status_in(vendor, COMPILED, IMPLEMENTED, feature_enabled)
+    status_in(vendor, COMPILED)
 }
 
-fn status_in(
-    vendor: Vendor,
-    compiled: &[AdapterEntry],
-    implemented: &[Vendor],
-    enabled: impl Fn(Vendor) -> bool,
-) -> AdapterStatus {
-    if let Some(entry) = compiled.iter().find(|e| e.vendor == vendor) {
-        AdapterStatus::Available(*entry)
-    } else if implemented.contains(&vendor) && !enabled(vendor) {
-        AdapterStatus::FeatureOff
-    } else {
-        AdapterStatus::NotImplemented
+fn status_in(vendor: Vendor, compiled: &[AdapterEntry]) -> AdapterStatus {
+    match compiled.iter().find(|e| e.vendor == vendor) {
+        Some(entry) => AdapterStatus::Available(*entry),
+        None => AdapterStatus::FeatureOff,
     }
 }
 
 /// The compiled-in adapter for `vendor`, or an [`Error::InvalidInput`] on the field `vendor`
-/// that says which cargo feature to enable, or that no adapter exists yet.
+/// that says which cargo feature to enable.
 pub fn adapter(vendor: Vendor) -> Result<AdapterEntry> {
     match adapter_status(vendor) {
         AdapterStatus::Available(entry) => Ok(entry),
-        status => Err(unavailable(vendor, status, COMPILED)),
+        AdapterStatus::FeatureOff => Err(unavailable(vendor, COMPILED)),
     }
 }
 
@@ -167,21 +153,14 @@ impl fmt::Display for VendorList<'_> {
     }
 }
 
-fn unavailable(vendor: Vendor, status: AdapterStatus, compiled: &[AdapterEntry]) -> Error {
-    let reason = match status {
-        AdapterStatus::FeatureOff => format!(
-            "the {} adapter is not compiled in: enable the cc-sdk feature \"{}\" \
-             (compiled-in adapters: {})",
-            vendor.display_name(),
-            cargo_feature(vendor),
-            VendorList(compiled),
-        ),
-        AdapterStatus::NotImplemented | AdapterStatus::Available(_) => format!(
-            "no adapter for {} exists yet in this version of cc-sdk (compiled-in adapters: {})",
-            vendor.display_name(),
-            VendorList(compiled),
-        ),
-    };
+fn unavailable(vendor: Vendor, compiled: &[AdapterEntry]) -> Error {
+    let reason = format!(
+        "the {} adapter is not compiled in: enable the cc-sdk feature \"{}\" \
+         (compiled-in adapters: {})",
+        vendor.display_name(),
+        cargo_feature(vendor),
+        VendorList(compiled),
+    );
     Error::invalid(vendor, "vendor", reason)
 }
 
@@ -197,8 +176,8 @@ pub fn capabilities(config: &Config) -> Result<Capabilities> {
 /// returns [`Error::Unsupported`], and input beyond the adapter's limits returns
 /// [`Error::InvalidInput`], before the adapter sees it.
 ///
-/// A vendor whose cargo feature is off, or whose adapter does not exist yet, is an
-/// [`Error::InvalidInput`] on the field `vendor` that says so (see [`adapter`]).
+/// A vendor whose cargo feature is off is an [`Error::InvalidInput`] on the field `vendor`
+/// that names the feature to enable (see [`adapter`]).
 pub async fn connect(config: &Config) -> Result<Box<dyn Session>> {
     let entry = adapter(config.vendor)?;
     open(entry, config).await
