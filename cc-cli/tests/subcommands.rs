@@ -23,6 +23,23 @@ fn sim_vendors() -> Vec<Vendor> {
     vendors
 }
 
+/// Runs `check` for every vendor with a simulator, and fails afterwards naming each vendor
+/// whose check failed, so one vendor's failure does not hide another's.
+fn for_each_vendor(check: impl Fn(Vendor)) {
+    let mut failed = Vec::new();
+    for vendor in sim_vendors() {
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(vendor))) {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failed.push(format!("{vendor}: {}", msg.lines().next().unwrap_or("")));
+        }
+    }
+    assert!(failed.is_empty(), "failed for:\n{}", failed.join("\n"));
+}
+
 /// The default transport's capabilities of `vendor`'s adapter.
 fn default_caps(vendor: Vendor) -> cc_sdk::Capabilities {
     let entry = cc_sdk::adapter(vendor).expect("a simulator's adapter is compiled in");
@@ -143,7 +160,7 @@ impl Drop for Proc {
 fn chat_plain_mode_talks_to_the_simulated_agent_and_ends() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("note.txt"), b"twelve bytes").unwrap();
-    for vendor in sim_vendors() {
+    for_each_vendor(|vendor| {
         let caps = default_caps(vendor);
         let mut chat = Proc::spawn(
             &format!("chat --sim {vendor}"),
@@ -170,7 +187,7 @@ fn chat_plain_mode_talks_to_the_simulated_agent_and_ends() {
         chat.expect("* the chat was ended");
         let (ok, lines) = chat.finish();
         assert!(ok, "{vendor}: chat failed:\n{}", lines.join("\n"));
-    }
+    });
 }
 
 /// Reads the configuration a `cc-cli sim` printed, up to its end marker.
@@ -190,7 +207,7 @@ fn printed_config(sim: &mut Proc) -> String {
 
 #[test]
 fn sim_console_plays_the_agent_for_a_chat_that_leaves_and_comes_back() {
-    for vendor in sim_vendors() {
+    for_each_vendor(|vendor| {
         let caps = default_caps(vendor);
         let dir = tempfile::tempdir().unwrap();
         let mut sim = Proc::spawn(
@@ -284,12 +301,12 @@ fn sim_console_plays_the_agent_for_a_chat_that_leaves_and_comes_back() {
         }
         sim.send("/quit");
         sim.expect("simulator stopped");
-    }
+    });
 }
 
 #[test]
 fn status_reports_health_and_fails_when_nothing_answers() {
-    for vendor in sim_vendors() {
+    for_each_vendor(|vendor| {
         let out = cc_cli(&["status", "--sim", vendor.key()]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{vendor}: {out:?}");
@@ -326,12 +343,12 @@ fn status_reports_health_and_fails_when_nothing_answers() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success(), "{vendor}: {text}");
         assert!(text.contains("health: FAILED"), "{vendor}: {text}");
-    }
+    });
 }
 
 #[test]
 fn load_with_a_few_customers_loses_and_duplicates_nothing() {
-    for vendor in sim_vendors() {
+    for_each_vendor(|vendor| {
         let out = cc_cli(&[
             "load",
             "--sim",
@@ -366,7 +383,7 @@ fn load_with_a_few_customers_loses_and_duplicates_nothing() {
         assert_eq!(r["round_trip"]["send"]["n"], sent, "{r}");
         assert!(r["round_trip"]["send"]["p99_ms"].as_f64().unwrap() > 0.0);
         assert!(r["peak_memory_bytes"].as_u64().unwrap() > 1 << 20);
-    }
+    });
 }
 
 #[test]
