@@ -31,12 +31,31 @@ impl Timestamp {
 
     /// Parses an RFC 3339 time (`2026-11-23T12:00:00.123Z`, any offset, any fraction
     /// digits, truncated to milliseconds); `None` when `text` is not one.
+    ///
+    /// Vendors bend the format, so two liberties are taken: a space may stand for the `T`,
+    /// and a time with no offset at all is read as UTC.
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
-        let t = time::OffsetDateTime::parse(
-            text.trim(),
-            &time::format_description::well_known::Rfc3339,
-        )
-        .ok()?;
+        use time::format_description::well_known::Rfc3339;
+        let text = text.trim();
+        let text = match text.as_bytes().get(10) {
+            Some(b' ') => format!("{}T{}", &text[..10], &text[11..]),
+            _ => text.to_owned(),
+        };
+        let t = time::OffsetDateTime::parse(&text, &Rfc3339)
+            .ok()
+            .or_else(|| {
+                // No offset (`…:00.123`): UTC, only when nothing else follows the seconds.
+                let tail = text.get(19..)?;
+                let fraction = tail.strip_prefix('.').unwrap_or(tail);
+                let bare = tail.is_empty()
+                    || (tail.starts_with('.')
+                        && !fraction.is_empty()
+                        && fraction.bytes().all(|b| b.is_ascii_digit()));
+                if !bare {
+                    return None;
+                }
+                time::OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339).ok()
+            })?;
         i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
             .ok()
             .map(Timestamp)

@@ -286,12 +286,24 @@ fn rfc3339_round_trips_and_rejects_garbage() {
     );
     assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
     assert_eq!(Timestamp(-1).to_rfc3339(), "1969-12-31T23:59:59.999Z");
+    // The liberties vendors take: a space for the `T`, no offset (UTC).
+    assert_eq!(
+        Timestamp::parse_rfc3339("2026-11-23 12:00:00.123Z"),
+        Some(t)
+    );
+    assert_eq!(Timestamp::parse_rfc3339("2026-11-23T12:00:00.123"), Some(t));
+    assert_eq!(
+        Timestamp::parse_rfc3339("2026-11-23t12:00:00.123z"),
+        Some(t)
+    );
     for bad in [
         "",
         "2026-11-23",
         "2026-13-01T00:00:00Z",
         "yesterday",
-        "2026-11-23T12:00:00",
+        "2026-11-23T12:00:00x",
+        "2026-11-23T12:00:00+0",
+        "2026-11-23T12:00:00.",
     ] {
         assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
     }
