@@ -203,6 +203,11 @@ impl ExpertflowSession {
             Participant::new(Role::Customer).with_id(config.channel_customer_identifier.as_str());
         let outbox = OutboxConfig {
             ack_timeout: Some(config.timeout()),
+            // One message at a time: the next is written once the server acked the one
+            // before. Arriving in order on the socket does not mean being handled in order:
+            // a server may run each event's handler as its own task (socketioxide does), so
+            // two messages written back to back could be stored the other way round.
+            max_in_flight: Some(1),
             ..OutboxConfig::default()
         };
         let engine = Engine::new(customer_data(&config, None), me, outbox);

@@ -314,26 +314,52 @@ impl std::fmt::Display for Refused {
     }
 }
 
-async fn auth_middleware(TryData(auth): TryData<Value>) -> std::result::Result<(), Refused> {
-    match auth.ok().as_ref().and_then(key_of) {
-        Some(_) => Ok(()),
-        None => Err(Refused(
+/// Checks the CONNECT's auth and readies the socket: its key and its event handlers.
+///
+/// This runs before socketioxide writes the CONNECT reply, whereas the connect handler runs
+/// as a task of its own after it. A client may emit the moment it reads the reply (the
+/// widget emits `CHAT_RESUMED` at once), and socketioxide drops events that arrive before
+/// the socket has a handler for them; so the handlers are in place here, as a Node server's
+/// synchronous `connection` handler has them before any event is read.
+async fn auth_middleware(
+    s: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(sh): State<Arc<Shared>>,
+) -> std::result::Result<(), Refused> {
+    let auth = auth.unwrap_or(Value::Null);
+    let Some(key) = key_of(&auth) else {
+        return Err(Refused(
             "serviceIdentifier and channelCustomerIdentifier are required",
-        )),
-    }
+        ));
+    };
+    sh.record(Direction::ClientToServer, "ws", json!(["CONNECT", auth]));
+    s.extensions.insert(key);
+    s.on(event::CHAT_REQUESTED, on_chat_requested);
+    s.on(event::MESSAGE_RECEIVED, on_message);
+    s.on(event::CHAT_RESUMED, on_chat_resumed);
+    s.on(event::CHAT_ENDED, on_chat_ended);
+    s.on_disconnect(async |s: SocketRef, State(sh): State<Arc<Shared>>| {
+        if let Some(key) = socket_key(&s) {
+            let mut st = sh.lock();
+            if st.sockets.get(&key).is_some_and(|x| x.id == s.id) {
+                st.sockets.remove(&key);
+            }
+        }
+    });
+    Ok(())
 }
 
 fn socket_key(s: &SocketRef) -> Option<Key> {
     s.extensions.get::<Key>()
 }
 
-async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(sh): State<Arc<Shared>>) {
-    let auth = auth.unwrap_or(Value::Null);
-    let Some(key) = key_of(&auth) else {
+/// The namespace connected (the CONNECT reply is out; the handlers are set by
+/// [`auth_middleware`]): the socket becomes the customer's current one, gets its token and
+/// what was held for it.
+async fn on_connect(s: SocketRef, State(sh): State<Arc<Shared>>) {
+    let Some(key) = socket_key(&s) else {
         return;
     };
-    sh.record(Direction::ClientToServer, "ws", json!(["CONNECT", auth]));
-    s.extensions.insert(key.clone());
     let token = sh.new_token();
     {
         let mut st = sh.lock();
@@ -375,18 +401,6 @@ async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(sh): Stat
             }
         }
     }
-    s.on(event::CHAT_REQUESTED, on_chat_requested);
-    s.on(event::MESSAGE_RECEIVED, on_message);
-    s.on(event::CHAT_RESUMED, on_chat_resumed);
-    s.on(event::CHAT_ENDED, on_chat_ended);
-    s.on_disconnect(async |s: SocketRef, State(sh): State<Arc<Shared>>| {
-        if let Some(key) = socket_key(&s) {
-            let mut st = sh.lock();
-            if st.sockets.get(&key).is_some_and(|x| x.id == s.id) {
-                st.sockets.remove(&key);
-            }
-        }
-    });
 }
 
 async fn on_chat_requested(
