@@ -70,12 +70,7 @@ fn lane_run(lane: &str, n: usize) -> Result<(), BoxError> {
             per_session / 1024.0,
             took.as_secs_f64()
         );
-        report(
-            "memory_per_idle_session",
-            lane,
-            per_session / 1024.0,
-            "KiB",
-        );
+        report("memory_per_idle_session", lane, per_session / 1024.0, "KiB");
     }
     Ok(())
 }
