@@ -207,3 +207,31 @@ impl std::fmt::Debug for SimEntry {
             .finish_non_exhaustive()
     }
 }
+
+/// Waits until `poll` yields a value, re-checking each time `notify` fires, or fails with
+/// `Error::Timeout` after `timeout`: the loop behind [`SimControl::wait_for_chat`].
+///
+/// The `Notified` future is created before each check, so a notification that lands between
+/// the check and the wait is not missed.
+pub async fn wait_notified<T>(
+    vendor: Vendor,
+    notify: &tokio::sync::Notify,
+    timeout: Duration,
+    operation: &'static str,
+    mut poll: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let notified = notify.notified();
+        if let Some(v) = poll() {
+            return Ok(v);
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err(cc_core::Error::Timeout {
+                vendor,
+                operation,
+                after: timeout,
+            });
+        }
+    }
+}

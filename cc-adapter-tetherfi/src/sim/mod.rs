@@ -534,27 +534,22 @@ impl SimControl for Simulator {
     }
 
     async fn wait_for_chat(&self, timeout: Duration) -> Result<SimChat> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.shared.chat_started.notified();
-            {
+        cc_testkit::wait_notified(
+            V,
+            &self.shared.chat_started,
+            timeout,
+            "wait for a chat",
+            || {
                 let mut st = self.shared.lock();
-                if let Some(c) = st.chats.iter_mut().rev().find(|c| !c.returned) {
-                    c.returned = true;
-                    return Ok(SimChat {
-                        id: c.sid.clone(),
-                        customer_name: c.customer_name.clone(),
-                    });
-                }
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(Error::Timeout {
-                    vendor: V,
-                    operation: "wait for a chat",
-                    after: timeout,
-                });
-            }
-        }
+                let c = st.chats.iter_mut().rev().find(|c| !c.returned)?;
+                c.returned = true;
+                Some(SimChat {
+                    id: c.sid.clone(),
+                    customer_name: c.customer_name.clone(),
+                })
+            },
+        )
+        .await
     }
 
     async fn queue(

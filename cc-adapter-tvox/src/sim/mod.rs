@@ -1432,27 +1432,22 @@ impl SimControl for Simulator {
     }
 
     async fn wait_for_chat(&self, timeout: Duration) -> Result<SimChat> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let notified = self.inner.chat_started.notified();
-            {
+        cc_testkit::wait_notified(
+            V,
+            &self.inner.chat_started,
+            timeout,
+            "wait for a chat",
+            || {
                 let mut st = self.inner.lock();
-                if let Some(i) = st.unseen.pop_front() {
-                    let c = &st.chats[i];
-                    return Ok(SimChat {
-                        id: c.id.clone(),
-                        customer_name: c.customer_name.clone(),
-                    });
-                }
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(Error::Timeout {
-                    vendor: V,
-                    operation: "wait for a chat",
-                    after: timeout,
-                });
-            }
-        }
+                let i = st.unseen.pop_front()?;
+                let c = &st.chats[i];
+                Some(SimChat {
+                    id: c.id.clone(),
+                    customer_name: c.customer_name.clone(),
+                })
+            },
+        )
+        .await
     }
 
     async fn queue(
