@@ -3,8 +3,11 @@
 //!
 //! One driver task per session runs the long poll (`GET …/sessions/{id}/events`, at most
 //! one at a time, aborted after 40 s), the engine's timers, and every engagement's outbox,
-//! one message at a time so the agent sees them in order. Messages sent while the stream is
-//! down wait in the outbox; after the stream is back, messages whose fate a failure left
+//! one message at a time so the agent sees them in order. Each reconnecting poll (a retry
+//! attempt, the first poll after a new token or a manual retry) has the disconnection probe
+//! sent along: the server holds a poll with nothing to send,
+//! the probe it answers at once, so the stream is back as soon as the server is. Messages
+//! sent while the stream is down wait in the outbox; after the stream is back, messages whose fate a failure left
 //! uncertain are reconciled against the server's history before anything is sent again, so
 //! each reaches the server exactly once.
 
@@ -502,30 +505,34 @@ fn others(d: &wire::WireDialog) -> Vec<wire::WireParticipant> {
 }
 
 /// Fills a joined engagement's transcript from the server's history, in the background.
+///
+/// The pages come newest first; the messages go into the transcript oldest first, so that
+/// messages with the same server time (millisecond) keep their order.
 async fn load_history(inner: Arc<Inner>, id: EngagementId, dialog_id: String) {
     let mut url = history_path(&inner, id.as_str(), &dialog_id);
+    let mut newest_first: Vec<WireMessage> = Vec::new();
     for _ in 0..20 {
         let page: wire::MessagesPage = match inner.http.get_json(&url).await {
             Ok(p) => p,
             Err(e) => {
                 inner.emit(Event::error(e));
-                return;
+                break;
             }
         };
-        let wall = Timestamp(inner.clock.wall_ms());
-        {
-            let mut st = inner.lock();
-            let Some(eng) = st.eng(id.as_str()) else {
-                return;
-            };
-            for m in &page.messages {
-                eng.transcript.upsert(to_message(m, wall));
-            }
-        }
-        if page.links.next.is_empty() || page.messages.is_empty() {
-            return;
+        let last = page.links.next.is_empty() || page.messages.is_empty();
+        newest_first.extend(page.messages);
+        if last {
+            break;
         }
         url = page.links.next;
+    }
+    let wall = Timestamp(inner.clock.wall_ms());
+    let mut st = inner.lock();
+    let Some(eng) = st.eng(id.as_str()) else {
+        return;
+    };
+    for m in newest_first.iter().rev() {
+        eng.transcript.upsert(to_message(m, wall));
     }
 }
 
@@ -699,9 +706,35 @@ async fn probe_says_up(inner: &Arc<Inner>) -> bool {
     false
 }
 
+type ProbeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// The disconnection probe sent along with a reconnecting poll ([`Engine::reconnecting`]):
+/// one GET of the events URL with `x-route-request`, which the server answers at once;
+/// `true` on a 200.
+///
+/// The poll cannot tell that the server is back before the server answers it, and with
+/// nothing queued the server holds it for its hold time (up to 25 s), while the messages
+/// queued during the outage wait for the stream and their echoes are the very events that
+/// would end the hold. The probe's answer ends the reconnection instead
+/// ([`Engine::probe_ok`]).
+fn attempt_probe(inner: &Arc<Inner>) -> ProbeFuture {
+    let http = inner.http.clone();
+    let path = paths::events(&inner.session_id);
+    let route = inner.session_id.clone();
+    Box::pin(async move {
+        http.request(Method::GET, &path)
+            .header(wire::ROUTE_HEADER, &route)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .is_ok()
+    })
+}
+
 /// The session's driver: long poll, timers, outboxes.
 async fn drive(inner: Arc<Inner>) {
     let mut poll: Option<PollFuture> = None;
+    let mut probe: Option<ProbeFuture> = None;
     let mut clock_rx = inner.clock.subscribe();
     loop {
         if inner.stop.is_cancelled() {
@@ -729,14 +762,15 @@ async fn drive(inner: Arc<Inner>) {
                 let mut st = inner.lock();
                 if st.engine.poll_due(now) {
                     let out = st.engine.begin_poll(now);
-                    Some((out, st.cursor.clone()))
+                    Some((out, st.cursor.clone(), st.engine.reconnecting()))
                 } else {
                     None
                 }
             };
-            if let Some((out, cursor)) = start {
+            if let Some((out, cursor, attempt)) = start {
                 emit_plain(&inner, out);
                 poll = Some(poll_request(&inner, cursor));
+                probe = attempt.then(|| attempt_probe(&inner));
             }
         }
         let deadline = {
@@ -753,7 +787,17 @@ async fn drive(inner: Arc<Inner>) {
             () = inner.stop.cancelled() => return,
             r = async { poll.as_mut().expect("guarded").await }, if poll.is_some() => {
                 poll = None;
+                // The attempt's own answer decides; a probe still on its way is moot.
+                probe = None;
                 on_poll(&inner, r).await;
+            }
+            up = async { probe.as_mut().expect("guarded").await }, if probe.is_some() => {
+                probe = None;
+                if up {
+                    let now = inner.clock.now();
+                    let out = inner.lock().engine.probe_ok(now);
+                    emit_plain(&inner, out);
+                }
             }
             () = sleep => {}
             () = inner.wake.notified() => {}

@@ -18,7 +18,10 @@
 //! - **Event stream.** Closed → Connecting → Connected; a network failure or a server error
 //!   enters Retry (Fibonacci back-off 1, 1, 2, 3, 5, … s plus up to 1 s of jitter) and starts
 //!   the reconnection timer in place of the idle one; its expiry ends in Failed
-//!   (`RECONNECTION_TIMEOUT`), from which only [`Engine::retry_connection`] leaves. 401/403
+//!   (`RECONNECTION_TIMEOUT`), from which only [`Engine::retry_connection`] leaves. An attempt
+//!   also ends in Connected when the disconnection probe sent with it answers
+//!   ([`Engine::probe_ok`]): the attempt's long poll may be held by the server (so does the
+//!   first poll after a new token or a manual retry). 401/403
 //!   pause the stream until [`Engine::set_token`]; a 404 `Session not found` ends it.
 
 use std::sync::Arc;
@@ -154,6 +157,8 @@ pub struct Engine {
     token_expiry: Option<Instant>,
     token_exp_unix: i64,
     token_expired: bool,
+    /// The stream is Connecting again after an outage (a new token, a manual retry).
+    resuming: bool,
     rng: fastrand::Rng,
 }
 
@@ -198,6 +203,7 @@ impl Engine {
             token_expiry: None,
             token_exp_unix: 0,
             token_expired: false,
+            resuming: false,
             rng: fastrand::Rng::new(),
         }
     }
@@ -242,6 +248,7 @@ impl Engine {
         if let Stream::Paused(_) = self.stream {
             // Resumes without a CONNECTING event, as the SDK does.
             self.stream = Stream::Connecting;
+            self.resuming = true;
         }
         if left.is_zero() {
             out.extend(self.on_timeout(now));
@@ -263,6 +270,7 @@ impl Engine {
             return Vec::new();
         }
         self.stream = Stream::Connecting;
+        self.resuming = false;
         vec![
             vendor_event("EVENT_STREAM_CONNECTING", json!({})),
             connection(ConnectionState::Connecting),
@@ -282,6 +290,7 @@ impl Engine {
                 }
                 self.stream = Stream::Closed;
                 self.attempt = 0;
+                self.resuming = false;
                 vec![vendor_event("EVENT_STREAM_CLOSED", json!({}))]
             }
         }
@@ -319,6 +328,7 @@ impl Engine {
                 }
                 self.stream = Stream::Connected;
                 self.attempt = 0;
+                self.resuming = false;
                 vec![
                     vendor_event("EVENT_STREAM_CONNECTED", json!({})),
                     connection(ConnectionState::Connected),
@@ -328,11 +338,38 @@ impl Engine {
         }
     }
 
+    /// The disconnection probe sent with a reconnection poll answered 200: the server is
+    /// back. That poll may be held by the server until an event arrives or its hold time
+    /// passes (25 s), and the messages queued during the outage wait for the stream, so the
+    /// probe's answer counts as the poll's: Connected, as after a 200 poll (the poll stays
+    /// open and goes on as the stream's next poll). Outside a reconnection
+    /// ([`Engine::reconnecting`]) this does nothing.
+    pub fn probe_ok(&mut self, now: Instant) -> Vec<Output> {
+        if self.reconnecting() {
+            self.poll_ok(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether the stream is coming back after an outage and the poll under way (or about
+    /// to start) has not answered yet: an attempt of the Retry state, or the first poll
+    /// after a new token (Paused) or a manual retry (Failed). Not the first poll of a new
+    /// stream, which the server answers at once with the engagement's events.
+    pub fn reconnecting(&self) -> bool {
+        match self.stream {
+            Stream::Attempting { .. } => true,
+            Stream::Connecting => self.resuming,
+            _ => false,
+        }
+    }
+
     /// A poll failed.
     pub fn poll_failed(&mut self, now: Instant, failure: PollFailure) -> Vec<Output> {
         if matches!(self.stream, Stream::Closed | Stream::Ended) {
             return Vec::new();
         }
+        self.resuming = false;
         let retrying = matches!(
             self.stream,
             Stream::Retry { .. } | Stream::Attempting { .. } | Stream::Failed
@@ -426,6 +463,7 @@ impl Engine {
         match self.stream {
             Stream::Failed => {
                 self.stream = Stream::Connecting;
+                self.resuming = true;
                 Ok(vec![vendor_event("EVENT_STREAM_CONNECTING", json!({}))])
             }
             Stream::Retry { attempt, .. } => {

@@ -223,18 +223,23 @@ async fn token_expiry_then_refresh_loses_nothing() {
         .set_token(sim.issue_token().await.unwrap())
         .await
         .unwrap();
-    wait_for(&mut events, "the agent's message", |e| {
-        is_text(e, "are you there?")
-    })
+    // The agent's message (from the poll) and the confirmations (from the sends) come in
+    // either order: the stream is back with whichever answers first, the poll or the probe.
+    let (mut heard, mut sent) = (false, Vec::new());
+    wait_for(
+        &mut events,
+        "the agent's message and two MessageSent",
+        |e| {
+            match e {
+                Event::MessageSent(m) => sent.extend(m.client_id),
+                e if is_text(e, "are you there?") => heard = true,
+                _ => {}
+            }
+            heard && sent.len() == 2
+        },
+    )
     .await;
-    for id in [one.client_id, two.client_id] {
-        wait_for(
-            &mut events,
-            "MessageSent",
-            |e| matches!(e, Event::MessageSent(m) if m.client_id == Some(id)),
-        )
-        .await;
-    }
+    assert_eq!(sent, [one.client_id, two.client_id], "in order, once each");
     assert_eq!(
         wait_received(&sim, &chat, 3).await,
         ["before", "while expired 1", "while expired 2"]
@@ -711,4 +716,134 @@ async fn the_long_poll_resends_until_acknowledged_and_holds_when_empty() {
         .await
         .unwrap();
     assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+/// The `cc-cli demo` sequence through `sim::SIM`, the entry tools use (the simulator holds
+/// an empty poll for its realistic 25 s): a drop right after a poll answered, then
+/// `Reconnecting`, two sends, then a *new* `Connected` within a couple of seconds and both
+/// messages on the server once each, in order. The server's hold must not keep the queued
+/// messages back.
+#[tokio::test]
+async fn a_drop_through_the_sim_entry_recovers_at_once_and_delivers_the_queued_messages() {
+    let running = (cc_adapter_avaya::sim::SIM.start)(cc_testkit::SimStart::default())
+        .await
+        .unwrap();
+    let control = running.control.clone();
+    let session = cc_adapter_avaya::connect(running.config.clone())
+        .await
+        .unwrap();
+    let mut events = session.events();
+    let eng = session.start_chat(ChatRequest::default()).await.unwrap();
+    let chat = control.wait_for_chat(STEP).await.unwrap();
+    wait_for(&mut events, "Connected", |e| {
+        matches!(e, Event::Connection(ConnectionState::Connected))
+    })
+    .await;
+    control.agent_joins(&chat, "Alex").await.unwrap();
+    wait_for(&mut events, "the agent", |e| {
+        matches!(e, Event::ParticipantJoined { .. })
+    })
+    .await;
+    eng.send(Content::text("before the drop")).await.unwrap();
+    wait_for(&mut events, "MessageSent", |e| {
+        matches!(e, Event::MessageSent(_))
+    })
+    .await;
+    // As in the demo, the drop comes right after a poll answered (the agent's message), when
+    // the next poll may not be open yet: the drop must still be seen.
+    control.agent_says(&chat, "one moment").await.unwrap();
+    wait_for(&mut events, "the agent's message", |e| {
+        is_text(e, "one moment")
+    })
+    .await;
+
+    control.drop_connections().await.unwrap();
+    let dropped = tokio::time::Instant::now();
+    let delay = match wait_for(&mut events, "Reconnecting", |e| {
+        matches!(e, Event::Connection(ConnectionState::Reconnecting { .. }))
+    })
+    .await
+    {
+        Event::Connection(ConnectionState::Reconnecting { attempt, delay }) => {
+            assert_eq!(attempt, 1);
+            delay
+        }
+        _ => unreachable!(),
+    };
+    assert!(delay < Duration::from_secs(2), "first back-off {delay:?}");
+    let texts = ["while down 1", "while down 2"];
+    let mut ids = Vec::new();
+    for t in texts {
+        ids.push(eng.send(Content::text(t)).await.unwrap().client_id);
+    }
+    let mut sent = Vec::new();
+    let mut connected = false;
+    let deadline = dropped + Duration::from_secs(4);
+    while !(connected && sent.len() == ids.len()) {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(Event::Connection(ConnectionState::Connected))) => {
+                assert!(sent.is_empty(), "a message was confirmed before Connected");
+                connected = true;
+            }
+            Ok(Some(Event::MessageSent(m))) => sent.push(m.client_id.unwrap()),
+            Ok(Some(Event::MessageFailed { .. })) => panic!("a queued message failed"),
+            Ok(Some(_)) => {}
+            _ => panic!(
+                "within 4 s of the drop: connected {connected}, sent {} of {}",
+                sent.len(),
+                ids.len()
+            ),
+        }
+    }
+    assert_eq!(sent, ids, "confirmed once each, in order");
+    let got = wait_received_sim(control.as_ref(), &chat, 3).await;
+    assert_eq!(got, ["before the drop", "while down 1", "while down 2"]);
+    // Nothing doubled later either (the held poll answers with the echoes).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(received_texts_sim(control.as_ref(), &chat).await.len(), 3);
+    session.shutdown().await.unwrap();
+}
+
+async fn received_texts_sim(sim: &dyn SimControl, chat: &cc_testkit::SimChat) -> Vec<String> {
+    sim.received(chat)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Received::Text { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn wait_received_sim(
+    sim: &dyn SimControl,
+    chat: &cc_testkit::SimChat,
+    n: usize,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let got = received_texts_sim(sim, chat).await;
+        if got.len() >= n || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A drop is a short outage, not only a reset of the connections open at that instant: a
+/// request racing it (the next long poll, between two polls) fails as well, so a client
+/// never misses a drop; once `DROP_OUTAGE` has passed the server answers again.
+#[tokio::test]
+async fn a_drop_refuses_requests_briefly_then_the_server_is_back() {
+    let sim = sim().await;
+    let cfg = sim.client_config().unwrap();
+    sim.drop_connections().await.unwrap();
+    let err = AvayaSession::connect(cfg.clone(), &TlsSettings::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    tokio::time::sleep(cc_adapter_avaya::sim::DROP_OUTAGE + Duration::from_millis(100)).await;
+    let s = connect(cfg).await;
+    s.shutdown().await.unwrap();
 }

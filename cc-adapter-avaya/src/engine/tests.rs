@@ -130,6 +130,81 @@ fn network_failure_retries_with_fibonacci_backoff_until_the_reconnection_timeout
 }
 
 #[test]
+fn a_probe_answering_during_an_attempt_connects_without_waiting_for_the_held_poll() {
+    let t0 = Instant::now();
+    let mut e = Engine::new(timers(), t0).with_seed(3);
+    e.start_stream();
+    e.poll_ok(t0);
+    // Outside an attempt a probe's answer changes nothing.
+    assert!(!e.reconnecting());
+    assert!(e.probe_ok(t0).is_empty());
+    assert_eq!(e.stream(), Stream::Connected);
+    e.poll_failed(t0 + S, PollFailure::Network);
+    assert!(!e.reconnecting());
+    assert!(
+        e.probe_ok(t0 + S).is_empty(),
+        "no attempt yet: still waiting"
+    );
+    let Stream::Retry { at, .. } = e.stream() else {
+        panic!("{:?}", e.stream())
+    };
+    e.begin_poll(at);
+    assert!(e.reconnecting());
+    let out = e.probe_ok(at);
+    assert_eq!(vendor_names(&out), ["EVENT_STREAM_CONNECTED"]);
+    assert!(matches!(
+        events(&out)[..],
+        [Event::Connection(ConnectionState::Connected)]
+    ));
+    assert!(out.iter().any(|o| matches!(o, Output::StreamUp)));
+    assert_eq!(e.stream(), Stream::Connected);
+    assert_eq!(e.timer(), ActivityTimer::Idle(at + 300 * S));
+    // The held poll answering later is an ordinary poll: no second Connected.
+    assert!(e.poll_ok(at + 25 * S).is_empty());
+    // The back-off starts over after the reconnection.
+    e.poll_failed(at + 30 * S, PollFailure::Network);
+    assert!(matches!(e.stream(), Stream::Retry { attempt: 1, .. }));
+}
+
+#[test]
+fn the_first_poll_after_a_new_token_or_a_manual_retry_is_a_reconnection() {
+    let t0 = Instant::now();
+    let mut e = Engine::new(timers(), t0);
+    e.set_token(t0, 0, i64::MAX / 2000);
+    e.start_stream();
+    // A new stream's first poll is answered at once: no probe.
+    assert!(!e.reconnecting());
+    e.poll_ok(t0);
+    e.poll_failed(t0, PollFailure::Unauthorized);
+    assert!(!e.reconnecting(), "paused: no poll");
+    e.set_token(t0 + S, 0, i64::MAX / 2000);
+    assert_eq!(e.stream(), Stream::Connecting);
+    assert!(e.reconnecting());
+    let out = e.probe_ok(t0 + S);
+    assert!(matches!(
+        events(&out)[..],
+        [Event::Connection(ConnectionState::Connected)]
+    ));
+    assert!(!e.reconnecting());
+    // Failed, then retry_connection: the one poll is a reconnection too.
+    e.poll_failed(t0 + 2 * S, PollFailure::Network);
+    e.on_timeout(t0 + 200 * S);
+    assert_eq!(e.stream(), Stream::Failed);
+    assert!(!e.reconnecting());
+    e.retry_connection(t0 + 201 * S).unwrap();
+    assert!(e.reconnecting());
+    e.poll_ok(t0 + 201 * S);
+    assert!(!e.reconnecting());
+    assert!(e.probe_ok(t0 + 202 * S).is_empty());
+    // Stopping and starting the stream again is a fresh start.
+    e.poll_failed(t0 + 203 * S, PollFailure::Unauthorized);
+    e.stop_stream(t0 + 204 * S);
+    e.set_token(t0 + 205 * S, 0, i64::MAX / 2000);
+    e.start_stream();
+    assert!(!e.reconnecting());
+}
+
+#[test]
 fn unauthorized_pauses_until_a_new_token() {
     let t0 = Instant::now();
     let mut e = Engine::new(timers(), t0);

@@ -21,7 +21,8 @@
 //!   with `pageSize` ≤ 50, `pageNumber` and absolute `links.next`.
 //!
 //! The server listens behind its own [`cc_testkit::Proxy`], so
-//! [`SimControl::drop_connections`] resets every TCP connection as a real failure would.
+//! [`SimControl::drop_connections`] resets every TCP connection as a real failure would,
+//! and refuses new ones for [`DROP_OUTAGE`].
 //! [`Simulator::addr`] is where clients connect; [`Simulator::config`] gives a ready
 //! `cc_core::Config`.
 
@@ -240,6 +241,14 @@ impl Inner {
     }
 }
 
+/// How long the server stays unreachable after [`SimControl::drop_connections`] (and
+/// `restart`). A long-poll client has a poll open nearly all the time, but not in the few
+/// milliseconds between two polls: a bare reset of the open connections would then find
+/// nothing to reset, the next poll would open a new connection, and the drop would go
+/// unseen. A real failure lasts a moment; a request during it fails too. Far shorter than
+/// the client's first back-off (1 s and more).
+pub const DROP_OUTAGE: Duration = Duration::from_millis(250);
+
 /// The running simulator; dropping it stops the server.
 #[derive(Debug)]
 pub struct Simulator {
@@ -300,10 +309,16 @@ impl Simulator {
         self.proxy.as_ref().map_or(self.server_addr, Proxy::addr)
     }
 
+    /// Resets every connection and refuses new ones for [`DROP_OUTAGE`], in the background.
     fn cut(&self) -> Result<()> {
         match &self.proxy {
             Some(p) => {
-                p.cut_all();
+                p.set_down(true);
+                let p = p.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(DROP_OUTAGE).await;
+                    p.set_down(false);
+                });
                 Ok(())
             }
             None => Err(Error::invalid(
