@@ -562,6 +562,9 @@ impl Lane {
         watch: &mut Watch,
     ) -> Result<(), (&'static str, String)> {
         let step = "forced reconnect, nothing lost";
+        // Only events after the drop count here: an earlier `Connected` must not satisfy it.
+        self.drain(watch);
+        watch.unread.clear();
         control
             .drop_connections()
             .await
