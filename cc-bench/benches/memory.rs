@@ -82,7 +82,19 @@ struct Idle {
     _events: EventStream,
 }
 
+/// Resident memory beyond which a lane stops opening sessions: the machine is shared.
+const MEMORY_GUARD: u64 = 6 << 30;
+
+static OVER_GUARD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 async fn open(config: Config, fields: Arc<Vec<String>>, i: usize) -> Result<Idle, BoxError> {
+    if OVER_GUARD.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(format!(
+            "stopped: the process passed {} GiB resident",
+            MEMORY_GUARD >> 30
+        )
+        .into());
+    }
     let config = vary(&config, &fields, &format!("idle-{i}"))?;
     let session = cc_sdk::connect(&config).await?;
     let events = session.events();
@@ -132,6 +144,15 @@ async fn measure(
     n: usize,
 ) -> Result<(f64, usize, Duration), BoxError> {
     let fields = Arc::new(fields.to_vec());
+    OVER_GUARD.store(false, std::sync::atomic::Ordering::Relaxed);
+    let guard = tokio::spawn(async {
+        loop {
+            if resident_bytes().is_ok_and(|b| b > MEMORY_GUARD) {
+                OVER_GUARD.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     let (warm, errors) = open_many(config, &fields, 0, 20).await;
     if !errors.is_empty() {
         return Err(format!("warm-up: {}", errors[0]).into());
@@ -148,6 +169,15 @@ async fn measure(
             sessions.len(),
             errors[0]
         );
+    }
+    guard.abort();
+    if OVER_GUARD.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(format!(
+            "more than {} GiB resident after {} sessions: stopped",
+            MEMORY_GUARD >> 30,
+            sessions.len()
+        )
+        .into());
     }
     if sessions.is_empty() {
         return Err("no session opened".into());
