@@ -370,7 +370,17 @@ async fn chat(
     let chat = match resumable(session.as_ref(), &state).await {
         Some(chat) => {
             screen.line(out, &format!("* chat resumed ({})", chat.id()));
-            for m in chat.transcript() {
+            let mut earlier = chat.transcript();
+            // A resumed chat may start with an empty transcript: show the newest page of the
+            // server's history instead, where the vendor keeps one.
+            if earlier.is_empty()
+                && caps.history
+                && let Ok(mut pager) = chat.history(25).await
+                && let Ok(Some(page)) = pager.previous_page().await
+            {
+                earlier = page.messages;
+            }
+            for m in earlier {
                 screen.line(out, &render_message(&m));
             }
             chat
