@@ -1081,6 +1081,13 @@ impl GuestDriver {
 
 #[cc_core::async_trait]
 impl Session for GenesysSession {
+    fn resume_settings(&self) -> Option<Secret> {
+        let token = self.resume_token()?;
+        Some(Secret::new(
+            serde_json::json!({ "session_token": token.expose() }).to_string(),
+        ))
+    }
+
     fn vendor(&self) -> Vendor {
         V
     }

@@ -781,6 +781,13 @@ pub fn va_session(turns: &[BotTurn]) -> String {
 
 #[cc_core::async_trait]
 impl Session for TetherfiSession {
+    fn resume_settings(&self) -> Option<Secret> {
+        let token = self.resume_token()?;
+        Some(Secret::new(
+            json!({ "resume_token": token.expose() }).to_string(),
+        ))
+    }
+
     fn vendor(&self) -> Vendor {
         V
     }

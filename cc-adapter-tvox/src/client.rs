@@ -155,8 +155,10 @@ impl TvoxSession {
     /// Connects to TVox and waits for the first handshake (up to
     /// [`TvoxConfig::connect_timeout_ms`]); afterwards the session reconnects on its own,
     /// every `retry.interval_ms`, forever unless `retry.max_retries` is set.
+    /// A `resume_token` in the configuration is presented in the handshake.
     pub async fn connect(config: TvoxConfig, tls: &cc_core::TlsSettings) -> Result<TvoxSession> {
-        Self::connect_with(config, tls, None).await
+        let token = config.resume_token.clone();
+        Self::connect_with(config, tls, token).await
     }
 
     /// Like [`TvoxSession::connect`], presenting the resume token of an earlier session of
@@ -647,6 +649,13 @@ fn parse_queue(cfg: &TvoxConfig, queue: Option<&str>) -> Result<(MultiChannelTyp
 
 #[cc_core::async_trait]
 impl Session for TvoxSession {
+    fn resume_settings(&self) -> Option<Secret> {
+        let token = self.resume_token()?;
+        Some(Secret::new(
+            serde_json::json!({ "resume_token": token.expose() }).to_string(),
+        ))
+    }
+
     fn vendor(&self) -> Vendor {
         V
     }

@@ -116,6 +116,11 @@ pub struct TvoxConfig {
     /// How long a request waits for the server's answer, in milliseconds (default 30 000).
     #[serde(default = "default_request_ms")]
     pub request_timeout_ms: u64,
+    /// The resume token of an earlier session of the same customer
+    /// (`TvoxSession::resume_token`, or `Session::resume_settings`), presented in the
+    /// handshake to re-attach to its open chats after an app restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<cc_core::Secret>,
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -145,6 +150,7 @@ impl TvoxConfig {
             default_service: None,
             connect_timeout_ms: default_connect_ms(),
             request_timeout_ms: default_request_ms(),
+            resume_token: None,
         }
     }
 

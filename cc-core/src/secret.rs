@@ -3,7 +3,7 @@
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A secret string. `Debug` prints `Secret([REDACTED])`; read it with [`Secret::expose`].
 #[derive(Clone)]
@@ -50,5 +50,14 @@ impl From<&str> for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret::new)
+    }
+}
+
+/// Serializes the plain text, so a configuration section holding a secret can be built in
+/// code (`Config::new`) and read back by the adapter. `Config`'s `Debug` still shows only
+/// which keys are set.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.expose())
     }
 }
