@@ -411,15 +411,10 @@ impl Lane {
             .await
             .map_err(|e| (step, e))?;
         }
-        let got = server_texts(control.as_ref(), chat)
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        once_each_in_order(control.as_ref(), chat, &texts)
             .await
             .map_err(|e| (step, e))?;
-        for t in &texts {
-            let n = got.iter().filter(|g| *g == t).count();
-            if n != 1 {
-                return Err((step, format!("the server has {n} copies of {t:?}")));
-            }
-        }
         self.record(step, Outcome::Passed);
         Ok(())
     }
@@ -602,26 +597,9 @@ impl Lane {
             .await
             .map_err(|e| (step, e))?;
         }
-        let got = server_texts(control.as_ref(), chat)
+        once_each_in_order(control.as_ref(), chat, &texts)
             .await
             .map_err(|e| (step, e))?;
-        for t in texts {
-            let n = got.iter().filter(|g| *g == t).count();
-            if n != 1 {
-                return Err((step, format!("the server has {n} copies of {t:?}")));
-            }
-        }
-        let order: Vec<&str> = got
-            .iter()
-            .map(String::as_str)
-            .filter(|g| texts.contains(g))
-            .collect();
-        if order != texts {
-            return Err((
-                step,
-                format!("the server received them out of order: {order:?}"),
-            ));
-        }
         let shown = handle
             .transcript()
             .iter()
@@ -639,6 +617,30 @@ impl Lane {
         self.record(step, Outcome::Passed);
         Ok(())
     }
+}
+
+/// Checks that the simulator received each of `texts` exactly once, in this order.
+async fn once_each_in_order(
+    control: &dyn SimControl,
+    chat: &SimChat,
+    texts: &[&str],
+) -> Result<(), String> {
+    let got = server_texts(control, chat).await?;
+    for t in texts {
+        let n = got.iter().filter(|g| g == t).count();
+        if n != 1 {
+            return Err(format!("the server has {n} copies of {t:?}"));
+        }
+    }
+    let order: Vec<&str> = got
+        .iter()
+        .map(String::as_str)
+        .filter(|g| texts.contains(g))
+        .collect();
+    if order != texts {
+        return Err(format!("the server received them out of order: {order:?}"));
+    }
+    Ok(())
 }
 
 async fn server_texts(control: &dyn SimControl, chat: &SimChat) -> Result<Vec<String>, String> {
