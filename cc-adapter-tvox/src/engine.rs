@@ -253,8 +253,11 @@ struct Chat {
     closing: Option<u64>,
     /// Who ends it when the server closes it without saying (timeouts).
     end_hint: Option<(Initiator, &'static str)>,
-    /// Re-attached and not yet replayed: the first replay fills the transcript quietly.
-    backfill: bool,
+    /// Re-attached by a new session (`hello.sessions`) and not yet replayed: events the
+    /// server stamped before this time (the handshake's server time) are history and fill
+    /// the transcript quietly; later ones, or ones at that very time, happened after the
+    /// handshake (an agent writing while the widget resumes) and are announced.
+    backfill: Option<Timestamp>,
 }
 
 /// The engine; see the [module docs](self).
@@ -583,7 +586,7 @@ impl Engine {
                                 self.apply_event(now, i, ev);
                             }
                             self.chats[i].synced = true;
-                            self.chats[i].backfill = false;
+                            self.chats[i].backfill = None;
                         }
                     }
                     Err(e) => self.emit(Event::error(error::from_decode(&e))),
@@ -635,6 +638,12 @@ impl Engine {
                 return;
             }
         };
+        // Where the history of a resumed chat ends; the local clock if the server is silent.
+        let resumed_at = hello
+            .server_time
+            .as_deref()
+            .and_then(time::parse)
+            .unwrap_or(now.wall);
         self.resume_token = Some(Secret::new(hello.resume_token));
         self.channels_enabled = hello.channels_enabled;
         self.link = Link::Up(connection);
@@ -665,7 +674,7 @@ impl Engine {
                 HashSet::new(),
             );
             let i = self.chats.len() - 1;
-            self.chats[i].backfill = true;
+            self.chats[i].backfill = Some(resumed_at);
             self.emit(Event::EngagementStarted {
                 engagement: id,
                 resumed: true,
@@ -962,7 +971,8 @@ impl Engine {
                     ChatChannelEventMessageStatus::Wrote => self.message_event(now, i, ev),
                     ChatChannelEventMessageStatus::Composing
                     | ChatChannelEventMessageStatus::Idle => {
-                        if inbound && !self.chats[i].backfill {
+                        let at = ev.created_at.as_deref().and_then(time::parse);
+                        if inbound && !self.replayed(i, at) {
                             let participant = self.chats[i]
                                 .agent
                                 .clone()
@@ -979,6 +989,15 @@ impl Engine {
             }
             ChatMessageType::Unknown(_) => self.unknown_event(&id, &ev),
         }
+    }
+
+    /// Whether an event stamped `at` is history replayed to a resumed chat (filled in
+    /// quietly) rather than news. An event without a time cannot be placed and counts as
+    /// history while the replay lasts.
+    fn replayed(&self, i: usize, at: Option<Timestamp>) -> bool {
+        self.chats[i]
+            .backfill
+            .is_some_and(|cutoff| at.is_none_or(|t| t < cutoff))
     }
 
     fn unknown_event(&mut self, id: &EngagementId, ev: &ChatChannelEventMessage) {
@@ -1021,7 +1040,7 @@ impl Engine {
                 }
                 EchoMatch::Unmatched => {
                     // Sent by this customer elsewhere (another tab, an earlier session).
-                    let quiet = self.chats[i].backfill;
+                    let quiet = self.replayed(i, server_time);
                     if self.chats[i].transcript.upsert(echo.clone()) == cc_chat::Upsert::Inserted
                         && !quiet
                     {
@@ -1045,7 +1064,7 @@ impl Engine {
                 state: DeliveryState::Delivered,
                 hidden: false,
             };
-            let quiet = self.chats[i].backfill;
+            let quiet = self.replayed(i, server_time);
             if self.chats[i].transcript.upsert(msg.clone()) == cc_chat::Upsert::Inserted && !quiet {
                 self.emit(Event::MessageReceived(Arc::new(msg)));
             }
@@ -1263,7 +1282,7 @@ impl Engine {
             typing_sent: false,
             closing: None,
             end_hint: None,
-            backfill: false,
+            backfill: None,
         });
     }
 

@@ -596,3 +596,79 @@ fn a_not_connected_answer_holds_the_message_until_the_agent_is_back() {
     assert_eq!(sends.len(), 2, "sent again once the agent is connected");
     assert_eq!(sends[1]["params"]["message"], "hello");
 }
+
+/// A new session resumes a chat (`hello.sessions`); the agent writes right after the
+/// handshake, before the event monitor answers. The monitor's result holds the history
+/// (filled in quietly) and the new message, which is announced exactly once.
+#[test]
+fn a_message_written_while_a_chat_resumes_is_announced_once() {
+    let mut t = T::new();
+    t.e.set_resume_token(Some(Secret::new("r0".to_owned())));
+    let now = t.now();
+    t.e.on_connected(now, 1);
+    t.drain();
+    assert_eq!(t.last("widget.hello")["params"]["resumeToken"], "r0");
+    t.answer(
+        "widget.hello",
+        json!({
+            "clientId": "c2", "resumeToken": "r0", "channelsEnabled": {"CHAT": true},
+            "serverTime": "2027-01-15T08:00:10.000Z",
+            "sessions": [{"id": "S1", "sessionState": "ACTIVE",
+                "step": {"step": 3, "type": "CONNECTED", "agentName": "Alex Agent"}}],
+        }),
+    );
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, Event::EngagementStarted { resumed: true, .. }))
+    );
+    t.answer(
+        "chat.session.subscribe",
+        json!({"subscription": "ss2", "session": {"id": "S1", "sessionState": "ACTIVE",
+            "step": {"step": 3, "type": "CONNECTED", "agentName": "Alex Agent"}}}),
+    );
+    let agent = |id: &str, at: &str, text: &str| {
+        json!({"id": id, "messageType": "MESSAGE", "status": "WROTE", "direction": "INBOUND",
+            "createdAt": at, "message": text})
+    };
+    t.answer(
+        "chat.events.subscribe",
+        json!({"subscription": "es2", "events": [
+            {"id": "e1", "messageType": "OPEN_SESSION", "direction": "OUTBOUND",
+                "createdAt": "2027-01-15T08:00:00.000Z"},
+            agent("e2", "2027-01-15T08:00:01.000Z", "how can I help?"),
+            agent("e3", "2027-01-15T08:00:10.001Z", "welcome back"),
+        ]}),
+    );
+    // The same event pushed on the monitor as well (the server's race) changes nothing.
+    t.push(
+        "es2",
+        agent("e3", "2027-01-15T08:00:10.001Z", "welcome back"),
+    );
+    let received: Vec<&str> = t
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived(m) => m.content.as_text(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received, ["welcome back"]);
+    // The history is in the transcript all the same.
+    let view = t.e.chat_view(&EngagementId::from("S1")).unwrap();
+    let texts: Vec<_> = view
+        .transcript
+        .iter()
+        .filter_map(|m| m.content.as_text().map(str::to_owned))
+        .collect();
+    assert_eq!(texts, ["how can I help?", "welcome back"]);
+    // Later pushes are news as usual.
+    t.push(
+        "es2",
+        agent("e4", "2027-01-15T08:00:11.000Z", "still there?"),
+    );
+    assert!(matches!(
+        t.events.last(),
+        Some(Event::MessageReceived(m)) if m.content.as_text() == Some("still there?")
+    ));
+}
