@@ -120,6 +120,42 @@ fn auth(st: &mut State, endpoint: &str, headers: &HeaderMap, cid: &str) -> Resul
     }
 }
 
+/// A fault injected with `fail_next`, else the bearer check of a conversation request.
+#[allow(clippy::result_large_err)] // the error is the HTTP response itself
+fn authorized(
+    st: &mut State,
+    endpoint: &str,
+    headers: &HeaderMap,
+    cid: &str,
+) -> Result<usize, Response> {
+    if let Some(r) = injected(st, endpoint) {
+        return Err(r);
+    }
+    auth(st, endpoint, headers, cid)
+}
+
+/// [`authorized`], plus: `mid` must be the guest member of the conversation.
+#[allow(clippy::result_large_err)] // the error is the HTTP response itself
+fn authorized_member(
+    st: &mut State,
+    endpoint: &str,
+    headers: &HeaderMap,
+    cid: &str,
+    mid: &str,
+) -> Result<usize, Response> {
+    let i = authorized(st, endpoint, headers, cid)?;
+    if gchat(st, i).member != mid {
+        return Err(error(
+            st,
+            endpoint,
+            403,
+            "not.authorized",
+            "Not authorized for this member.",
+        ));
+    }
+    Ok(i)
+}
+
 fn gchat(st: &mut State, i: usize) -> &mut GuestChat {
     match &mut st.chats[i].kind {
         ChatKind::Guest(g) => g,
@@ -411,10 +447,7 @@ pub(super) async fn send_message(
         endpoint,
         &String::from_utf8_lossy(&body),
     );
-    if let Some(r) = injected(&mut st, endpoint) {
-        return r;
-    }
-    let i = match auth(&mut st, endpoint, &headers, &cid) {
+    let i = match authorized(&mut st, endpoint, &headers, &cid) {
         Ok(i) => i,
         Err(r) => return r,
     };
@@ -512,22 +545,10 @@ pub(super) async fn typing(
     let endpoint = "POST /api/v2/webchat/guest/conversations/{id}/members/{id}/typing";
     let mut st = inner.lock();
     st.record_json(Direction::ClientToServer, endpoint, Value::Null);
-    if let Some(r) = injected(&mut st, endpoint) {
-        return r;
-    }
-    let i = match auth(&mut st, endpoint, &headers, &cid) {
+    let i = match authorized_member(&mut st, endpoint, &headers, &cid, &mid) {
         Ok(i) => i,
         Err(r) => return r,
     };
-    if gchat(&mut st, i).member != mid {
-        return error(
-            &mut st,
-            endpoint,
-            403,
-            "not.authorized",
-            "Not authorized for this member.",
-        );
-    }
     st.chats[i].received.push(Received::Typing { on: true });
     let ms = st.now_ms();
     let t = WebChatTyping {
@@ -558,22 +579,10 @@ pub(super) async fn leave(
     let endpoint = "DELETE /api/v2/webchat/guest/conversations/{id}/members/{id}";
     let mut st = inner.lock();
     st.record_json(Direction::ClientToServer, endpoint, Value::Null);
-    if let Some(r) = injected(&mut st, endpoint) {
-        return r;
-    }
-    let i = match auth(&mut st, endpoint, &headers, &cid) {
+    let i = match authorized_member(&mut st, endpoint, &headers, &cid, &mid) {
         Ok(i) => i,
         Err(r) => return r,
     };
-    if gchat(&mut st, i).member != mid {
-        return error(
-            &mut st,
-            endpoint,
-            403,
-            "not.authorized",
-            "Not authorized for this member.",
-        );
-    }
     st.chats[i].received.push(Received::Ended);
     add_message(&mut st, i, &mid, "", BodyType::MemberLeave);
     member_change(&mut st, i, &mid, MemberState::Disconnected);
@@ -592,10 +601,7 @@ pub(super) async fn member(
     let endpoint = "GET /api/v2/webchat/guest/conversations/{id}/members/{id}";
     let mut st = inner.lock();
     st.record_json(Direction::ClientToServer, endpoint, Value::Null);
-    if let Some(r) = injected(&mut st, endpoint) {
-        return r;
-    }
-    let i = match auth(&mut st, endpoint, &headers, &cid) {
+    let i = match authorized(&mut st, endpoint, &headers, &cid) {
         Ok(i) => i,
         Err(r) => return r,
     };
@@ -681,10 +687,7 @@ pub(super) async fn messages(
     let endpoint = "GET /api/v2/webchat/guest/conversations/{id}/messages";
     let mut st = inner.lock();
     st.record_json(Direction::ClientToServer, endpoint, json!({ "query": q }));
-    if let Some(r) = injected(&mut st, endpoint) {
-        return r;
-    }
-    let i = match auth(&mut st, endpoint, &headers, &cid) {
+    let i = match authorized(&mut st, endpoint, &headers, &cid) {
         Ok(i) => i,
         Err(r) => return r,
     };
