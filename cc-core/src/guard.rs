@@ -326,4 +326,8 @@ impl CallSession for GuardedCall {
     async fn hangup(&self) -> Result<()> {
         self.inner.hangup().await
     }
+
+    fn stats(&self) -> Result<crate::CallStats> {
+        self.inner.stats()
+    }
 }

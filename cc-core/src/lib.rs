@@ -27,6 +27,7 @@ mod error;
 mod event;
 pub mod guard;
 mod identity;
+pub mod media;
 mod message;
 mod registry;
 mod secret;
@@ -40,6 +41,9 @@ pub use config::{Config, TlsSettings};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{CallState, ConnectionState, Event, EventKind, Initiator};
 pub use identity::{Customer, Participant, Preferences, Role, User};
+pub use media::{
+    AudioSink, AudioSource, CallStats, MediaDevices, VideoCodec, VideoFrame, VideoSink, VideoSource,
+};
 pub use message::{
     Action, Attachment, BotTurn, Card, ClientMessageId, Content, DeliveryState, EngagementId,
     FormField, HistoryPage, Message, MessageId, Notice, Receipt, RichContent, SentMessage,

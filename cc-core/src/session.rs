@@ -14,9 +14,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    BotTurn, CallState, Capabilities, Content, Customer, EngagementId, Error, EventStream, Feature,
-    HistoryPage, Message, MessageId, Participant, Receipt, Result, Secret, SentMessage,
-    ServiceStatus, StatusQuery, Upload, Vendor,
+    BotTurn, CallState, CallStats, Capabilities, Content, Customer, EngagementId, Error,
+    EventStream, Feature, HistoryPage, MediaDevices, Message, MessageId, Participant, Receipt,
+    Result, Secret, SentMessage, ServiceStatus, StatusQuery, Upload, Vendor,
 };
 
 /// Where the vendor should route a contact.
@@ -50,7 +50,7 @@ pub struct ChatRequest {
 }
 
 /// What [`Session::start_call`] needs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct CallRequest {
     /// The customer's profile.
     pub customer: Customer,
@@ -60,6 +60,8 @@ pub struct CallRequest {
     pub routing: Routing,
     /// Context passed to the vendor.
     pub context: BTreeMap<String, String>,
+    /// The app's microphone, camera and speakers (see [`MediaDevices`]).
+    pub devices: MediaDevices,
 }
 
 /// Where an engagement is in its life.
@@ -244,4 +246,9 @@ pub trait CallSession: Send + Sync + fmt::Debug + 'static {
 
     /// Hangs up.
     async fn hangup(&self) -> Result<()>;
+
+    /// Media figures so far: packets each way, DTMF received, the codec.
+    fn stats(&self) -> Result<CallStats> {
+        Err(Error::unsupported(self.vendor(), Feature::CallsAudio))
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use cc_core::{Error, Feature, Result, Secret, Vendor};
+use cc_core::{CallStats, Error, Feature, Result, Secret, Vendor};
 
 /// A chat as the simulator knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -159,6 +159,48 @@ pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every frame recorded so far, both ways.
     fn frames(&self) -> Vec<Frame>;
+
+    /// How the simulator's far end treats the next calls (answer, busy, no answer, refuse).
+    /// Simulators of vendors with calls must implement it.
+    async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {
+        let _ = answer;
+        Err(Error::unsupported(self.vendor(), Feature::CallsAudio))
+    }
+
+    /// The far end's view of the newest call, `None` before any call reached it.
+    async fn far_end_call(&self) -> Result<Option<FarEndCall>> {
+        Err(Error::unsupported(self.vendor(), Feature::CallsAudio))
+    }
+}
+
+/// How a simulator's far end treats a call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CallAnswer {
+    /// Ring, then answer with a media peer that plays a tone and counts what it receives.
+    #[default]
+    Answer,
+    /// Reject the call as busy (SIP 486, or the vendor's busy signal).
+    Busy,
+    /// Ring, then give up after about a second, as a switch's no-answer timer does.
+    NoAnswer,
+    /// Refuse calls before any ringing: registration refused, or calls disabled.
+    Refuse,
+}
+
+/// What a simulator's far end saw of a call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FarEndCall {
+    /// The far end answered.
+    pub answered: bool,
+    /// The client holds the call (its last offer was `sendonly` or `inactive`).
+    pub held: bool,
+    /// The call ended.
+    pub ended: bool,
+    /// Video was negotiated.
+    pub video: bool,
+    /// The far end's media peer's own counts: what it sent, what it received from the client,
+    /// and the DTMF digits it received.
+    pub stats: CallStats,
 }
 
 /// A simulator that is running, with a configuration that points a client at it.
