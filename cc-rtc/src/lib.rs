@@ -8,7 +8,18 @@
 //! Still to come with the calls work: ICE configuration, the WebRTC media engine, the
 //! SIP-over-WebSocket user agent, and the traits through which an app plugs in its
 //! microphone, camera and speakers. No adapter offers calls yet.
+//!
+//! [`media`]: the WebRTC media engine of a call (str0m; ICE with STUN/TURN gathering, DTLS-SRTP,
+//! G.711/Opus audio, VP8 video, RFC 4733 DTMF); [`codec`]: audio codecs; [`devices`]: test devices.
+//!
+//! [`sip`]: SIP over WebSocket (RFC 7118): message codec, digest authentication, user agent.
 
 mod call;
+pub mod codec;
+pub mod devices;
+mod ice;
+pub mod media;
+pub mod sip;
 
 pub use call::{CallAction, CallCommand, CallMachine, CallSignal, Step};
+pub use devices::{CountingVideoSink, RecordingSink, TestPatternVideo, ToneSource};
