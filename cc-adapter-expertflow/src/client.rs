@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cc_chat::{OutboxConfig, PageRequest, Pager, PagingMode, Poll, SendErrorOutcome, sent_message};
 use cc_core::{
-    Availability, Capabilities, ChatRequest, Content, Engagement, EngagementId, EngagementState,
-    Error, Event, EventBus, EventStream, Feature, HistoryPager, Initiator, Message, MessageId,
-    OpeningHours, OpeningWindow, Participant, Receipt, Result, Role, SentMessage, ServiceStatus,
-    Session, StatusQuery, Timestamp, TlsSettings, Upload, Vendor, Weekday,
+    Availability, CallRequest, CallSession, Capabilities, ChatRequest, Content, Engagement,
+    EngagementId, EngagementState, Error, Event, EventBus, EventStream, Feature, HistoryPager,
+    Initiator, Message, MessageId, OpeningHours, OpeningWindow, Participant, Receipt, Result, Role,
+    SentMessage, ServiceStatus, Session, StatusQuery, Timestamp, TlsSettings, Upload, Vendor,
+    Weekday,
 };
 use cc_transport::socketio::{PendingAck, SioClient, SioConfig, SioEvent, SioHandle};
 use cc_transport::{BackoffPolicy, HttpClient, HttpConfig, Jitter, Method, Multipart, TlsConfig};
@@ -25,8 +26,10 @@ use futures::FutureExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::calls::{CallSetup, ExpertflowCall};
 use crate::engine::{Engine, Output, message_of};
 use crate::error;
+use crate::wire::call::CallerInfo;
 use crate::wire::{
     Body, BrowserDeviceInfo, CalendarEvent, CallbackRequest, ChatRequested, CimMessage,
     CustomerData, FormAttribute, FormData, Locale, MessageAck, ResumeRequest, UploadResponse,
@@ -58,11 +61,17 @@ struct State {
     wake_at: Option<Instant>,
     /// When `TYPING_STARTED` was last sent (the widget sends it at most every 3 s).
     typing_sent: Option<Instant>,
+    /// The newest call (at most one at a time).
+    call: Option<ExpertflowCall>,
+    /// A call is being set up (registration under way).
+    call_starting: bool,
 }
 
 struct Inner {
     config: ExpertflowConfig,
     urls: Urls,
+    /// TLS settings, for the switch's WebSocket too.
+    tls: TlsConfig,
     http: HttpClient,
     io: SioHandle,
     bus: EventBus,
@@ -189,7 +198,7 @@ impl ExpertflowSession {
             "serviceIdentifier": config.service_identifier,
             "channelCustomerIdentifier": config.channel_customer_identifier,
         }));
-        sio.tls = tls;
+        sio.tls = tls.clone();
         sio.backoff = BackoffPolicy::exponential(
             Duration::from_millis(config.reconnect_initial_ms),
             Duration::from_millis(config.reconnect_max_ms),
@@ -216,6 +225,7 @@ impl ExpertflowSession {
         let inner = Arc::new(Inner {
             config: config.clone(),
             urls,
+            tls,
             http,
             io,
             bus: EventBus::default(),
@@ -227,6 +237,8 @@ impl ExpertflowSession {
                 closed: false,
                 wake_at: None,
                 typing_sent: None,
+                call: None,
+                call_starting: false,
             }),
             cmd: cmd_tx,
             kick: Arc::new(Notify::new()),
@@ -1128,15 +1140,148 @@ impl Session for ExpertflowSession {
         self.inner.service_status().await
     }
 
+    async fn start_call(&self, request: CallRequest) -> Result<Arc<dyn CallSession>> {
+        Ok(Arc::new(self.call(request).await?))
+    }
+
     async fn shutdown(&self) -> Result<()> {
-        let already = {
+        let (already, call) = {
             let mut st = self.inner.lock();
-            std::mem::replace(&mut st.closed, true)
+            (std::mem::replace(&mut st.closed, true), st.call.take())
         };
+        if let Some(call) = call
+            && !call.is_ended()
+        {
+            let _ = call.hangup().await;
+        }
         if !already {
             self.inner.io.close().await;
         }
         Ok(())
+    }
+}
+
+impl ExpertflowSession {
+    /// Starts a call over the EF switch (what [`Session::start_call`] does, typed).
+    ///
+    /// Needs a live chat (the call is a second leg of the same conversation, as in the
+    /// vendor's widget) and no other live call. Reads the widget config's `webRtc` block (with
+    /// the `[expertflow.calls]` overrides), opens the media session, registers the shared
+    /// extension at the switch (a refused registration is `Error::Auth` naming the switch's
+    /// status and phrase), and returns the call in `Dialing`; the INVITE goes out at once.
+    /// `request.routing.target` overrides the dialled number; `request.context` keys
+    /// `agentExtension` and `customerId` fill `X-Agent-Extension` / `X-Customer-Id` (what the
+    /// vendor's secure-link calls put there).
+    pub async fn call(&self, request: CallRequest) -> Result<ExpertflowCall> {
+        let customer = {
+            let mut st = self.inner.lock();
+            if st.closed {
+                return Err(Error::closed(V, "session"));
+            }
+            let live_chat = st.engine.chat.as_ref().is_some_and(|c| {
+                !matches!(c.state, EngagementState::Ended | EngagementState::Detached)
+            });
+            if !live_chat {
+                return Err(Error::invalid(
+                    V,
+                    "call",
+                    "an Expertflow call is a leg of a chat: start a chat first",
+                ));
+            }
+            if st.call_starting || st.call.as_ref().is_some_and(|c| !c.is_ended()) {
+                return Err(Error::invalid(V, "call", "a call is already in progress"));
+            }
+            st.call_starting = true;
+            st.engine.customer.clone()
+        };
+        let r = self.call_inner(request, &customer).await;
+        let mut st = self.inner.lock();
+        st.call_starting = false;
+        if let Ok(call) = &r {
+            st.call = Some(call.clone());
+        }
+        r
+    }
+
+    async fn call_inner(
+        &self,
+        request: CallRequest,
+        customer: &crate::wire::CustomerData,
+    ) -> Result<ExpertflowCall> {
+        let widget = self.widget_configs().await?;
+        let calls = self.inner.config.calls.clone();
+        let mut settings = crate::calls::settings(widget.web_rtc.as_ref(), &calls)?;
+        if let Some(target) = request.routing.target.as_deref().map(str::trim)
+            && !target.is_empty()
+        {
+            if target.contains(|c: char| c.is_whitespace() || c == '@') {
+                return Err(Error::invalid(
+                    V,
+                    "routing.target",
+                    format!("{target:?} is not a number to dial"),
+                ));
+            }
+            target.clone_into(&mut settings.dialling_uri);
+        }
+        let form = |key: &str| {
+            customer
+                .form_data
+                .attributes
+                .iter()
+                .find(|a| a.key == key)
+                .map(|a| a.value.clone())
+        };
+        let c = &request.customer;
+        let name = match (&c.first_name, &c.last_name) {
+            (None, None) => c.nickname.clone().or_else(|| {
+                let n = [form("firstName"), form("lastName")]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (!n.is_empty()).then_some(n)
+            }),
+            (f, l) => Some(
+                [f.clone(), l.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        };
+        let caller = CallerInfo {
+            customer_name: name.unwrap_or_default(),
+            agent_extension: request
+                .context
+                .get("agentExtension")
+                .cloned()
+                .unwrap_or_default(),
+            customer_number: c
+                .phone
+                .clone()
+                .or_else(|| form("phone"))
+                .unwrap_or_else(|| self.inner.config.channel_customer_identifier.clone()),
+            customer_id: request
+                .context
+                .get("customerId")
+                .cloned()
+                .or_else(|| c.id.clone())
+                .unwrap_or_else(|| self.inner.config.channel_customer_identifier.clone()),
+            destination: settings.dialling_uri.clone(),
+            video: request.video,
+        };
+        crate::calls::start(
+            CallSetup {
+                settings,
+                calls,
+                caller,
+                tls: self.inner.tls.clone(),
+                session_bus: self.inner.bus.clone(),
+                connect_timeout: self.inner.config.timeout(),
+            },
+            request,
+        )
+        .await
     }
 }
 

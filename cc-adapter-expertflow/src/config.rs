@@ -1,11 +1,14 @@
 //! The `[expertflow]` configuration section.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use cc_core::{Error, Result, Vendor};
+use cc_core::{Error, Result, Secret, Vendor};
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use crate::wire::call::{IceServerConfig, parse_switch_url};
 
 const V: Vendor = Vendor::Expertflow;
 
@@ -86,6 +89,145 @@ pub struct ExpertflowConfig {
     /// milliseconds.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Calls over the EF switch (`[expertflow.calls]`).
+    #[serde(default)]
+    pub calls: CallsConfig,
+}
+
+/// The `[expertflow.calls]` section.
+///
+/// Where the switch is and what to dial comes from the widget config's `webRtc` block
+/// (`wssFs`, `uriFs`, `diallingUri`, `sipExtension`, `extensionPassword`, `iceServers`), as the
+/// vendor's widget reads it; every key here that is set overrides the one from there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    /// The address the call's media (UDP) socket binds; it is the host ICE candidate, so it
+    /// must be a concrete address. Unset (the default): the local address the system routes
+    /// to the switch from (found with an unconnected UDP socket, no packet sent). The
+    /// simulator's ready config uses `127.0.0.1`.
+    #[serde(default)]
+    pub media_bind: Option<IpAddr>,
+    /// Overrides `wssFs`: the switch's SIP-over-WebSocket URL (`wss://SWITCH:7443`).
+    #[serde(default)]
+    pub switch_url: Option<String>,
+    /// Overrides `uriFs`: the SIP domain.
+    #[serde(default)]
+    pub sip_domain: Option<String>,
+    /// Overrides `diallingUri`: the number dialled.
+    #[serde(default)]
+    pub dialling_uri: Option<String>,
+    /// Overrides `sipExtension`.
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// Overrides `extensionPassword`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Replaces the widget config's `iceServers` when set (`[]` = host candidates only).
+    #[serde(default)]
+    pub ice_servers: Option<Vec<IceServerConfig>>,
+    /// The registration's lifetime asked for, in seconds (the vendor client asks 600).
+    #[serde(default = "default_register_expires")]
+    pub register_expires: u32,
+    /// How long media (ICE + DTLS) may take to come up after the answer, in milliseconds.
+    #[serde(default = "default_media_timeout")]
+    pub media_timeout_ms: u64,
+    /// Offer Opus first (needs `cc-rtc`'s `opus` feature); G.711 is always offered.
+    #[serde(default)]
+    pub opus: bool,
+}
+
+const fn default_register_expires() -> u32 {
+    600
+}
+const fn default_media_timeout() -> u64 {
+    10_000
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            media_bind: None,
+            switch_url: None,
+            sip_domain: None,
+            dialling_uri: None,
+            extension: None,
+            password: None,
+            ice_servers: None,
+            register_expires: default_register_expires(),
+            media_timeout_ms: default_media_timeout(),
+            opus: false,
+        }
+    }
+}
+
+impl CallsConfig {
+    /// Checks the overrides and ranges; errors name the field (`expertflow.calls.…`).
+    pub fn validate(&self) -> Result<()> {
+        let key = |f: &str| format!("expertflow.calls.{f}");
+        if let Some(ip) = self.media_bind
+            && ip.is_unspecified()
+        {
+            return Err(Error::invalid(
+                V,
+                key("media_bind"),
+                format!(
+                    "{ip} is not a concrete address (it becomes the ICE host candidate); leave it unset to use the one that routes to the switch"
+                ),
+            ));
+        }
+        if let Some(u) = &self.switch_url {
+            parse_switch_url(u, &key("switch_url"))?;
+        }
+        for (name, v) in [
+            ("sip_domain", &self.sip_domain),
+            ("dialling_uri", &self.dialling_uri),
+            ("extension", &self.extension),
+        ] {
+            if let Some(v) = v
+                && (v.trim().is_empty() || v.contains(|c: char| c.is_whitespace() || c == '@'))
+            {
+                return Err(Error::invalid(
+                    V,
+                    key(name),
+                    format!("{v:?} is empty or has a space or `@`"),
+                ));
+            }
+        }
+        for (i, s) in self.ice_servers.iter().flatten().enumerate() {
+            if s.urls.is_empty() {
+                return Err(Error::invalid(
+                    V,
+                    key(&format!("ice_servers[{i}].urls")),
+                    "empty",
+                ));
+            }
+            if let Some(u) = s.urls.iter().find(|u| {
+                !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:"))
+            }) {
+                return Err(Error::invalid(
+                    V,
+                    key(&format!("ice_servers[{i}].urls")),
+                    format!("{u:?} is not a stun:/turn:/turns: URL"),
+                ));
+            }
+        }
+        if !(30..=86_400).contains(&self.register_expires) {
+            return Err(Error::invalid(
+                V,
+                key("register_expires"),
+                "must be 30..=86400",
+            ));
+        }
+        if !(100..=120_000).contains(&self.media_timeout_ms) {
+            return Err(Error::invalid(
+                V,
+                key("media_timeout_ms"),
+                "must be 100..=120000",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_widget() -> String {
@@ -118,6 +260,7 @@ impl fmt::Debug for ExpertflowConfig {
                 &self.channel_customer_identifier,
             )
             .field("widget_identifier", &self.widget_identifier)
+            .field("calls", &self.calls)
             .finish_non_exhaustive()
     }
 }
@@ -169,6 +312,7 @@ impl ExpertflowConfig {
             reconnect_initial_ms: default_reconnect_initial(),
             reconnect_max_ms: default_reconnect_max(),
             timeout_ms: default_timeout(),
+            calls: CallsConfig::default(),
         }
     }
 
@@ -209,6 +353,7 @@ impl ExpertflowConfig {
         if !(100..=600_000).contains(&self.timeout_ms) {
             return Err(Error::invalid(V, key("timeout_ms"), "must be 100..=600000"));
         }
+        self.calls.validate()?;
         self.urls().map(|_| ())
     }
 
@@ -299,6 +444,53 @@ mod tests {
         c.channel_customer_identifier = "c".into();
         c.timeout_ms = 1;
         assert!(c.validate().unwrap_err().to_string().contains("timeout_ms"));
+    }
+
+    #[test]
+    fn calls_section() {
+        let cfg = cc_core::Config::from_toml(
+            "vendor = \"expertflow\"\n[expertflow]\nbase_url = \"https://x.invalid\"\nservice_identifier = \"1\"\nchannel_customer_identifier = \"2\"\n[expertflow.calls]\nmedia_bind = \"127.0.0.1\"\nswitch_url = \"wss://sw.invalid:7443\"\npassword = \"hunter2\"\nice_servers = [{urls = [\"stun:stun.invalid:3478\"]}]\n",
+        )
+        .unwrap();
+        let c: ExpertflowConfig = cfg.section().unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.calls.media_bind, Some(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(c.calls.register_expires, 600);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let mut bad = c.clone();
+        bad.calls.switch_url = Some("https://sw.invalid".into());
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("expertflow.calls.switch_url"), "{e}");
+        let mut bad = c.clone();
+        bad.calls.ice_servers = Some(vec![IceServerConfig {
+            urls: vec!["http://x".into()],
+            username: None,
+            credential: None,
+        }]);
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("expertflow.calls.ice_servers[0].urls"), "{e}");
+        let mut bad = c.clone();
+        bad.calls.dialling_uri = Some("a b".into());
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("dialling_uri")
+        );
+        let mut bad = c;
+        bad.calls.media_bind = Some(IpAddr::from([0, 0, 0, 0]));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("expertflow.calls.media_bind")
+        );
+        assert_eq!(
+            ExpertflowConfig::new("https://x.invalid", "1", "2")
+                .calls
+                .media_bind,
+            None
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 #![doc = include_str!("docs.md")]
 
+mod calls;
 mod client;
 mod config;
 mod engine;
@@ -11,14 +12,15 @@ pub mod sim;
 
 use cc_core::{AdapterEntry, Capabilities, Config, ConnectFuture, Result, Session, Vendor};
 
+pub use calls::ExpertflowCall;
 pub use client::{ExpertflowEngagement, ExpertflowSession, validate_form};
-pub use config::{ExpertflowConfig, Urls};
+pub use config::{CallsConfig, ExpertflowConfig, Urls};
 
 /// The vendor this crate adapts.
 pub const VENDOR: Vendor = Vendor::Expertflow;
 
-/// What the adapter supports (chat over the web channel; calls over the EF switch come
-/// later, so every `calls_*` is false).
+/// What the adapter supports: chat over the web channel, audio and video calls over the EF
+/// switch (SIP over WebSocket) with hold and DTMF.
 pub const CAPABILITIES: Capabilities = Capabilities {
     chat: true,
     resume: true,
@@ -34,6 +36,10 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     service_status: true,
     opening_hours: true,
     callbacks: true,
+    calls_audio: true,
+    calls_video: true,
+    call_hold: true,
+    call_dtmf: true,
     typing_cooldown_ms: Some(3000),
     ..Capabilities::NONE
 };

@@ -27,6 +27,7 @@
 mod cut;
 mod entry;
 mod rest;
+mod switch;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cc_core::{Config, Error, Feature, Result, Vendor};
-use cc_testkit::{Direction, Frame, Received, SimChat, SimControl};
+use cc_testkit::{CallAnswer, Direction, FarEndCall, Frame, Received, SimChat, SimControl};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
@@ -48,6 +49,7 @@ use crate::wire::{
     Body, ChannelData, ChatRequested, CimMessage, Envelope, Header, Sender, WireAttachment, event,
 };
 pub use entry::SIM;
+pub use switch::{AGENT_EXTENSION, DIALLING_URI, EXTENSION, PASSWORD, SIP_DOMAIN};
 
 const V: Vendor = Vendor::Expertflow;
 
@@ -71,6 +73,9 @@ pub struct SimOptions {
     pub max_upload_bytes: usize,
     /// Opening hours every day, in UTC minutes `[open, close)`.
     pub business_hours: (u16, u16),
+    /// Whether the widget config carries the `webRtc` block (the switch's address and the
+    /// extension), i.e. whether calls are set up.
+    pub web_rtc: bool,
 }
 
 impl Default for SimOptions {
@@ -84,6 +89,7 @@ impl Default for SimOptions {
             push_conversation_resumed: false,
             max_upload_bytes: 5 << 20,
             business_hours: (0, 1440),
+            web_rtc: true,
         }
     }
 }
@@ -125,6 +131,9 @@ pub(crate) struct Shared {
     state: Mutex<SimState>,
     chat_ready: Notify,
     cutter: cut::Cutter,
+    switch: switch::Switch,
+    /// `ws://127.0.0.1:<port>`: the switch (`wssFs`).
+    switch_url: String,
 }
 
 impl std::fmt::Debug for Shared {
@@ -140,7 +149,9 @@ impl std::fmt::Debug for Shared {
 pub struct Simulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    switch_addr: SocketAddr,
     _task: Arc<TaskGuard>,
+    _switch_task: Arc<TaskGuard>,
 }
 
 #[derive(Debug)]
@@ -667,6 +678,13 @@ impl Simulator {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::transport(V, "simulator bind", e))?;
+        // The EF switch listens on a port of its own (the vendor's `wssFs`, port 7443).
+        let switch_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| Error::transport(V, "simulator switch bind", e))?;
+        let switch_addr = switch_listener
+            .local_addr()
+            .map_err(|e| Error::transport(V, "simulator switch bind", e))?;
         let (cut_tx, cut_rx) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             opts,
@@ -674,7 +692,11 @@ impl Simulator {
             state: Mutex::new(SimState::default()),
             chat_ready: Notify::new(),
             cutter: cut::Cutter(cut_tx),
+            switch: switch::Switch::default(),
+            switch_url: format!("ws://{switch_addr}"),
         });
+        shared.switch.set_host(switch_addr);
+        let switch_task = tokio::spawn(switch::serve(Arc::clone(&shared), switch_listener));
         // The deployment path, and the library default for a socket URL at the root.
         let (layer, io) = SocketIo::builder()
             .req_path("/web-channel-manager/socket.io")
@@ -699,13 +721,60 @@ impl Simulator {
         Ok(Simulator {
             shared,
             addr,
+            switch_addr,
             _task: Arc::new(TaskGuard(task)),
+            _switch_task: Arc::new(TaskGuard(switch_task)),
         })
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The switch's listening address (SIP over WebSocket).
+    pub fn switch_addr(&self) -> SocketAddr {
+        self.switch_addr
+    }
+
+    /// `ws://127.0.0.1:<port>`: the switch's URL, as the widget config's `wssFs` gives it.
+    pub fn switch_url(&self) -> String {
+        self.shared.switch_url.clone()
+    }
+
+    /// The `X-` headers of the newest call's INVITE, in wire order.
+    pub fn call_headers(&self) -> Vec<(String, String)> {
+        self.shared.switch.invite_headers()
+    }
+
+    /// The newest call's SIP Call-ID (the vendor client's `dialog.id`).
+    pub fn call_dialog_id(&self) -> Option<String> {
+        self.shared.switch.call_id()
+    }
+
+    /// The far end hangs up the answered call (`BYE`; with `reason`, a `Reason` header
+    /// text and `X-Call-Dropped-Custom-Reason`).
+    pub fn far_end_hangup(&self, reason: Option<&str>) -> Result<()> {
+        self.shared.switch.hangup(&self.shared, reason)
+    }
+
+    /// The switch ends the newest call through the side channel: `MESSAGE`
+    /// `{event: "MEDIA_SERVER_CALL_END", dialog: {id}, reasonCode}`.
+    pub fn switch_ends_call(&self, reason_code: &str) -> Result<()> {
+        self.shared.switch.side_message(
+            &self.shared,
+            "MEDIA_SERVER_CALL_END",
+            json!({"reasonCode": reason_code}),
+        )
+    }
+
+    /// The agent's side sends `agentDetails` (its extension) for the newest call.
+    pub fn send_agent_details(&self) -> Result<()> {
+        self.shared.switch.side_message(
+            &self.shared,
+            "agentDetails",
+            json!({"dialog": {"agentExt": switch::AGENT_EXTENSION, "callType": "OUT"}}),
+        )
     }
 
     /// `http://127.0.0.1:<port>`: the deployment's base URL.
@@ -725,6 +794,7 @@ impl Simulator {
         c.reconnect_initial_ms = 50;
         c.reconnect_max_ms = 200;
         c.timeout_ms = 5_000;
+        c.calls.media_bind = Some(std::net::IpAddr::from([127, 0, 0, 1]));
         c
     }
 
@@ -1040,5 +1110,14 @@ impl SimControl for Simulator {
 
     fn frames(&self) -> Vec<Frame> {
         self.shared.lock().frames.clone()
+    }
+
+    async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {
+        self.shared.switch.set_answer(answer);
+        Ok(())
+    }
+
+    async fn far_end_call(&self) -> Result<Option<FarEndCall>> {
+        Ok(self.shared.switch.far_end())
     }
 }

@@ -121,7 +121,7 @@ async fn widget_configs(State(sh): Sh, Path(id): Path<String>, headers: HeaderMa
         "customerReconnectTime": 100,
         "language": {"code": "en", "policy": null},
         "form": "prechat-form-1",
-        "webRtc": null,
+        "webRtc": web_rtc(&sh),
         "callback": {
             "enableCallback": true,
             "callbackUrl": format!("{}/callback/request", sh.base),
@@ -135,6 +135,25 @@ async fn widget_configs(State(sh): Sh, Path(id): Path<String>, headers: HeaderMa
         "additionalValues": []
     }))
     .into_response()
+}
+
+/// The widget config's `webRtc` block: where the switch is and what to dial.
+fn web_rtc(sh: &Shared) -> Value {
+    if !sh.opts.web_rtc {
+        return Value::Null;
+    }
+    json!({
+        "enableWebRtc": true,
+        "diallingUri": super::DIALLING_URI,
+        "sipExtension": super::EXTENSION,
+        "extensionPassword": super::PASSWORD,
+        "enabledSipLogs": false,
+        "channel": "web",
+        "websocket": "ws",
+        "wssFs": sh.switch_url,
+        "uriFs": super::SIP_DOMAIN,
+        "iceServers": []
+    })
 }
 
 async fn history(

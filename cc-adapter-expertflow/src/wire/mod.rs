@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub mod call;
+
 /// Socket event names.
 pub mod event {
     /// Client → server: start a chat (customer payload).
