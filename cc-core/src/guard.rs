@@ -103,10 +103,10 @@ impl Session for Guarded {
 
     async fn start_call(&self, request: CallRequest) -> Result<Arc<dyn CallSession>> {
         let (v, caps) = (self.vendor(), self.capabilities());
-        require(v, &caps, Feature::CallsAudio)?;
         if request.video {
             require(v, &caps, Feature::CallsVideo)?;
         }
+        require(v, &caps, Feature::CallsAudio)?;
         let inner = self.inner.start_call(request).await?;
         Ok(Arc::new(GuardedCall { inner, caps }))
     }

@@ -43,6 +43,7 @@
 //!
 //! The scenarios and what each expects are listed in [`scenarios`].
 
+pub mod calls;
 mod events;
 mod harness;
 mod proxy;

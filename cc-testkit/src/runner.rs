@@ -287,6 +287,8 @@ mod tests {
             "read_receipts",
             "attachments",
             "token_refresh",
+            "calls_audio",
+            "calls_video",
         ] {
             let p = by_name(&format!("unsupported_{f}"));
             assert!(!p.ignored());
@@ -298,7 +300,8 @@ mod tests {
             "attachments_in",
             "idle_warning",
             "resume",
-            "calls_audio",
+            "call_hold",
+            "call_dtmf",
         ] {
             assert!(
                 !planned
@@ -352,7 +355,8 @@ mod tests {
         on!(chat => Chat, resume => Resume, typing_out => TypingOut, typing_in => TypingIn,
             delivery_receipts => DeliveryReceipts, read_receipts => ReadReceipts,
             attachments => Attachments, attachments_in => AttachmentsIn,
-            token_refresh => TokenRefresh, idle_warning => IdleWarning);
+            token_refresh => TokenRefresh, idle_warning => IdleWarning,
+            calls_audio => CallsAudio, calls_video => CallsVideo);
         caps
     }
 

@@ -38,6 +38,7 @@
 //! | `token_refresh` | token_refresh | start, join; `sim.expire_token()` → `TokenExpiring` or `TokenExpired`; `session.set_token(sim.issue_token())`; then the agent says and the customer says |
 //! | `idle_warning` | idle_warning | start, join; `sim.idle_warning(chat, 60 s)` → `IdleWarning` with grace in 50..=60 s (and this engagement, when it names one); `session.keep_alive()` when `keep_alive`; then the customer says and the agent says |
 //! | `malformed_frame` | chat | start, join; `sim.send_malformed(chat)` → `Event::Error` of kind `Protocol` naming the vendor; then the agent says and the customer says |
+//! | `call_full`, `call_video`, `call_busy`, `call_no_answer`, `call_refused` | chat, calls_audio (video: calls_video) | see [`crate::calls`] |
 //! | `capabilities_match` | — | `session.capabilities()` equals the target's declared capabilities (the suite plans by them), and `session.vendor()` is the target's vendor. No snapshot |
 //!
 //! After every scenario: no `Event::Error` of kind `Protocol` (except the one
@@ -46,7 +47,8 @@
 //! **Negative trials** (`<label>::unsupported_<feature>`), one per missing feature that a
 //! scenario needs and that has a client operation: `chat` (`start_chat`), `typing_out`
 //! (`typing(true)`), `delivery_receipts` / `read_receipts` (`mark`, on an agent message),
-//! `attachments` (`upload`), `token_refresh` (`set_token`). Each runs the operation on the
+//! `attachments` (`upload`), `token_refresh` (`set_token`), `calls_audio` / `calls_video`
+//! (`start_call`, without / with video). Each runs the operation on the
 //! adapter's own session (no guard) and through the guard; both must return
 //! `Error::Unsupported { vendor, feature }`. Inbound-only features (`typing_in`,
 //! `attachments_in`, `idle_warning`) and `resume` have no operation to refuse, so they get
@@ -62,6 +64,7 @@ use cc_core::{
     Feature, Initiator, Message, MessageId, Receipt, Role, Secret, SentMessage, Upload,
 };
 
+use crate::calls::{call_busy, call_full, call_no_answer, call_refused, call_video};
 use crate::harness::{Harness, LocalBoxFuture, Outcome, StepExt, check};
 use crate::{Failure, Received, SimChat};
 
@@ -131,6 +134,11 @@ scenarios! {
     token_refresh needs [Chat, TokenRefresh];
     idle_warning needs [Chat, IdleWarning];
     malformed_frame needs [Chat] protocol_errors 1;
+    call_full needs [Chat, CallsAudio] snapshot false;
+    call_video needs [Chat, CallsAudio, CallsVideo] snapshot false;
+    call_busy needs [Chat, CallsAudio] snapshot false;
+    call_no_answer needs [Chat, CallsAudio] snapshot false;
+    call_refused needs [Chat, CallsAudio] snapshot false;
     capabilities_match needs [] snapshot false;
 }
 
@@ -177,7 +185,9 @@ async fn start(h: &mut Harness) -> Result<(Arc<dyn Engagement>, SimChat), Failur
 }
 
 /// Starts a chat and has the agent join it.
-async fn start_and_join(h: &mut Harness) -> Result<(Arc<dyn Engagement>, SimChat), Failure> {
+pub(crate) async fn start_and_join(
+    h: &mut Harness,
+) -> Result<(Arc<dyn Engagement>, SimChat), Failure> {
     let (eng, chat) = start(h).await?;
     h.sim()
         .agent_joins(&chat, AGENT)
@@ -192,7 +202,7 @@ async fn start_and_join(h: &mut Harness) -> Result<(Arc<dyn Engagement>, SimChat
 }
 
 /// The customer sends `text` and the simulator receives it.
-async fn customer_says(
+pub(crate) async fn customer_says(
     h: &mut Harness,
     eng: &dyn Engagement,
     chat: &SimChat,
@@ -912,6 +922,8 @@ pub(crate) fn probe_exists(feature: Feature) -> bool {
             | Feature::ReadReceipts
             | Feature::Attachments
             | Feature::TokenRefresh
+            | Feature::CallsAudio
+            | Feature::CallsVideo
     )
 }
 
@@ -944,6 +956,12 @@ pub(crate) async fn probe(h: &mut Harness, feature: Feature) -> Outcome {
                 "guard",
                 h.session().start_chat(h.chat_request()).await.map(|_| ()),
             )
+        }
+        Feature::CallsAudio | Feature::CallsVideo => {
+            for (who, r) in crate::calls::probe_call(h, feature).await {
+                expect(who, r)?;
+            }
+            Ok(())
         }
         Feature::TokenRefresh => {
             let token = || Secret::new("conformance-token");
