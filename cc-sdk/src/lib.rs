@@ -25,6 +25,12 @@ pub use cc_adapter_genesys as genesys;
 #[cfg(feature = "tetherfi")]
 pub use cc_adapter_tetherfi as tetherfi;
 
+/// The call engine: WebRTC media on str0m, the SIP-over-WebSocket user agent, and ready-made
+/// devices (a tone source, a recording sink) for tests and demos (feature `calls`, on with
+/// every adapter that has calls).
+#[cfg(feature = "calls")]
+pub use cc_rtc as rtc;
+
 /// The adapters compiled into this build, one `#[cfg]` line per vendor feature.
 const COMPILED: &[AdapterEntry] = &[
     #[cfg(feature = "expertflow")]

@@ -167,6 +167,13 @@ pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
         Err(Error::unsupported(self.vendor(), Feature::CallsAudio))
     }
 
+    /// How long the far end rings before it answers ([`CallAnswer::Answer`]); simulators
+    /// ring about 200 ms by default. The call set-up benchmark sets zero.
+    async fn set_ring_time(&self, ring: Duration) -> Result<()> {
+        let _ = ring;
+        Err(Error::unsupported(self.vendor(), Feature::CallsAudio))
+    }
+
     /// The far end's view of the newest call, `None` before any call reached it.
     async fn far_end_call(&self) -> Result<Option<FarEndCall>> {
         Err(Error::unsupported(self.vendor(), Feature::CallsAudio))
