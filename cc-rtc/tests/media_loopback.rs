@@ -179,3 +179,69 @@ async fn malformed_sdp_is_a_protocol_error_naming_the_sdp() {
     assert_eq!(err.kind(), cc_core::ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("candidate"), "{err}");
 }
+
+#[cfg(feature = "opus")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tone_flows_over_opus_when_both_offer_it() {
+    let config = MediaConfig {
+        opus: true,
+        ..MediaConfig::loopback()
+    };
+    let a = peer(config.clone(), 440.0).await;
+    let b = peer(config, 440.0).await;
+    let offer = a.media.create_offer().unwrap();
+    assert!(offer.contains("opus/48000/2"), "{offer}");
+    assert!(offer.contains("telephone-event/48000"), "{offer}");
+    let answer = b.media.accept_offer(&offer).unwrap();
+    a.media.apply_answer(&answer).unwrap();
+    a.media.connected(CONNECT).await.unwrap();
+    until(Duration::from_secs(4), "opus audio both ways", || {
+        a.sink.frames() >= 30 && b.sink.frames() >= 30
+    })
+    .await;
+    assert_eq!(a.media.stats().audio_codec.as_deref(), Some("opus"));
+    assert_eq!(b.sink.sample_rate(), 48_000);
+    let hz = b.sink.dominant_hz().expect("a tone");
+    assert!((hz - 440.0).abs() < 10.0, "received {hz} Hz");
+    a.media.send_dtmf("5").unwrap();
+    until(Duration::from_secs(2), "a digit", || {
+        b.media.stats().dtmf_received == "5"
+    })
+    .await;
+}
+
+#[cfg(feature = "opus")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opus_offer_falls_back_to_g711_with_a_g711_only_peer() {
+    let a = peer(
+        MediaConfig {
+            opus: true,
+            ..MediaConfig::loopback()
+        },
+        440.0,
+    )
+    .await;
+    let b = peer(MediaConfig::loopback(), 440.0).await;
+    let answer = b
+        .media
+        .accept_offer(&a.media.create_offer().unwrap())
+        .unwrap();
+    a.media.apply_answer(&answer).unwrap();
+    a.media.connected(CONNECT).await.unwrap();
+    until(Duration::from_secs(3), "audio", || b.sink.frames() >= 10).await;
+    assert_eq!(a.media.stats().audio_codec.as_deref(), Some("PCMU"));
+}
+
+#[cfg(not(feature = "opus"))]
+#[tokio::test]
+async fn opus_without_the_feature_is_refused() {
+    let config = MediaConfig {
+        opus: true,
+        ..MediaConfig::loopback()
+    };
+    let err = MediaSession::start(Vendor::Expertflow, config, MediaDevices::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cc_core::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("media.opus"), "{err}");
+}

@@ -135,6 +135,8 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<MediaEvent>,
     pub(crate) conn: watch::Sender<Conn>,
     local_candidates: Vec<String>,
+    reflexive: Vec<SocketAddr>,
+    relayed: Vec<SocketAddr>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -201,7 +203,7 @@ impl MediaSession {
             .map_err(|e| Error::transport(vendor, "media socket bind", e))?;
         let socket = Arc::new(socket);
 
-        let gathered = ice::gather(vendor, &socket, &config)?;
+        let gathered = ice::gather(vendor, &socket, &config).await?;
         let mut engine = Engine::new(vendor, config.clone(), devices);
         let mut local_candidates = Vec::new();
         let mut add = |engine: &mut Engine, c: Candidate| {
@@ -231,6 +233,8 @@ impl MediaSession {
                 "relay only, but no `turn:` server gave a relay address",
             ));
         }
+        let reflexive = gathered.reflexive.clone();
+        let relayed = gathered.relays.iter().map(|r| r.relayed_addr()).collect();
         engine.relays = gathered.relays;
 
         let (events, _) = broadcast::channel(256);
@@ -243,6 +247,8 @@ impl MediaSession {
             events,
             conn,
             local_candidates,
+            reflexive,
+            relayed,
             task: Mutex::new(None),
         });
         let task = tokio::spawn(engine::run(shared.clone()));
@@ -311,6 +317,17 @@ impl MediaSession {
     /// The local candidates as SDP attribute values (`candidate:...`).
     pub fn local_candidates(&self) -> Vec<String> {
         self.shared().local_candidates.clone()
+    }
+
+    /// The addresses STUN (and TURN) servers saw this session's socket at. One equal to the
+    /// host address (no NAT in between) is not a separate candidate.
+    pub fn reflexive_addrs(&self) -> Vec<SocketAddr> {
+        self.shared().reflexive.clone()
+    }
+
+    /// The relayed addresses of this session's TURN allocations (its relay candidates).
+    pub fn relayed_addrs(&self) -> Vec<SocketAddr> {
+        self.shared().relayed.clone()
     }
 
     /// Stops (or resumes) sending audio: no RTP audio packets while muted.
