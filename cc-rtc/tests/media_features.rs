@@ -149,6 +149,45 @@ async fn hold_and_resume_follow_the_sdp_directions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_offer_from_the_held_side_keeps_the_hold() {
+    let (a, b) = pair(MediaConfig::loopback()).await;
+    let reoffer = a.media.hold_offer(true).unwrap();
+    a.media
+        .apply_answer(&b.media.accept_offer(&reoffer).unwrap())
+        .unwrap();
+    assert!(b.media.is_held_by_remote());
+    // The held side re-offers sendrecv (a session refresh, or it tries to resume).
+    let from_b = b.media.hold_offer(false).unwrap();
+    assert!(from_b.contains("a=sendrecv"), "{from_b}");
+    let answer = a.media.accept_offer(&from_b).unwrap();
+    assert!(
+        answer.contains("a=sendonly"),
+        "the holder keeps its hold: {answer}"
+    );
+    b.media.apply_answer(&answer).unwrap();
+    assert!(b.media.is_held_by_remote());
+    assert!(!a.media.is_held_by_remote());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        received_during(&a, Duration::from_millis(300)).await,
+        0,
+        "b sends while held"
+    );
+    assert!(received_during(&b, Duration::from_millis(200)).await >= 5);
+
+    // The holder resumes.
+    let resume = a.media.hold_offer(false).unwrap();
+    a.media
+        .apply_answer(&b.media.accept_offer(&resume).unwrap())
+        .unwrap();
+    assert!(!b.media.is_held_by_remote());
+    until(Duration::from_secs(2), "audio from b again", || {
+        a.media.stats().audio_packets_received > 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_inactive_offer_is_a_remote_hold() {
     let (a, b) = pair(MediaConfig::loopback()).await;
     // A far end that holds with a=inactive (some PBXs do).
@@ -385,7 +424,7 @@ async fn a_second_initial_offer_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unspecified_bind_address_is_refused() {
+async fn unspecified_bind_without_ice_servers_is_refused() {
     let config = MediaConfig {
         bind: "0.0.0.0".parse().unwrap(),
         ..MediaConfig::loopback()

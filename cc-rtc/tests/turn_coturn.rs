@@ -172,6 +172,45 @@ async fn stun_gives_the_reflexive_address() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unspecified_bind_takes_the_address_towards_the_ice_server() {
+    let Some(coturn) = Coturn::start("unspecified_bind_takes_the_address_towards_the_ice_server")
+    else {
+        return;
+    };
+    let sink = Arc::new(RecordingSink::new());
+    let any = MediaSession::start(
+        Vendor::Genesys,
+        MediaConfig {
+            bind: "0.0.0.0".parse().unwrap(),
+            ice_servers: vec![IceServer {
+                urls: vec![coturn.stun_url()],
+                ..Default::default()
+            }],
+            ..MediaConfig::loopback()
+        },
+        devices(&sink),
+    )
+    .await
+    .unwrap();
+    assert_eq!(any.local_addr().ip().to_string(), "127.0.0.1");
+    let other_sink = Arc::new(RecordingSink::new());
+    let other = MediaSession::start(
+        Vendor::Genesys,
+        MediaConfig::loopback(),
+        devices(&other_sink),
+    )
+    .await
+    .unwrap();
+    let answer = other.accept_offer(&any.create_offer().unwrap()).unwrap();
+    any.apply_answer(&answer).unwrap();
+    any.connected(Duration::from_secs(5)).await.unwrap();
+    until(Duration::from_secs(3), "audio both ways", || {
+        sink.frames() >= 10 && other_sink.frames() >= 10
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_flows_through_the_turn_relay() {
     let Some(mut coturn) = Coturn::start("media_flows_through_the_turn_relay") else {
         return;

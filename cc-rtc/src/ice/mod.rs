@@ -118,6 +118,31 @@ async fn resolve(host: &str, port: u16, want_v4: bool) -> Option<SocketAddr> {
     }
 }
 
+/// The local address the system would send from towards the first reachable ICE server
+/// (a UDP `connect`, which sends nothing).
+pub(crate) async fn route_source(config: &MediaConfig) -> Option<IpAddr> {
+    let want_v4 = config.bind.is_ipv4();
+    for url in config.ice_servers.iter().flat_map(|s| &s.urls) {
+        let Ok(ServerUrl::Stun { host, port } | ServerUrl::Turn { host, port }) = parse_url(url)
+        else {
+            continue;
+        };
+        let Some(addr) = resolve(&host, port, want_v4).await else {
+            continue;
+        };
+        let probe = UdpSocket::bind(SocketAddr::new(config.bind, 0))
+            .await
+            .ok()?;
+        if probe.connect(addr).await.is_ok()
+            && let Ok(local) = probe.local_addr()
+            && !local.ip().is_unspecified()
+        {
+            return Some(local.ip());
+        }
+    }
+    None
+}
+
 /// Sends `request` to `server` until a response with transaction `id` comes (or the
 /// transaction times out). Other datagrams are dropped: no peer knows our address yet.
 async fn transact(

@@ -47,6 +47,8 @@ pub(crate) struct Engine {
     pub(crate) audio_muted: bool,
     pub(crate) video_muted: bool,
     pub(crate) held_by_remote: bool,
+    /// We hold the call (our last hold offer was `sendonly`).
+    local_hold: bool,
     /// The codec and payload type we send audio with, once negotiated.
     audio_tx: Option<(Pt, AudioEncoder)>,
     decoders: HashMap<AudioCodec, AudioDecoder>,
@@ -120,6 +122,7 @@ impl Engine {
             audio_muted: false,
             video_muted: false,
             held_by_remote: false,
+            local_hold: false,
             audio_tx: None,
             decoders: HashMap::new(),
             audio_rtp: 0,
@@ -191,6 +194,15 @@ impl Engine {
     }
 
     pub(crate) fn accept_offer(&mut self, sdp: &str) -> Result<String> {
+        // While we hold the call, we take nothing the far end sends: read its directions
+        // without the receive part, so the answer keeps our hold (sendonly or inactive).
+        let held;
+        let sdp = if self.local_hold {
+            held = keep_local_hold(sdp);
+            held.as_str()
+        } else {
+            sdp
+        };
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| self.protocol("SDP offer", e))?;
         if offer.media_lines.is_empty() {
             return Err(self.protocol("SDP offer", "no m-line"));
@@ -236,6 +248,7 @@ impl Engine {
             ));
         };
         self.pending = Some(pending);
+        self.local_hold = on;
         Ok(offer.to_sdp_string())
     }
 
@@ -637,6 +650,29 @@ impl Engine {
     }
 }
 
+/// The far end's offer as we answer it while holding: what it would send to us is dropped
+/// (`sendrecv` becomes `recvonly`, `sendonly` becomes `inactive`).
+fn keep_local_hold(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let (text, end) = match line.strip_suffix("\r\n") {
+            Some(t) => (t, "\r\n"),
+            None => match line.strip_suffix('\n') {
+                Some(t) => (t, "\n"),
+                None => (line, ""),
+            },
+        };
+        let text = match text {
+            "a=sendrecv" => "a=recvonly",
+            "a=sendonly" => "a=inactive",
+            other => other,
+        };
+        out.push_str(text);
+        out.push_str(end);
+    }
+    out
+}
+
 fn dir_name(dir: Direction) -> &'static str {
     match dir {
         Direction::SendOnly => "sendonly",
@@ -687,7 +723,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     audio.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut video = tokio::time::interval(video_interval.unwrap_or(Duration::from_secs(3600)));
     video.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let local = shared.socket.local_addr().ok();
+    let local = shared.host;
     let mut buf = vec![0u8; 2048];
     loop {
         let deadline = {
@@ -708,7 +744,6 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 match received {
                     Ok((n, source)) => {
                         let mut engine = shared.lock();
-                        let local = local.unwrap_or(source);
                         engine.receive(Instant::now(), source, local, &buf[..n], &shared);
                         engine.drain(&shared);
                     }
@@ -748,4 +783,23 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             true
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holding_side_reads_offers_without_their_receive_part() {
+        let offer =
+            "v=0\r\na=sendrecv\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=sendonly\r\na=recvonly\r\n";
+        assert_eq!(
+            keep_local_hold(offer),
+            "v=0\r\na=recvonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=inactive\r\na=recvonly\r\n"
+        );
+        assert_eq!(
+            keep_local_hold("a=sendrecv\na=sendrecvx"),
+            "a=recvonly\na=sendrecvx"
+        );
+    }
 }

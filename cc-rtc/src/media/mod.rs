@@ -72,8 +72,9 @@ pub enum IceTransportPolicy {
 pub struct MediaConfig {
     /// `stun:`/`turn:` servers; empty means host candidates only.
     pub ice_servers: Vec<IceServer>,
-    /// The address the UDP socket binds (port chosen by the system). Must be a concrete
-    /// address: it is the host candidate.
+    /// The address the UDP socket binds (port chosen by the system); it is the host
+    /// candidate. With `0.0.0.0`/`::` the host candidate is the address the system routes
+    /// towards the first ICE server from (no ICE server: `InvalidInput`).
     pub bind: IpAddr,
     /// Negotiate a video (VP8) m-line as well.
     pub video: bool,
@@ -135,6 +136,8 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<MediaEvent>,
     pub(crate) conn: watch::Sender<Conn>,
     local_candidates: Vec<String>,
+    /// The host candidate's address (the socket's port on the host address).
+    pub(crate) host: SocketAddr,
     reflexive: Vec<SocketAddr>,
     relayed: Vec<SocketAddr>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -181,13 +184,6 @@ impl MediaSession {
         config: MediaConfig,
         devices: MediaDevices,
     ) -> Result<MediaSession> {
-        if config.bind.is_unspecified() {
-            return Err(Error::invalid(
-                vendor,
-                "media.bind",
-                "needs a concrete local address (it becomes the host candidate), not 0.0.0.0/::",
-            ));
-        }
         if config.opus && !cfg!(feature = "opus") {
             return Err(Error::invalid(
                 vendor,
@@ -195,12 +191,28 @@ impl MediaSession {
                 "this build of cc-rtc has no Opus (cargo feature `opus`)",
             ));
         }
+        // The host candidate's address: the bind address, or for 0.0.0.0/:: the address the
+        // system routes towards the first ICE server from.
+        let host_ip = if config.bind.is_unspecified() {
+            ice::route_source(&config).await.ok_or_else(|| {
+                Error::invalid(
+                    vendor,
+                    "media.bind",
+                    "0.0.0.0/:: needs a reachable ICE server to find the host address; \
+                     give a concrete address",
+                )
+            })?
+        } else {
+            config.bind
+        };
         let socket = UdpSocket::bind(SocketAddr::new(config.bind, 0))
             .await
             .map_err(|e| Error::transport(vendor, "media socket bind", e))?;
-        let local = socket
+        let port = socket
             .local_addr()
-            .map_err(|e| Error::transport(vendor, "media socket bind", e))?;
+            .map_err(|e| Error::transport(vendor, "media socket bind", e))?
+            .port();
+        let local = SocketAddr::new(host_ip, port);
         let socket = Arc::new(socket);
 
         let gathered = ice::gather(vendor, &socket, &config).await?;
@@ -247,6 +259,7 @@ impl MediaSession {
             events,
             conn,
             local_candidates,
+            host: local,
             reflexive,
             relayed,
             task: Mutex::new(None),
@@ -278,12 +291,9 @@ impl MediaSession {
         out
     }
 
-    /// The local address of the UDP socket (the host candidate).
+    /// The host candidate's address: the UDP socket's port on the host address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared()
-            .socket
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+        self.shared().host
     }
 
     /// The initial SDP offer: audio (and video when configured), all local candidates.
