@@ -3,7 +3,8 @@
 //!
 //! Each vendor and transport is a *lane*: start the simulator, connect through `cc_sdk`,
 //! start a chat, wait in the queue, let an agent join, exchange messages both ways, typing,
-//! a receipt, an attachment, a forced reconnect with messages sent during the cut (each must
+//! a receipt, an attachment, an audio call where the adapter has calls (a tone each way,
+//! packets counted on both ends, DTMF), a forced reconnect with messages sent during the cut (each must
 //! reach the server exactly once), and end. Every event the session emits is printed as a
 //! timeline; a step the adapter's capabilities exclude is shown as skipped. The run ends with
 //! a table (vendor, transport, steps passed, median message round trip) and a non-zero exit
@@ -15,10 +16,11 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cc_sdk::testkit::{Received, RunningSim, SimChat, SimControl, SimEntry, SimStart};
+use cc_sdk::rtc::{RecordingSink, ToneSource};
+use cc_sdk::testkit::{CallAnswer, Received, RunningSim, SimChat, SimControl, SimEntry, SimStart};
 use cc_sdk::{
-    Capabilities, ChatRequest, ConnectionState, Content, Customer, Engagement, Event, EventStream,
-    Feature, Receipt, Role, Session, Upload, Vendor,
+    CallRequest, CallState, Capabilities, ChatRequest, ConnectionState, Content, Customer,
+    Engagement, Event, EventStream, Feature, MediaDevices, Receipt, Role, Session, Upload, Vendor,
 };
 use futures::{FutureExt, StreamExt};
 
@@ -335,6 +337,7 @@ impl Lane {
             .await?;
         self.attachment(&caps, &control, &chat, chat_handle.as_ref())
             .await?;
+        self.call(&caps, &control, session, watch).await?;
         self.reconnect(&control, &chat, chat_handle.as_ref(), watch)
             .await?;
 
@@ -542,6 +545,110 @@ impl Lane {
             control.as_ref(),
             chat,
             |r| matches!(r, Received::File { name, size: s } if name == "parcel.txt" && *s == size),
+        )
+        .await
+        .map_err(|e| (step, e))?;
+        self.record(step, Outcome::Passed);
+        Ok(())
+    }
+
+    /// An audio call: a tone each way, packets counted on both ends, DTMF where the
+    /// adapter has it, hang up.
+    async fn call(
+        &mut self,
+        caps: &Capabilities,
+        control: &Arc<dyn SimControl>,
+        session: &dyn Session,
+        watch: &mut Watch,
+    ) -> Result<(), (&'static str, String)> {
+        let step = "audio call";
+        if !caps.calls_audio {
+            self.record(
+                step,
+                Outcome::Skipped(format!("no {}", Feature::CallsAudio)),
+            );
+            return Ok(());
+        }
+        let err = |e: cc_sdk::Error| (step, e.to_string());
+        control
+            .set_call_answer(CallAnswer::Answer)
+            .await
+            .map_err(err)?;
+        let speaker = Arc::new(RecordingSink::new());
+        let call = session
+            .start_call(CallRequest {
+                devices: MediaDevices {
+                    audio_in: Some(Arc::new(ToneSource::new(440.0))),
+                    audio_out: Some(speaker.clone()),
+                    ..MediaDevices::default()
+                },
+                ..CallRequest::default()
+            })
+            .await
+            .map_err(err)?;
+        let id = call.id();
+        self.expect(
+            watch,
+            "the call connected",
+            |e| matches!(e, Event::Call { call, state: CallState::Connected } if *call == id),
+        )
+        .await
+        .map_err(|e| (step, e))?;
+        // Media both ways: 25 packets (half a second of audio) on each end.
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        let (mine, far) = loop {
+            let mine = call.stats().map_err(err)?;
+            let far = control
+                .far_end_call()
+                .await
+                .map_err(err)?
+                .unwrap_or_default();
+            if mine.audio_packets_received >= 25 && far.stats.audio_packets_received >= 25 {
+                break (mine, far);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err((
+                    step,
+                    format!(
+                        "audio did not flow both ways within {STEP_TIMEOUT:?}: {mine:?}, far end {far:?}"
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let tone = speaker
+            .dominant_hz()
+            .map_or_else(|| "no tone".to_owned(), |hz| format!("{hz:.0} Hz tone"));
+        self.line(&self.paint.dim(&format!(
+            "media: {} packets received, far end received {}, codec {}, heard a {tone}",
+            mine.audio_packets_received,
+            far.stats.audio_packets_received,
+            mine.audio_codec.as_deref().unwrap_or("?"),
+        )));
+        if caps.call_dtmf {
+            call.dtmf("42#").await.map_err(err)?;
+            let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+            loop {
+                let far = control
+                    .far_end_call()
+                    .await
+                    .map_err(err)?
+                    .unwrap_or_default();
+                if far.stats.dtmf_received.contains("42#") {
+                    self.line(&self.paint.dim("DTMF 42# heard by the far end"));
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err((step, format!("the far end did not hear DTMF 42#: {far:?}")));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        call.hangup().await.map_err(err)?;
+        self.expect(
+            watch,
+            "the call ended",
+            |e| matches!(e, Event::Call { call, state: CallState::Ended { .. } } if *call == id),
         )
         .await
         .map_err(|e| (step, e))?;
