@@ -13,6 +13,7 @@
 //! (`tetherfi.poll_timeout_ms`).
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use cc_core::{Config, Error, Result, Secret, Vendor};
@@ -128,6 +129,153 @@ pub struct TetherfiConfig {
     /// How long a call, or `Start` waiting for `OnStartSuccess`, may take (default 15000 ms).
     #[serde(default = "d_request_timeout")]
     pub request_timeout_ms: u64,
+    /// Audio/video calls (`[tetherfi.calls]`).
+    #[serde(default)]
+    pub calls: CallsConfig,
+}
+
+/// One ICE server of the configuration: `{ urls = [...], username, credential }` (the
+/// `SetAvConfigs` `MediaTransport.iceServers` entry; Tetherfi's TURN is the "AV proxy").
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerConfig {
+    /// `stun:`/`turn:`/`turns:` URLs.
+    pub urls: Vec<String>,
+    /// The AV-proxy user name (`IceName`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The AV-proxy credential (`IceId`).
+    #[serde(default)]
+    pub credential: Option<Secret>,
+}
+
+const fn d_media_timeout() -> u64 {
+    10_000
+}
+const fn d_answer_timeout() -> u64 {
+    120_000
+}
+const fn d_reconnect_window() -> u64 {
+    10_000
+}
+fn d_bind() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+}
+
+/// The `[tetherfi.calls]` section: media settings of audio/video calls.
+///
+/// ```toml
+/// [tetherfi.calls]
+/// # ice_servers = [{ urls = ["turn:avproxy.example.com:3579"], username = "u", credential = "c" }]
+/// # bind = "0.0.0.0"               # the address the media socket binds (tests: 127.0.0.1)
+/// # opus = false                   # offer Opus first (needs cc-rtc's `opus` feature)
+/// # media_timeout_ms = 10000       # answer → ICE + DTLS connected
+/// # answer_timeout_ms = 120000     # offer → the CSO's answer (queued, ringing)
+/// # reconnect_window_ms = 10000    # media lost this long ends the call (§2.6)
+/// ```
+///
+/// The servers the server pushes in `configs` (`ice`, `avproxy`) are used as well.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    /// ICE servers used for every call, before the ones the server pushes.
+    #[serde(default)]
+    pub ice_servers: Vec<IceServerConfig>,
+    /// The address the media's UDP socket binds (default `0.0.0.0`).
+    #[serde(default = "d_bind")]
+    pub bind: IpAddr,
+    /// Offer Opus first (needs cc-rtc's `opus` feature); G.711 always.
+    #[serde(default)]
+    pub opus: bool,
+    /// How long media may take to connect after the answer (default 10000 ms).
+    #[serde(default = "d_media_timeout")]
+    pub media_timeout_ms: u64,
+    /// How long the CSO may take to answer the offer (default 120000 ms; the server's own
+    /// queue timer usually ends the call first).
+    #[serde(default = "d_answer_timeout")]
+    pub answer_timeout_ms: u64,
+    /// How long media may stay disconnected before the call ends (default 10000 ms, §2.6).
+    #[serde(default = "d_reconnect_window")]
+    pub reconnect_window_ms: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            ice_servers: Vec::new(),
+            bind: d_bind(),
+            opus: false,
+            media_timeout_ms: d_media_timeout(),
+            answer_timeout_ms: d_answer_timeout(),
+            reconnect_window_ms: d_reconnect_window(),
+        }
+    }
+}
+
+impl CallsConfig {
+    /// How long media may take to connect after the answer.
+    pub fn media_timeout(&self) -> Duration {
+        Duration::from_millis(self.media_timeout_ms)
+    }
+
+    /// How long the CSO may take to answer.
+    pub fn answer_timeout(&self) -> Duration {
+        Duration::from_millis(self.answer_timeout_ms)
+    }
+
+    /// How long media may stay disconnected.
+    pub fn reconnect_window(&self) -> Duration {
+        Duration::from_millis(self.reconnect_window_ms)
+    }
+
+    /// Checks the ICE URLs and the ranges; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        for (i, s) in self.ice_servers.iter().enumerate() {
+            let field = "tetherfi.calls.ice_servers";
+            if s.urls.is_empty() {
+                return Err(Error::invalid(
+                    Vendor::Tetherfi,
+                    field,
+                    format!("entry {i} has no URL"),
+                ));
+            }
+            for u in &s.urls {
+                let turn = u.starts_with("turn:") || u.starts_with("turns:");
+                if !(turn || u.starts_with("stun:") || u.starts_with("stuns:")) {
+                    return Err(Error::invalid(
+                        Vendor::Tetherfi,
+                        field,
+                        format!("`{u}` (entry {i}) is not a stun:/turn: URL"),
+                    ));
+                }
+                if turn && (s.username.is_none() || s.credential.is_none()) {
+                    return Err(Error::invalid(
+                        Vendor::Tetherfi,
+                        field,
+                        format!("`{u}` (entry {i}) needs a username and a credential"),
+                    ));
+                }
+            }
+        }
+        check_range(
+            "tetherfi.calls.media_timeout_ms",
+            self.media_timeout_ms,
+            100,
+            120_000,
+        )?;
+        check_range(
+            "tetherfi.calls.answer_timeout_ms",
+            self.answer_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        check_range(
+            "tetherfi.calls.reconnect_window_ms",
+            self.reconnect_window_ms,
+            100,
+            600_000,
+        )
+    }
 }
 
 impl fmt::Debug for TetherfiConfig {
@@ -151,6 +299,7 @@ impl fmt::Debug for TetherfiConfig {
             .field("poll_retry_ms", &self.poll_retry_ms)
             .field("max_retries", &self.max_retries)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("calls", &self.calls)
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +338,7 @@ impl TetherfiConfig {
             poll_retry_ms: d_poll_retry(),
             max_retries: d_max_retries(),
             request_timeout_ms: d_request_timeout(),
+            calls: CallsConfig::default(),
         }
     }
 
@@ -241,7 +391,7 @@ impl TetherfiConfig {
         if self.lib.is_empty() {
             return Err(Error::invalid(Vendor::Tetherfi, "tetherfi.lib", "empty"));
         }
-        Ok(())
+        self.calls.validate()
     }
 
     /// The base URL: `base_url`, else `https://<host>`.
@@ -367,6 +517,40 @@ mod tests {
         assert!(e.to_string().contains("tetherfi.poll_timeout_ms"), "{e}");
         let e = parse("vendor = \"tetherfi\"\n[tetherfi]\nhost = \"x\"\nbogus = 1\n").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn calls_section() {
+        let c = parse(
+            "vendor = \"tetherfi\"\n[tetherfi]\nhost = \"x\"\n[tetherfi.calls]\nbind = \"127.0.0.1\"\n\
+             ice_servers = [{ urls = [\"turn:avproxy.x:3579\"], username = \"u\", credential = \"pw-secret\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.calls.bind.to_string(), "127.0.0.1");
+        assert_eq!(c.calls.ice_servers[0].urls, ["turn:avproxy.x:3579"]);
+        assert!(!format!("{c:?}").contains("pw-secret"));
+        let d = parse("vendor = \"tetherfi\"\n[tetherfi]\nhost = \"x\"\n").unwrap();
+        assert_eq!(d.calls.bind.to_string(), "0.0.0.0");
+        let e = parse(
+            "vendor = \"tetherfi\"\n[tetherfi]\nhost = \"x\"\n[tetherfi.calls]\n\
+             ice_servers = [{ urls = [\"http://x\"] }]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("tetherfi.calls.ice_servers"), "{e}");
+        let e = parse(
+            "vendor = \"tetherfi\"\n[tetherfi]\nhost = \"x\"\n[tetherfi.calls]\n\
+             ice_servers = [{ urls = [\"turn:x:3579\"] }]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("credential"), "{e}");
+        let e = parse(
+            "vendor = \"tetherfi\"\n[tetherfi]\nhost = \"x\"\n[tetherfi.calls]\nmedia_timeout_ms = 1\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("tetherfi.calls.media_timeout_ms"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! frames, [`js`] parses the JavaScript literals DWR replies carry. Unknown pushes become
 //! [`Push::Unknown`] (kept for an `Event::Vendor`), never a panic.
 
+pub mod av;
 pub mod dwr;
 pub mod js;
 pub mod ws;
@@ -27,8 +28,8 @@ pub const CLIENTLOG: &str = "__clientlog";
 /// The DWR system script.
 pub const SYSTEM: &str = "__System";
 
-/// The app-message types that carry audio/video signalling (§3.8). The calls support
-/// takes these; chat leaves them out of the transcript.
+/// The app-message types that carry audio/video signalling (§3.8, decoded by [`av::AvSignal`]).
+/// The calls support takes these; chat leaves them out of the transcript.
 pub const AV_SIGNAL_TYPES: &[&str] = &[
     "requestav",
     "avtstatus",

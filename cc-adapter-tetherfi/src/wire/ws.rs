@@ -245,6 +245,10 @@ pub fn decode_push(text: &str) -> Result<Push, String> {
             },
             _ => return Err("`openstatus` frame without a boolean `status`".to_owned()),
         },
+        // The audio/video `callqueued {avtype}` (§3.8) shares the chat frame's name.
+        "callqueued" if m.contains_key("avtype") && !m.contains_key("position") => {
+            app_message(m, sid)
+        }
         "callqueued" => {
             let extra = s(&m, "extra").unwrap_or_default();
             let mut info = if extra.contains(',') {
@@ -346,19 +350,22 @@ pub fn decode_push(text: &str) -> Result<Push, String> {
             token: req(&m, "token", "token")?,
         },
         "resetcaptcha" => Push::ResetCaptcha,
-        _ => {
-            let agent = s(&m, "user").unwrap_or_default();
-            let id = s(&m, "id").unwrap_or_default();
-            let mut app = m;
-            app.remove("sid");
-            Push::AppMessageReceived {
-                agent,
-                msg: Value::Object(app).to_string(),
-                id,
-                sid,
-            }
-        }
+        _ => app_message(m, sid),
     })
+}
+
+/// Any other frame: an app message from TMAC (`user` is the agent, `id` the message id).
+fn app_message(m: Map<String, Value>, sid: Option<String>) -> Push {
+    let agent = s(&m, "user").unwrap_or_default();
+    let id = s(&m, "id").unwrap_or_default();
+    let mut app = m;
+    app.remove("sid");
+    Push::AppMessageReceived {
+        agent,
+        msg: Value::Object(app).to_string(),
+        id,
+        sid,
+    }
 }
 
 /// Writes a server frame (the simulator's side); `token` goes into `openstatus`.
@@ -543,5 +550,31 @@ mod tests {
         }
         assert!(decode_push("{}").is_err());
         assert!(decode_push("[1]").is_err());
+    }
+
+    #[test]
+    fn av_callqueued_is_an_app_message() {
+        let chat =
+            decode_push(r#"{"type":"callqueued","position":2,"extra":"chat","sid":"S"}"#).unwrap();
+        assert!(matches!(chat, Push::CallQueued { .. }), "{chat:?}");
+        let av = decode_push(
+            r#"{"type":"callqueued","avtype":"audio","user":"Alex","id":"m3","sid":"S"}"#,
+        )
+        .unwrap();
+        let Push::AppMessageReceived {
+            agent,
+            msg,
+            id,
+            sid,
+        } = av
+        else {
+            panic!("{av:?}")
+        };
+        assert_eq!(
+            (agent.as_str(), id.as_str(), sid.as_deref()),
+            ("Alex", "m3", Some("S"))
+        );
+        let v: Value = serde_json::from_str(&msg).unwrap();
+        assert_eq!(v["avtype"], "audio");
     }
 }
