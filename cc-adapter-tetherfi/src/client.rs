@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use cc_chat::{OutboxConfig, sent_message};
 use cc_core::{
-    Availability, BotTurn, Capabilities, ChatRequest, ConnectionState, Content, Customer,
-    Engagement, EngagementId, EngagementState, Error, Event, EventBus, EventStream, Message,
-    Notice, Participant, Result, Role, Secret, SentMessage, ServiceStatus, Session, StatusQuery,
-    TlsSettings, Upload, Vendor,
+    Availability, BotTurn, CallRequest, CallSession, Capabilities, ChatRequest, ConnectionState,
+    Content, Customer, Engagement, EngagementId, EngagementState, Error, Event, EventBus,
+    EventStream, Message, Notice, Participant, Result, Role, Secret, SentMessage, ServiceStatus,
+    Session, StatusQuery, TlsSettings, Upload, Vendor,
 };
 use cc_transport::{HttpClient, HttpConfig, Method, Multipart, TlsConfig};
 use serde_json::{Map, Value, json};
@@ -25,9 +25,11 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use url::Url;
 
+use crate::call::{CallHub, TetherfiCall};
 use crate::config::{TetherfiConfig, Transport};
 use crate::dwr::DwrLink;
 use crate::engine::{Clock, Engine, EngineConfig, Output, SendOp};
+use crate::wire::av::AvSignal;
 use crate::wire::{Call, Push, SessionDetails};
 use crate::ws::WsLink;
 
@@ -206,6 +208,8 @@ pub(crate) struct Inner {
     bg: mpsc::UnboundedSender<Call>,
     /// This client's page id (DWR `scriptSessionId` suffix, chat-proxy `open.page`).
     pub(crate) page_id: String,
+    /// The audio/video calls, by chat.
+    pub(crate) calls: CallHub,
 }
 
 impl Inner {
@@ -229,6 +233,19 @@ impl Inner {
             match o {
                 Output::Event(e) => {
                     wake |= matches!(e, Event::Connection(ConnectionState::Connected));
+                    if let Event::EngagementEnded {
+                        engagement,
+                        initiator,
+                        ..
+                    } = &e
+                    {
+                        self.calls.route(
+                            engagement,
+                            crate::call::Inbound::ChatEnded {
+                                by_customer: *initiator == cc_core::Initiator::Customer,
+                            },
+                        );
+                    }
                     self.bus.emit(e);
                 }
                 Output::Call(call) => {
@@ -279,6 +296,28 @@ impl Inner {
                         let _ = tx.send(v.clone());
                     }
                 }
+                Output::AvSignal {
+                    engagement,
+                    agent,
+                    message,
+                } => match AvSignal::decode(&message) {
+                    Ok(Some(sig)) if self.calls.has(&engagement) => {
+                        self.calls
+                            .route(&engagement, crate::call::Inbound::Signal(sig));
+                    }
+                    Ok(_) => self.bus.emit(Event::Vendor {
+                        vendor: V,
+                        name: Arc::from("OnAppMessageReceived"),
+                        payload: Arc::new(
+                            json!({"sid": engagement, "agent": agent, "message": message}),
+                        ),
+                    }),
+                    Err(reason) => self.bus.emit(Event::error(Error::protocol(
+                        V,
+                        "audio/video app message",
+                        reason,
+                    ))),
+                },
             }
         }
         if wake {
@@ -459,11 +498,12 @@ pub struct TetherfiSession {
 
 /// Held by every session and engagement handle: when the last one goes, the session's tasks
 /// stop (a session dropped without `shutdown` does not poll on forever).
-struct Guard(Arc<Inner>);
+pub(crate) struct Guard(Arc<Inner>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::SeqCst);
+        self.0.calls.stop_all("session dropped");
         for h in self
             .0
             .tasks
@@ -515,6 +555,7 @@ impl TetherfiSession {
         let (bg, mut bg_rx) = mpsc::unbounded_channel::<Call>();
         let inner = Arc::new(Inner {
             page_id: uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
+            calls: CallHub::default(),
             bg,
             caps: crate::capabilities_for(&cfg),
             bus: EventBus::default(),
@@ -656,6 +697,15 @@ impl TetherfiSession {
     pub async fn reopen(&self) -> Result<Vec<TetherfiEngagement>> {
         let ids = self.inner.open().await?;
         Ok(ids.into_iter().map(|id| self.handle(id)).collect())
+    }
+
+    /// `StartAvCall`: an audio or video call on the newest chat with an agent connected
+    /// (or the chat `request.context["engagement"]` names); see [`crate::call`].
+    pub async fn start_av_call(&self, request: CallRequest) -> Result<TetherfiCall> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::closed(V, "session"));
+        }
+        crate::call::start(self.inner.clone(), self.guard.clone(), request).await
     }
 
     /// `GetAccessToken`: the per-session anti-XSRF token (`pAccessToken`).
@@ -837,11 +887,16 @@ impl Session for TetherfiSession {
         Ok(self.live_chat_status().await?.to_service_status())
     }
 
+    async fn start_call(&self, request: CallRequest) -> Result<Arc<dyn CallSession>> {
+        Ok(Arc::new(self.start_av_call(request).await?))
+    }
+
     async fn shutdown(&self) -> Result<()> {
         let inner = &self.inner;
         if inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        inner.calls.stop_all("session shut down");
         let open = inner
             .lock()
             .engine

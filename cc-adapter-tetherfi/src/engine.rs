@@ -80,6 +80,17 @@ pub enum Output {
     AccessToken(String),
     /// `OnCampaignContactCreated`'s payload.
     CampaignContact(Value),
+    /// An audio/video signalling app message (§3.8) for chat `engagement`, out of the
+    /// transcript: the chat's call takes it, else it is reported as `Event::Vendor
+    /// "OnAppMessageReceived"`.
+    AvSignal {
+        /// The chat.
+        engagement: EngagementId,
+        /// The agent's name.
+        agent: String,
+        /// The JSON object.
+        message: Value,
+    },
 }
 
 /// A message to write now.
@@ -214,6 +225,13 @@ impl Engine {
     /// Every chat known, oldest first.
     pub fn chats(&self) -> &[Chat] {
         &self.chats
+    }
+
+    /// A client sequence number for a message sent outside the outboxes (call signalling).
+    pub fn next_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
     }
 
     /// The `sid` to put on a call about `id`.
@@ -758,10 +776,11 @@ impl Engine {
                         .unwrap_or("app")
                         .to_owned();
                     if is_av_signal(&kind) {
-                        out.push(Self::vendor_event(
-                            "OnAppMessageReceived",
-                            json!({"sid": self.chats[i].id, "agent": agent, "message": payload}),
-                        ));
+                        out.push(Output::AvSignal {
+                            engagement: self.chats[i].id.clone(),
+                            agent,
+                            message: payload,
+                        });
                     } else {
                         let sender = self.agent_for(i, &agent);
                         let content = Content::Notice(Notice { kind, payload });

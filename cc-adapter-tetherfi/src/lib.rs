@@ -1,5 +1,6 @@
 #![doc = include_str!("docs.md")]
 
+pub mod call;
 pub mod client;
 pub mod config;
 mod dwr;
@@ -12,6 +13,7 @@ mod ws;
 
 use cc_core::{AdapterEntry, Capabilities, Config, ConnectFuture, Result, Vendor};
 
+pub use call::TetherfiCall;
 pub use client::{
     CustomerDetails, LiveChatStatus, StartOptions, TetherfiEngagement, TetherfiSession,
 };
@@ -21,7 +23,8 @@ pub use config::{TetherfiConfig, Transport};
 pub const VENDOR: Vendor = Vendor::Tetherfi;
 
 /// What both transports support (single-chat). The DWR web API and the chat proxy carry the
-/// same vocabulary, so their capabilities are the same.
+/// same vocabulary (audio/video signalling included: it rides in app messages), so their
+/// capabilities are the same.
 pub const CAPABILITIES: Capabilities = Capabilities {
     chat: true,
     resume: true,
@@ -35,6 +38,10 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     agent_list: true,
     callbacks: true,
     attachments: true,
+    calls_audio: true,
+    calls_video: true,
+    call_hold: true,
+    call_dtmf: true,
     ..Capabilities::NONE
 };
 

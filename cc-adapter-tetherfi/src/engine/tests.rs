@@ -422,3 +422,46 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn av_signalling_stays_out_of_the_transcript() {
+    let t0 = Instant::now();
+    let mut e = engine(false);
+    let id = start(&mut e, t0, "S1");
+    let out = e.handle_push(
+        clk(t0, 1),
+        Push::AppMessageReceived {
+            agent: "Alex".into(),
+            msg: r#"{"type":"answer","sdp":"v=0"}"#.into(),
+            id: "m7".into(),
+            sid: None,
+        },
+    );
+    assert!(
+        out.iter().any(|o| matches!(o,
+            Output::AvSignal { engagement, agent, message }
+                if *engagement == id && agent == "Alex" && message["sdp"] == "v=0")),
+        "{out:?}"
+    );
+    // Acked like any app message, and no MessageReceived.
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Call(Call::Ack { id, .. }) if id == "m7"))
+    );
+    assert!(events(&out).is_empty(), "{out:?}");
+    assert!(e.chat(&id).unwrap().transcript.visible().is_empty());
+    // A survey app message is chat content.
+    let out = e.handle_push(
+        clk(t0, 2),
+        Push::AppMessageReceived {
+            agent: "Alex".into(),
+            msg: r#"{"type":"survey"}"#.into(),
+            id: "m8".into(),
+            sid: None,
+        },
+    );
+    assert!(matches!(events(&out)[0], Event::MessageReceived(_)));
+    // Sequence numbers outside the outbox never repeat.
+    let a = e.next_seq();
+    assert_eq!(e.next_seq(), a + 1);
+}

@@ -29,6 +29,7 @@
 //! [`Simulator::end_session_silently`] ends a chat without telling anyone, so `IsValid`
 //! answers false after the outage.
 
+mod av;
 mod entry;
 mod net;
 mod server;
@@ -39,11 +40,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cc_core::{Config, Error, Feature, Result, Secret, Vendor};
-use cc_testkit::{Direction, Frame, Received, SimChat, SimControl};
+use cc_testkit::{CallAnswer, Direction, FarEndCall, Frame, Received, SimChat, SimControl};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::{TetherfiConfig, Transport};
+use crate::wire::av::AvSignal;
 use crate::wire::{AgentInfo, OpenedSession, Push, QueueInfo, TransRecord};
 
 pub use entry::SIM;
@@ -152,6 +154,10 @@ pub(crate) struct State {
     pub(crate) logs: Vec<(String, String, String)>,
     pub(crate) files: HashMap<String, Vec<u8>>,
     pub(crate) tokens: Vec<String>,
+    /// How the CSO side treats the next calls.
+    pub(crate) call_answer: CallAnswer,
+    /// Every call, oldest first.
+    pub(crate) calls: Vec<av::SimCall>,
 }
 
 impl State {
@@ -381,6 +387,7 @@ impl Simulator {
         c.dwr_root.clone_from(&self.shared.opts.root);
         c.poll_retry_ms = 200;
         c.request_timeout_ms = 5_000;
+        c.calls.bind = std::net::Ipv4Addr::LOCALHOST.into();
         c
     }
 
@@ -395,6 +402,7 @@ impl Simulator {
                 "dwr_root": c.dwr_root,
                 "poll_retry_ms": c.poll_retry_ms,
                 "request_timeout_ms": c.request_timeout_ms,
+                "calls": { "bind": c.calls.bind.to_string() },
             }
         }))
         .expect("a valid configuration")
@@ -465,6 +473,61 @@ impl Simulator {
         Ok(id)
     }
 
+    /// The CSO holds (`avcontrol {value: "muteaudio"}`) or resumes (`unmuteaudio`) the chat's
+    /// call.
+    pub fn agent_holds_call(&self, chat: &SimChat, on: bool) -> Result<()> {
+        let value = if on { "muteaudio" } else { "unmuteaudio" };
+        self.av_signal(
+            chat,
+            &AvSignal::AvControl {
+                value: value.to_owned(),
+            },
+        )
+    }
+
+    /// The CSO ends the chat's call (`endav {reason}`); the chat goes on.
+    pub fn agent_ends_call(&self, chat: &SimChat, reason: &str) -> Result<()> {
+        let mut st = self.shared.lock();
+        let i = st.chat_index(chat)?;
+        av::push_signal(
+            &mut st,
+            i,
+            &AvSignal::EndAv {
+                reason: reason.to_owned(),
+            },
+        );
+        av::chat_ended(&mut st, &chat.id);
+        drop(st);
+        self.shared.pushed.notify_waiters();
+        Ok(())
+    }
+
+    /// The CSO asks the customer for a call (`requestav {param}`, `audio` or `video`).
+    pub fn request_av(&self, chat: &SimChat, avtype: &str) -> Result<()> {
+        self.av_signal(
+            chat,
+            &AvSignal::RequestAv {
+                param: avtype.to_owned(),
+            },
+        )
+    }
+
+    /// Any signalling message from the CSO side (tests of malformed or unusual input use
+    /// [`Simulator::agent_app_message`]).
+    pub fn av_signal(&self, chat: &SimChat, signal: &AvSignal) -> Result<()> {
+        let mut st = self.shared.lock();
+        let i = st.chat_index(chat)?;
+        av::push_signal(&mut st, i, signal);
+        drop(st);
+        self.shared.pushed.notify_waiters();
+        Ok(())
+    }
+
+    /// The number of calls the far end has seen (ended ones included).
+    pub fn call_count(&self) -> usize {
+        self.shared.lock().calls.len()
+    }
+
     /// An `OnInternalServerError(code)` to the chat's pages.
     pub fn internal_error(&self, chat: &SimChat, code: &str) -> Result<()> {
         self.push_to(
@@ -490,6 +553,7 @@ impl Simulator {
         let mut st = self.shared.lock();
         let i = st.chat_index(chat)?;
         st.chats[i].ended = true;
+        av::chat_ended(&mut st, &chat.id);
         let b = st.chats[i].browser.clone();
         st.browser(&b).invalid = true;
         Ok(())
@@ -720,6 +784,7 @@ impl SimControl for Simulator {
         let mut st = self.shared.lock();
         let i = st.chat_index(chat)?;
         st.chats[i].ended = true;
+        av::chat_ended(&mut st, &chat.id);
         st.push(
             i,
             Push::ServersideEnd {
@@ -788,5 +853,14 @@ impl SimControl for Simulator {
 
     fn frames(&self) -> Vec<Frame> {
         self.shared.lock().frames.clone()
+    }
+
+    async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {
+        self.shared.lock().call_answer = answer;
+        Ok(())
+    }
+
+    async fn far_end_call(&self) -> Result<Option<FarEndCall>> {
+        Ok(self.shared.lock().calls.last().map(av::SimCall::view))
     }
 }

@@ -458,7 +458,12 @@ pub(crate) fn handle_call(
             st.browser(browser)
                 .seqs
                 .insert((page.to_owned(), seq), mid.clone());
-            st.chats[i].received.push(Received::Notice { kind });
+            if crate::wire::is_av_signal(&kind) {
+                // Call signalling: the CSO side's call engine takes it, not the transcript.
+                super::av::on_customer(sh, st, i, &obj);
+            } else {
+                st.chats[i].received.push(Received::Notice { kind });
+            }
             if ws {
                 let chat_sid = st.chats[i].sid.clone();
                 deliver_to_page(st, browser, page, accepted(seq, &mid, &chat_sid));
@@ -478,6 +483,7 @@ pub(crate) fn handle_call(
             c.ended = true;
             c.received.push(Received::Ended);
             let chat_sid = c.sid.clone();
+            super::av::chat_ended(st, &chat_sid);
             st.push(
                 i,
                 Push::ClientsideEnd {
@@ -507,8 +513,13 @@ pub(crate) fn handle_call(
                         return;
                     }
                     b.ended_by_timer = true;
+                    let mut ended = Vec::new();
                     for c in st.chats.iter_mut().filter(|c| c.browser == browser) {
                         c.ended = true;
+                        ended.push(c.sid.clone());
+                    }
+                    for sid in ended {
+                        super::av::chat_ended(&mut st, &sid);
                     }
                 });
             }
@@ -724,7 +735,9 @@ fn ws_frame(
 ) {
     let mut st = sh.lock();
     let mut recorded: Value = serde_json::from_str(text).unwrap_or(Value::String(text.to_owned()));
-    if let Some(p) = recorded.get("param").and_then(Value::as_str)
+    // `start.param` is the SessionDetails JSON text: recorded parsed.
+    if recorded.get("type").and_then(Value::as_str) == Some("start")
+        && let Some(p) = recorded.get("param").and_then(Value::as_str)
         && let Ok(v) = serde_json::from_str::<Value>(p)
     {
         recorded["param"] = v;
