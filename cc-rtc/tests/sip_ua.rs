@@ -1034,3 +1034,71 @@ async fn config_checks_and_no_secrets_in_debug() {
     let name = NameAddr::parse("<sip:a@b>").unwrap();
     assert_eq!(name.uri, "sip:a@b");
 }
+
+#[tokio::test]
+async fn an_incoming_call_nobody_takes_is_refused_with_480() {
+    let mut server = SipServer::start().await;
+    let (ua, mut conn) = start_alice(&mut server).await;
+    // Nobody listens to the UA's events.
+    conn.send(&incoming_invite(&ua, "in-9", "z9hG4bKin9"));
+    let response = conn.recv().await;
+    assert_eq!(response.status(), Some(480));
+    assert_eq!(response.call_id(), Some("in-9"));
+    assert!(response.to_tag().is_some());
+
+    // A listener that drops the call without answering: refused once the event is gone.
+    let mut events = ua.events();
+    conn.send(&incoming_invite(&ua, "in-10", "z9hG4bKin10"));
+    let UaEvent::Incoming(call) =
+        next_ua_event(&mut events, |e| matches!(e, UaEvent::Incoming(_))).await
+    else {
+        unreachable!()
+    };
+    assert!(conn.try_recv(Duration::from_millis(200)).await.is_none());
+    drop(call);
+    drop(events);
+    let response = conn.recv().await;
+    assert_eq!(response.status(), Some(480));
+    assert_eq!(response.call_id(), Some("in-10"));
+}
+
+#[tokio::test]
+async fn losing_the_connection_ends_a_ringing_call_and_pending_requests() {
+    let mut server = SipServer::start().await;
+    let (ua, mut conn) = start_alice(&mut server).await;
+    let mut events = ua.events();
+    let call = ua
+        .invite("sip:1000@sip.test", Vec::new(), OFFER.to_owned())
+        .await
+        .unwrap();
+    let invite = conn.recv().await;
+    conn.send(&SipMessage::response_to_tagged(
+        &invite, 180, "Ringing", "x",
+    ));
+    assert!(matches!(
+        next_dialog_event(&call).await,
+        DialogEvent::Ringing { .. }
+    ));
+    let ua2 = ua.clone();
+    let message =
+        tokio::spawn(async move { ua2.message("sip:1000@sip.test", "text/plain", "x").await });
+    assert_eq!(conn.recv().await.method(), Some(&Method::Message));
+    conn.close();
+    assert_eq!(
+        next_dialog_event(&call).await,
+        DialogEvent::Failed {
+            status: 503,
+            reason: "connection lost".to_owned()
+        }
+    );
+    let err = message.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    // The UA is back on a new connection and works.
+    let mut conn = server.accept().await;
+    next_ua_event(&mut events, |e| matches!(e, UaEvent::TransportUp)).await;
+    let (sent, ()) = tokio::join!(ua.message("sip:1000@sip.test", "text/plain", "y"), async {
+        let m = conn.recv().await;
+        conn.send(&ok(&m));
+    });
+    sent.unwrap();
+}

@@ -9,7 +9,9 @@ use cc_core::{Error, Result, Vendor};
 use tokio::sync::mpsc;
 
 use super::codec::{Method, NameAddr, SipMessage, end_reason, list_entries, random_token};
-use super::ua::{ALLOW, Inner, TxOutcome, UaEvent, challenge_of, new_branch, refusal, reply};
+use super::ua::{
+    ALLOW, Inner, TxOutcome, UaEvent, challenge_of, connection_lost, new_branch, refusal, reply,
+};
 
 /// Progress and in-dialog requests of a call, from [`Dialog::next_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -458,7 +460,7 @@ async fn run_invite(shared: Arc<DialogShared>, mut invite: SipMessage) {
                     return;
                 }
                 Some(None) => {
-                    shared.fail(&ua, 503, "transport closed".to_owned());
+                    shared.fail(&ua, 503, "connection lost".to_owned());
                     return;
                 }
                 Some(Some(r)) if r.status().is_some_and(|s| s < 200) => {
@@ -825,7 +827,7 @@ impl Dialog {
                         after: ua.config.transaction_timeout,
                     });
                 }
-                TxOutcome::Closed => return Err(Error::closed(ua.vendor, "SIP user agent")),
+                TxOutcome::Closed => return Err(connection_lost(ua.vendor, &Method::Invite)),
             };
             let status = response.status().unwrap_or_default();
             let cseq = invite.cseq().map(|c| c.0).unwrap_or(1);
@@ -997,10 +999,37 @@ struct DStateInit {
 
 /// A call for us, from [`UaEvent::Incoming`]. Ring, answer or reject it; until then
 /// [`IncomingCall::next_event`] reports [`DialogEvent::Cancelled`] if the caller gives up.
+///
+/// A call nobody answers, rejects or keeps is refused with `480 Temporarily Unavailable`
+/// when its last handle is dropped (at once when no one listens to the UA's events).
 #[derive(Clone)]
 pub struct IncomingCall {
     dialog: Dialog,
     invite: Arc<SipMessage>,
+    _unanswered: Arc<Unanswered>,
+}
+
+/// Refuses the call when the last [`IncomingCall`] handle goes and it is still pending.
+struct Unanswered(Arc<DialogShared>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        let Some(invite) = shared.lock().incoming_invite.take() else {
+            return;
+        };
+        let Some(ua) = shared.ua.upgrade() else {
+            return;
+        };
+        let response = SipMessage::response_to_tagged(
+            &invite,
+            480,
+            "Temporarily Unavailable",
+            &shared.local_tag,
+        );
+        let _ = ua.send(&response);
+        shared.terminate(&ua, None);
+    }
 }
 
 impl fmt::Debug for IncomingCall {
@@ -1039,8 +1068,11 @@ impl IncomingCall {
             },
         );
         IncomingCall {
-            dialog: Dialog { shared },
+            dialog: Dialog {
+                shared: shared.clone(),
+            },
             invite: Arc::new(invite),
+            _unanswered: Arc::new(Unanswered(shared)),
         }
     }
 

@@ -180,6 +180,9 @@ impl fmt::Debug for UserAgent {
 /// A client transaction waiting for responses.
 struct ClientTx {
     responses: mpsc::UnboundedSender<SipMessage>,
+    /// The connection that was up when the request was queued (`None`: none was, so it
+    /// goes out on the next one).
+    connection: Option<u64>,
 }
 
 #[derive(Default)]
@@ -201,6 +204,8 @@ pub(crate) struct State {
     pub(crate) dialogs: HashMap<(String, String), Arc<DialogShared>>,
     reg: RegState,
     connections: u64,
+    /// The number of the current (or last) WebSocket connection.
+    current: u64,
 }
 
 pub(crate) struct Inner {
@@ -286,9 +291,14 @@ impl Inner {
             .ok_or_else(|| Error::invalid(self.vendor, "sip.request", "not a request"))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let key = (branch, method);
-        self.lock()
-            .transactions
-            .insert(key.clone(), ClientTx { responses: tx });
+        let connection = self.ws.connection();
+        self.lock().transactions.insert(
+            key.clone(),
+            ClientTx {
+                responses: tx,
+                connection,
+            },
+        );
         if let Err(e) = self.send(request) {
             self.lock().transactions.remove(&key);
             return Err(e);
@@ -339,7 +349,7 @@ impl Inner {
                         after: self.config.transaction_timeout,
                     });
                 }
-                TxOutcome::Closed => return Err(Error::closed(self.vendor, "SIP user agent")),
+                TxOutcome::Closed => return Err(connection_lost(self.vendor, &method)),
             };
             let status = response.status().unwrap_or_default();
             if matches!(status, 401 | 407) {
@@ -422,6 +432,15 @@ fn method_operation(method: &Method) -> &'static str {
         Method::Cancel => "SIP CANCEL",
         _ => "SIP request",
     }
+}
+
+/// The error of a request whose connection was lost before its final response.
+pub(crate) fn connection_lost(vendor: Vendor, method: &Method) -> Error {
+    Error::transport(
+        vendor,
+        method_operation(method),
+        "the connection was lost before the final response",
+    )
 }
 
 /// The error a refused request maps to (401/403/407 are authentication failures).
@@ -903,6 +922,7 @@ async fn drive(inner: Weak<Inner>, mut events: WsEvents, first: oneshot::Sender<
                 let again = {
                     let mut state = inner.lock();
                     state.connections += 1;
+                    state.current = connection;
                     state.connections > 1 && state.reg.wanted
                 };
                 inner.emit(UaEvent::TransportUp);
@@ -916,20 +936,22 @@ async fn drive(inner: Weak<Inner>, mut events: WsEvents, first: oneshot::Sender<
             WsEvent::Text(text) => handle_frame(&inner, text.as_bytes()),
             WsEvent::Binary(bytes) => handle_frame(&inner, &bytes),
             WsEvent::Disconnected { reason } => {
+                // Responses to requests written on the lost connection cannot come on the
+                // next one (the proxy answers along the old flow): end those transactions.
+                {
+                    let mut state = inner.lock();
+                    let lost = state.current;
+                    state
+                        .transactions
+                        .retain(|_, tx| tx.connection.is_none_or(|c| c > lost));
+                }
                 inner.emit(UaEvent::TransportDown {
                     reason: reason.to_string(),
                 });
             }
             WsEvent::GaveUp { reason, .. } => {
                 if let Some(first) = first.take() {
-                    let _ = first.send(Err(match reason {
-                        cc_transport::Disconnect::Error(e) => clone_error(&e),
-                        other => Error::transport(
-                            inner.vendor,
-                            "SIP WebSocket connect",
-                            other.to_string(),
-                        ),
-                    }));
+                    let _ = first.send(Err(connect_error(inner.vendor, &reason)));
                 }
                 shutdown(&inner, "gave up reconnecting");
                 return;
@@ -943,56 +965,20 @@ async fn drive(inner: Weak<Inner>, mut events: WsEvents, first: oneshot::Sender<
     }
 }
 
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Auth {
-            vendor,
-            code,
-            message,
-        } => Error::Auth {
-            vendor: *vendor,
-            code: code.clone(),
-            message: message.clone(),
+/// The error `start` returns when the WebSocket gave up before its first connection.
+fn connect_error(vendor: Vendor, reason: &cc_transport::Disconnect) -> Error {
+    const OP: &str = "SIP WebSocket connect";
+    match reason {
+        cc_transport::Disconnect::Error(e) => match e.kind() {
+            cc_core::ErrorKind::Auth => Error::Auth {
+                vendor,
+                code: None,
+                message: e.to_string(),
+            },
+            cc_core::ErrorKind::InvalidInput => Error::invalid(vendor, "sip.ws_url", e.to_string()),
+            _ => Error::transport(vendor, OP, e.to_string()),
         },
-        Error::InvalidInput {
-            vendor,
-            field,
-            reason,
-        } => Error::InvalidInput {
-            vendor: *vendor,
-            field: field.clone(),
-            reason: reason.clone(),
-        },
-        Error::Rejected {
-            vendor,
-            code,
-            message,
-            retry_after,
-        } => Error::Rejected {
-            vendor: *vendor,
-            code: code.clone(),
-            message: message.clone(),
-            retry_after: *retry_after,
-        },
-        other => Error::transport(
-            other_vendor(other),
-            "SIP WebSocket connect",
-            other.to_string(),
-        ),
-    }
-}
-
-fn other_vendor(e: &Error) -> Vendor {
-    match e {
-        Error::Transport { vendor, .. }
-        | Error::Auth { vendor, .. }
-        | Error::Rejected { vendor, .. }
-        | Error::Unsupported { vendor, .. }
-        | Error::Protocol { vendor, .. }
-        | Error::Timeout { vendor, .. }
-        | Error::Closed { vendor, .. } => *vendor,
-        Error::InvalidInput { vendor, .. } => vendor.unwrap_or(Vendor::Expertflow),
-        _ => Vendor::Expertflow,
+        other => Error::transport(vendor, OP, other.to_string()),
     }
 }
 
