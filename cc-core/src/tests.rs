@@ -344,3 +344,136 @@ fn the_guard_passes_resume_settings_through() {
     assert_eq!(settings.expose(), r#"{"session_token":"t"}"#);
     assert!(!format!("{settings:?}").contains("session_token"));
 }
+
+#[tokio::test]
+async fn the_ring_holds_only_unread_events() {
+    let bus = EventBus::new(8);
+    assert_eq!(bus.capacity(), 8);
+    // Nobody subscribed: nothing is kept.
+    bus.emit(Event::TokenExpired);
+    assert_eq!(bus.buffered(), 0);
+    let mut a = bus.subscribe();
+    let mut b = bus.subscribe();
+    assert_eq!(bus.subscribers(), 2);
+    for _ in 0..3 {
+        bus.emit(Event::TokenExpired);
+    }
+    assert_eq!(bus.buffered(), 3);
+    for _ in 0..3 {
+        assert!(matches!(a.next().await.unwrap(), Event::TokenExpired));
+    }
+    // `b` has not read them yet.
+    assert_eq!(bus.buffered(), 3);
+    assert!(matches!(b.next().await.unwrap(), Event::TokenExpired));
+    assert_eq!(bus.buffered(), 2);
+    // A dropped subscriber no longer holds events back.
+    drop(b);
+    assert_eq!(bus.buffered(), 0);
+    assert_eq!(bus.subscribers(), 1);
+    // A late subscriber starts with the next event.
+    bus.emit(Event::Connection(ConnectionState::Connected));
+    let mut late = bus.subscribe();
+    bus.emit(Event::TokenExpired);
+    assert!(matches!(late.next().await.unwrap(), Event::TokenExpired));
+    assert!(matches!(a.next().await.unwrap(), Event::Connection(_)));
+    assert!(matches!(a.next().await.unwrap(), Event::TokenExpired));
+    assert_eq!(bus.buffered(), 0);
+}
+
+#[tokio::test]
+async fn only_the_slow_subscriber_lags() {
+    let bus = EventBus::new(4);
+    let mut fast = bus.subscribe();
+    let mut slow = bus.subscribe();
+    for i in 0..10u32 {
+        bus.emit(Event::Queued {
+            engagement: "e".into(),
+            position: Some(i),
+            expected_wait: None,
+        });
+        match fast.next().await.unwrap() {
+            Event::Queued { position, .. } => assert_eq!(position, Some(i)),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The ring never holds more than its capacity.
+    assert_eq!(bus.buffered(), 4);
+    assert!(matches!(
+        slow.next().await.unwrap(),
+        Event::Lagged { missed: 6 }
+    ));
+    for i in 6..10u32 {
+        match slow.next().await.unwrap() {
+            Event::Queued { position, .. } => assert_eq!(position, Some(i)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(bus.buffered(), 0);
+}
+
+#[tokio::test]
+async fn a_stream_reads_what_is_left_after_the_bus_is_gone() {
+    let bus = EventBus::default();
+    let mut sub = bus.subscribe();
+    let clone = bus.clone();
+    bus.emit(Event::TokenExpired);
+    drop(bus);
+    // One clone is still alive: the stream waits.
+    assert!(futures::FutureExt::now_or_never(sub.next()).is_some());
+    assert!(futures::FutureExt::now_or_never(sub.next()).is_none());
+    clone.emit(Event::TokenExpired);
+    drop(clone);
+    assert!(matches!(sub.next().await.unwrap(), Event::TokenExpired));
+    assert!(sub.next().await.is_none());
+}
+
+#[test]
+fn a_waiting_stream_wakes_for_each_event_across_threads() {
+    let bus = EventBus::new(2);
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut s = bus.subscribe();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let mut seen = 0u64;
+                    while let Some(ev) = s.next().await {
+                        match ev {
+                            Event::Lagged { missed } => seen += missed,
+                            _ => seen += 1,
+                        }
+                    }
+                    seen
+                })
+            })
+        })
+        .collect();
+    for i in 0..2000 {
+        bus.emit(Event::TokenExpired);
+        if i % 7 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    drop(bus);
+    for r in readers {
+        // Every event is either read or counted as missed: none vanishes unannounced.
+        assert_eq!(r.join().unwrap(), 2000);
+    }
+}
+
+#[tokio::test]
+async fn a_ring_that_grew_gives_its_memory_back() {
+    let bus = EventBus::new(1000);
+    let mut sub = bus.subscribe();
+    for _ in 0..500 {
+        bus.emit(Event::TokenExpired);
+    }
+    assert_eq!(bus.buffered(), 500);
+    for _ in 0..500 {
+        sub.next().await.unwrap();
+    }
+    assert_eq!(bus.buffered(), 0);
+    assert!(format!("{bus:?}").contains("buffered: 0"), "{bus:?}");
+}
