@@ -671,6 +671,8 @@ impl Task {
                     },
                 }
             };
+            // Free the handshake's state (about 10 KiB) before the connection's long life.
+            drop(connect);
             let reason = match result {
                 Ok((socket, protocol)) => {
                     backoff.reset();
@@ -758,7 +760,7 @@ impl Task {
     }
 
     /// Runs one connection until it ends.
-    async fn drive(&mut self, mut socket: Socket, connection: u64) -> End {
+    async fn drive(&mut self, mut socket: Box<Socket>, connection: u64) -> End {
         let vendor = self.config.vendor;
         let mut gate_open = false;
         let mut last_rx = Instant::now();
@@ -929,7 +931,7 @@ fn is_fatal(e: &Error) -> bool {
     }
 }
 
-async fn connect(config: Arc<WsConfig>, attempt: u32) -> Result<(Socket, Option<String>)> {
+async fn connect(config: Arc<WsConfig>, attempt: u32) -> Result<(Box<Socket>, Option<String>)> {
     let vendor = config.vendor;
     let url = config.url.url(attempt).await?;
     let secure = match url.scheme() {
@@ -982,7 +984,7 @@ async fn connect(config: Arc<WsConfig>, attempt: u32) -> Result<(Socket, Option<
         .get(http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    Ok((socket, protocol))
+    Ok((Box::new(socket), protocol))
 }
 
 fn handshake_error(vendor: Vendor, e: tungstenite::Error) -> Error {
