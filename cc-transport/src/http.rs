@@ -286,12 +286,19 @@ struct Inner {
     vendor: Vendor,
     base: Url,
     client: reqwest::Client,
+    /// Sent with every request that does not set the header itself.
+    headers: HeaderMap,
     bearer: RwLock<Option<Secret>>,
     timeout: Duration,
     mapper: Arc<dyn ErrorMapper>,
 }
 
-/// A vendor REST client. Cheap to clone (shares one connection pool).
+/// A vendor REST client. Cheap to clone.
+///
+/// Every client with the same trusted roots and connect timeout on the same tokio runtime
+/// shares one reqwest client (its connection pool, TLS config and resolver), so a process
+/// with thousands of sessions holds a handful of pools, not one per session; the per-session
+/// parts (base URL, default headers, bearer token, timeout, error mapper) stay per client.
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Arc<Inner>,
@@ -314,18 +321,18 @@ impl HttpClient {
         if !headers.contains_key(header::ACCEPT) {
             headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         }
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(config.tls.http_client_config())
-            .default_headers(headers)
-            .user_agent(config.user_agent)
-            .connect_timeout(config.connect_timeout)
-            .build()
-            .map_err(|e| Error::invalid(vendor, "http", e.without_url().to_string()))?;
+        if !headers.contains_key(header::USER_AGENT) {
+            let agent = HeaderValue::from_str(&config.user_agent)
+                .map_err(|_| Error::invalid(vendor, "user_agent", "not a valid header value"))?;
+            headers.insert(header::USER_AGENT, agent);
+        }
+        let client = shared_client(vendor, &config.tls, config.connect_timeout)?;
         Ok(HttpClient {
             inner: Arc::new(Inner {
                 vendor,
                 base: config.base_url,
                 client,
+                headers,
                 bearer: RwLock::new(config.bearer),
                 timeout: config.timeout,
                 mapper: config.error_mapper,
@@ -456,6 +463,54 @@ impl HttpClient {
             .send_empty()
             .await
     }
+}
+
+/// How many reqwest clients [`shared_client`] keeps (one per runtime, roots and connect
+/// timeout); the oldest is forgotten first (clients already handed out live on).
+const SHARED_CLIENTS: usize = 8;
+
+/// One entry of the shared-client cache.
+struct SharedClient {
+    runtime: Option<tokio::runtime::Id>,
+    tls: TlsConfig,
+    connect_timeout: Duration,
+    client: reqwest::Client,
+}
+
+/// The reqwest client for these roots and connect timeout on the current runtime, built on
+/// first use. Keyed by runtime because a pooled connection is driven by a task of the
+/// runtime that opened it.
+fn shared_client(
+    vendor: Vendor,
+    tls: &TlsConfig,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client> {
+    static CLIENTS: std::sync::Mutex<Vec<SharedClient>> = std::sync::Mutex::new(Vec::new());
+    let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = clients.iter().find(|c| {
+        c.runtime == runtime && c.connect_timeout == connect_timeout && c.tls.shares_roots_with(tls)
+    }) {
+        return Ok(c.client.clone());
+    }
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.http_client_config())
+        .connect_timeout(connect_timeout)
+        .build()
+        .map_err(|e| Error::invalid(vendor, "http", e.without_url().to_string()))?;
+    // Outside a runtime the client is not shared: there is no runtime to key it by.
+    if runtime.is_some() {
+        if clients.len() >= SHARED_CLIENTS {
+            clients.remove(0);
+        }
+        clients.push(SharedClient {
+            runtime,
+            tls: tls.clone(),
+            connect_timeout,
+            client: client.clone(),
+        });
+    }
+    Ok(client)
 }
 
 /// A multipart form (uploads).
@@ -690,7 +745,14 @@ impl HttpRequest {
                 )
             }
         };
-        let response = builder.timeout(timeout).send().await.map_err(io_error)?;
+        let (client, request) = builder.timeout(timeout).build_split();
+        let mut request = request.map_err(io_error)?;
+        for (name, value) in &self.client.inner.headers {
+            if !request.headers().contains_key(name) {
+                request.headers_mut().insert(name, value.clone());
+            }
+        }
+        let response = client.execute(request).await.map_err(io_error)?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(io_error)?;

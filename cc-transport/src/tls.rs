@@ -9,12 +9,28 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cc_core::{Error, Result, TlsSettings, Vendor};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
+
+/// The inputs of [`TlsConfig::from_settings`]: the PEM text and the PEM file's contents.
+type SettingsKey = (Option<String>, Option<Vec<u8>>);
+
+/// How many distinct TLS settings [`TlsConfig::from_settings`] remembers.
+const SETTINGS_CACHE: usize = 16;
+
+fn read_pem_file(vendor: Option<Vendor>, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::invalid(
+            vendor,
+            "tls.ca_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })
+}
 
 /// The crypto provider of the whole crate: aws-lc-rs.
 pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -74,14 +90,47 @@ impl TlsConfig {
 
     /// The web PKI roots plus the extra roots of `settings` (PEM text and/or a PEM file).
     /// Errors name the field (`tls.ca_pem`, `tls.ca_file`) and the vendor.
+    ///
+    /// Sessions with the same extra roots share one `TlsConfig` (its root store, its client
+    /// configs and their TLS session caches): a process with thousands of sessions holds
+    /// one copy of the roots per distinct setting, not one per session.
     pub fn from_settings(vendor: Vendor, settings: &TlsSettings) -> Result<Self> {
+        if settings.ca_pem.is_none() && settings.ca_file.is_none() {
+            return Ok(TlsConfig::webpki());
+        }
+        let file = match &settings.ca_file {
+            Some(path) => Some((path.as_path(), read_pem_file(Some(vendor), path)?)),
+            None => None,
+        };
+        let key = (
+            settings.ca_pem.clone(),
+            file.as_ref().map(|(_, text)| text.clone()),
+        );
+        static CACHE: Mutex<Vec<(SettingsKey, TlsConfig)>> = Mutex::new(Vec::new());
+        let cached = |cache: &[(SettingsKey, TlsConfig)]| {
+            cache
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, t)| t.clone())
+        };
+        if let Some(tls) = cached(&CACHE.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(tls);
+        }
         let mut tls = TlsConfig::webpki();
         if let Some(pem) = &settings.ca_pem {
             tls = tls.with_pem_roots(Some(vendor), "tls.ca_pem", pem.as_bytes())?;
         }
-        if let Some(path) = &settings.ca_file {
-            tls = tls.with_pem_file(Some(vendor), path)?;
+        if let Some((_, text)) = &file {
+            tls = tls.with_pem_roots(Some(vendor), "tls.ca_file", text)?;
         }
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tls) = cached(&cache) {
+            return Ok(tls);
+        }
+        if cache.len() >= SETTINGS_CACHE {
+            cache.remove(0);
+        }
+        cache.push((key, tls.clone()));
         Ok(tls)
     }
 
@@ -117,14 +166,14 @@ impl TlsConfig {
 
     /// Adds the certificates of a PEM file as trusted roots.
     pub fn with_pem_file(self, vendor: Option<Vendor>, path: &Path) -> Result<Self> {
-        let text = std::fs::read(path).map_err(|e| {
-            Error::invalid(
-                vendor,
-                "tls.ca_file",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
+        let text = read_pem_file(vendor, path)?;
         self.with_pem_roots(vendor, "tls.ca_file", &text)
+    }
+
+    /// Whether `other` trusts the same roots through the same shared configs (a clone, or
+    /// the same settings through [`TlsConfig::from_settings`]).
+    pub fn shares_roots_with(&self, other: &TlsConfig) -> bool {
+        Arc::ptr_eq(&self.roots, &other.roots) && Arc::ptr_eq(&self.http, &other.http)
     }
 
     /// How many roots were added besides the web PKI ones.
@@ -187,6 +236,21 @@ mod tests {
         let config = tls.client_config(&[b"http/1.1"]);
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
         assert!(format!("{tls:?}").contains("extra_roots: 0"));
+        // The same settings give the same shared configs.
+        let pem = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .unwrap()
+            .cert
+            .pem();
+        let settings = TlsSettings {
+            ca_pem: Some(pem),
+            ca_file: None,
+        };
+        let a = TlsConfig::from_settings(Vendor::Tvox, &settings).unwrap();
+        let b = TlsConfig::from_settings(Vendor::Genesys, &settings).unwrap();
+        assert_eq!(a.extra_roots(), 1);
+        assert!(a.shares_roots_with(&b));
+        assert!(!a.shares_roots_with(&tls));
+        assert!(Arc::ptr_eq(&a.ws_client_config(), &b.ws_client_config()));
         // Clones share the WebSocket config.
         let again = TlsConfig::webpki();
         assert!(Arc::ptr_eq(
