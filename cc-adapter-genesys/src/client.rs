@@ -123,6 +123,23 @@ enum Cmd {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// The sending side of a driver's command channel. Commands travel boxed, so the channel's
+/// preallocated block holds pointers rather than 250-byte commands (an idle session keeps
+/// one block).
+#[derive(Clone)]
+struct CmdTx(mpsc::UnboundedSender<Box<Cmd>>);
+
+impl CmdTx {
+    fn send(&self, cmd: Cmd) -> std::result::Result<(), mpsc::error::SendError<Box<Cmd>>> {
+        self.0.send(Box::new(cmd))
+    }
+}
+
+fn cmd_channel() -> (CmdTx, mpsc::UnboundedReceiver<Box<Cmd>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (CmdTx(tx), rx)
+}
+
 struct Shared {
     config: GenesysConfig,
     caps: Mutex<Capabilities>,
@@ -130,7 +147,7 @@ struct Shared {
     http: HttpClient,
     customer: Mutex<Participant>,
     engagement: Mutex<Option<Arc<GenesysEngagement>>>,
-    cmd: Mutex<Option<mpsc::UnboundedSender<Cmd>>>,
+    cmd: Mutex<Option<CmdTx>>,
     resume: Mutex<Option<Secret>>,
     tls: TlsConfig,
 }
@@ -243,7 +260,7 @@ impl GenesysSession {
         })
     }
 
-    fn cmd(&self) -> Result<mpsc::UnboundedSender<Cmd>> {
+    fn cmd(&self) -> Result<CmdTx> {
         lock(&self.shared.cmd)
             .clone()
             .ok_or_else(|| Error::closed(V, "session"))
@@ -296,7 +313,7 @@ impl GenesysSession {
             id.clone(),
             lock(&self.shared.customer).clone(),
         );
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = cmd_channel();
         *lock(&self.shared.cmd) = Some(tx.clone());
         let (ready_tx, ready_rx) = oneshot::channel();
         let driver = MessagingDriver {
@@ -471,7 +488,7 @@ impl GenesysSession {
         ws.backoff = BackoffPolicy::genesys_guest_chat();
         ws.dead_after = Some(engine::GUEST_STREAM_SILENCE);
         let (handle, events) = WsClient::connect(ws);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = cmd_channel();
         *lock(&self.shared.cmd) = Some(tx.clone());
         let (http_tx, http_rx) = mpsc::unbounded_channel::<HttpJob>();
         tokio::spawn(http_worker(self.shared.http.clone(), http_rx, tx));
@@ -510,11 +527,7 @@ enum HttpJob {
     Member(String),
 }
 
-async fn http_worker(
-    http: HttpClient,
-    mut rx: mpsc::UnboundedReceiver<HttpJob>,
-    back: mpsc::UnboundedSender<Cmd>,
-) {
+async fn http_worker(http: HttpClient, mut rx: mpsc::UnboundedReceiver<HttpJob>, back: CmdTx) {
     // One worker: calls go out in the order the engine made them (message order).
     while let Some(job) = rx.recv().await {
         match job {
@@ -637,7 +650,7 @@ struct MessagingDriver {
     session: GenesysSession,
     engine: MessagingEngine,
     ws: WsHandle,
-    cmd_tx: mpsc::UnboundedSender<Cmd>,
+    cmd_tx: CmdTx,
     pending: HashMap<String, oneshot::Sender<Result<ServerBody>>>,
     uploads: HashMap<String, oneshot::Sender<Result<ServerBody>>>,
     ready: Option<oneshot::Sender<Result<()>>>,
@@ -653,7 +666,7 @@ impl MessagingDriver {
     async fn run(
         mut self,
         mut events: cc_transport::WsEvents,
-        mut rx: mpsc::UnboundedReceiver<Cmd>,
+        mut rx: mpsc::UnboundedReceiver<Box<Cmd>>,
     ) {
         loop {
             let deadline = self.engine.poll_timeout(now()).map(Instant::from_std);
@@ -682,7 +695,7 @@ impl MessagingDriver {
                 }
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    if self.command(cmd).await { break; }
+                    if self.command(*cmd).await { break; }
                 }
                 _ = async { tokio::time::sleep_until(deadline.expect("checked")).await }, if deadline.is_some() => {
                     self.engine.handle_timeout(now());
@@ -875,7 +888,7 @@ impl MessagingDriver {
 }
 
 async fn request(
-    tx: &mpsc::UnboundedSender<Cmd>,
+    tx: &CmdTx,
     make: impl FnOnce(WireToken, Option<String>) -> Request + Send + 'static,
 ) -> Result<ServerBody> {
     let (rtx, rrx) = oneshot::channel();
@@ -893,7 +906,7 @@ async fn request(
 }
 
 async fn fetch_history(
-    tx: &mpsc::UnboundedSender<Cmd>,
+    tx: &CmdTx,
     http: &HttpClient,
     size: u32,
     number: u32,
@@ -938,7 +951,7 @@ impl GuestDriver {
     async fn run(
         mut self,
         mut events: cc_transport::WsEvents,
-        mut rx: mpsc::UnboundedReceiver<Cmd>,
+        mut rx: mpsc::UnboundedReceiver<Box<Cmd>>,
     ) {
         self.flush().await;
         loop {
@@ -971,7 +984,7 @@ impl GuestDriver {
                 }
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    if self.command(cmd).await { break; }
+                    if self.command(*cmd).await { break; }
                 }
                 _ = async { tokio::time::sleep_until(deadline.expect("checked")).await }, if deadline.is_some() => {
                     self.engine.handle_timeout(now());
@@ -1206,7 +1219,7 @@ impl Session for GenesysSession {
 }
 
 impl GenesysEngagement {
-    fn cmd(&self) -> Result<mpsc::UnboundedSender<Cmd>> {
+    fn cmd(&self) -> Result<CmdTx> {
         lock(&self.session.cmd)
             .clone()
             .ok_or_else(|| Error::closed(V, "engagement"))
