@@ -20,6 +20,14 @@
 //!   `chatChannelReceivedMessage` / `chatChannelReadMessage`. They are not behind
 //!   `Engagement::mark`, because the neutral receipt capabilities also promise receipts
 //!   *from* the agent, which TVox does not report.
+//!
+//! # Calls
+//!
+//! [`Session::start_call`] creates a `PHONE_CALL` (audio) or `VIDEO` session, starts a
+//! `cc_rtc::media::MediaSession` with the request's devices and signals it over the widget
+//! socket; the returned [`TvoxCall`] is the neutral `CallSession`. The driver task owns the
+//! media handles of the session's calls: it applies what TVox sends (answer, candidates,
+//! re-offers) and reports the media's own events (connected, failed) back to the engine.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -31,18 +39,24 @@ use std::time::Duration;
 
 use cc_chat::OutboxConfig;
 use cc_core::{
-    Capabilities, ChatRequest, ConnectionState, Content, Customer, Engagement, EngagementId,
-    EngagementState, Error, Event, EventBus, EventStream, Message, MessageId, Participant, Receipt,
-    Result, Role, Secret, SentMessage, ServiceStatus, Session, StatusQuery, Timestamp, Vendor,
+    CallRequest, CallSession, CallState, CallStats, Capabilities, ChatRequest, ConnectionState,
+    Content, Customer, Engagement, EngagementId, EngagementState, Error, Event, EventBus,
+    EventStream, Message, MessageId, Participant, Receipt, Result, Role, Secret, SentMessage,
+    ServiceStatus, Session, StatusQuery, Timestamp, Vendor,
+};
+use cc_rtc::CallCommand;
+use cc_rtc::media::{
+    IceServer as MediaIceServer, IceTransportPolicy, MediaConfig, MediaEvent, MediaSession,
 };
 use cc_transport::{BackoffPolicy, TlsConfig, UrlProvider, WsClient, WsConfig, WsEvent, WsHandle};
 use futures::Stream;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::CAPABILITIES;
 use crate::config::TvoxConfig;
-use crate::engine::{ChatView, Engine, EngineConfig, Now, Output, StartChat, to_service_status};
+use crate::engine::{
+    ChatView, Engine, EngineConfig, MediaOp, Now, Output, StartCall, StartChat, to_service_status,
+};
 use crate::wire::codec::{ChatCreate, Hello, SUBPROTOCOL};
 use crate::wire::{self, Call, CustomerInfo, MultiChannelType};
 
@@ -77,7 +91,23 @@ enum Cmd {
     Status(MultiChannelType, String, oneshot::Sender<Result<Value>>),
     MediaMonitor(MultiChannelType, oneshot::Sender<Result<Value>>),
     MediaStop(MultiChannelType, oneshot::Sender<Result<Value>>),
+    StartCall(Box<StartCall>, CallParts, oneshot::Sender<Result<Value>>),
+    CallOp(Arc<str>, CallCommand, oneshot::Sender<Result<Value>>),
+    MediaEvent(Arc<str>, MediaEvent),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// What the driver keeps of a call: its media, and where its state and events go.
+#[derive(Clone)]
+struct CallParts {
+    media: MediaSession,
+    state: Arc<Mutex<CallState>>,
+    bus: EventBus,
+}
+
+struct DriverCall {
+    parts: CallParts,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 enum ReplyTo {
@@ -93,6 +123,7 @@ struct Inner {
     status: Mutex<HashMap<StatusKey, watch::Sender<Option<wire::ServiceStatus>>>>,
     channels: Mutex<BTreeMap<String, bool>>,
     resume: Mutex<Option<Secret>>,
+    ice_servers: Mutex<Vec<wire::codec::IceServer>>,
     media: broadcast::Sender<MediaSessionUpdate>,
     shut: AtomicBool,
 }
@@ -204,6 +235,7 @@ impl TvoxSession {
             monitored,
             outbox: OutboxConfig::default(),
             customer,
+            media_timeout: Duration::from_millis(config.calls.media_timeout_ms),
         });
         engine.set_resume_token(resume_token);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -215,6 +247,7 @@ impl TvoxSession {
             status: Mutex::new(HashMap::new()),
             channels: Mutex::new(BTreeMap::new()),
             resume: Mutex::new(None),
+            ice_servers: Mutex::new(Vec::new()),
             media: broadcast::channel(64).0,
             shut: AtomicBool::new(false),
         });
@@ -227,6 +260,8 @@ impl TvoxSession {
             bus: inner.bus.clone(),
             replies: HashMap::new(),
             ready: Some(ready_tx),
+            calls: HashMap::new(),
+            starting: HashMap::new(),
         };
         tokio::spawn(driver.run(events, cmd_rx));
         let session = TvoxSession { inner };
@@ -462,6 +497,150 @@ impl TvoxSession {
         .map(|_| ())
     }
 
+    /// The ICE servers of a new call: the handshake's (unless
+    /// `tvox.calls.server_ice_servers = false`), then the configured ones.
+    fn call_ice_servers(&self) -> Vec<MediaIceServer> {
+        let cfg = &self.inner.config.calls;
+        let mut out = Vec::new();
+        if cfg.server_ice_servers {
+            for s in lock(&self.inner.ice_servers).iter() {
+                out.push(MediaIceServer {
+                    urls: s.urls.clone(),
+                    username: s.username.clone(),
+                    credential: s.credential.clone(),
+                });
+            }
+        }
+        for s in &cfg.ice_servers {
+            out.push(MediaIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            });
+        }
+        out
+    }
+
+    /// The local address of the interface that routes to the TVox host: what the media
+    /// binds when `tvox.calls.bind` is unset. A UDP socket is connected (no packet is sent)
+    /// and asked for its local address.
+    async fn route_address(&self) -> Result<std::net::IpAddr> {
+        let url = self.inner.config.ws_url()?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| Error::invalid(V, "tvox.url", "no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let fail = |e: std::io::Error| {
+            Error::transport(
+                V,
+                "media address (set tvox.calls.bind)",
+                format!("no route to {host}: {e}"),
+            )
+        };
+        let target = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(fail)?
+            .next()
+            .ok_or_else(|| fail(std::io::Error::other("no address")))?;
+        let any: std::net::SocketAddr = if target.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let probe = tokio::net::UdpSocket::bind(any).await.map_err(fail)?;
+        probe.connect(target).await.map_err(fail)?;
+        Ok(probe.local_addr().map_err(fail)?.ip())
+    }
+
+    /// `Session::start_call`: checks, media, create, offer.
+    async fn place_call(&self, request: CallRequest) -> Result<Arc<TvoxCall>> {
+        let cfg = &self.inner.config;
+        if !cfg.capabilities().calls_audio {
+            // The widget library's phone and video channels need `server.webrtc`.
+            let feature = if request.video {
+                cc_core::Feature::CallsVideo
+            } else {
+                cc_core::Feature::CallsAudio
+            };
+            return Err(Error::unsupported(V, feature));
+        }
+        let service = cfg.call_service(request.video, request.routing.target.as_deref())?;
+        let info = customer_info(cfg, &request.customer);
+        let bind = match cfg.calls.bind {
+            Some(a) => a,
+            None => self.route_address().await?,
+        };
+        let relay = cfg
+            .webrtc
+            .as_ref()
+            .and_then(|w| w.ice_gather_policy.as_ref())
+            == Some(&wire::IceGatherPolicy::Relay);
+        let media_config = MediaConfig {
+            ice_servers: self.call_ice_servers(),
+            bind,
+            video: request.video,
+            opus: cfg.calls.opus,
+            ice_transport_policy: if relay {
+                IceTransportPolicy::Relay
+            } else {
+                IceTransportPolicy::All
+            },
+        };
+        let media = MediaSession::start(V, media_config, request.devices).await?;
+        let offer = match media.create_offer() {
+            Ok(o) => o,
+            Err(e) => {
+                media.close().await;
+                return Err(e);
+            }
+        };
+        let plan = StartCall {
+            video: request.video,
+            create: wire::codec::MediaCreate {
+                service,
+                customer_name: info.as_ref().map(|i| i.customer_display_name.clone()),
+                customer_mail: info.and_then(|i| i.customer_value),
+            },
+            offer,
+        };
+        let parts = CallParts {
+            media: media.clone(),
+            state: Arc::new(Mutex::new(CallState::Dialing)),
+            bus: EventBus::default(),
+        };
+        let method = if request.video {
+            "video.create"
+        } else {
+            "call.create"
+        };
+        let created = ask(&self.inner.cmd, self.timeout(), method, |tx| {
+            Cmd::StartCall(Box::new(plan), parts.clone(), tx)
+        })
+        .await;
+        let id = match created.and_then(|v| {
+            v.get("sessionId")
+                .and_then(Value::as_str)
+                .map(Arc::<str>::from)
+                .ok_or_else(|| Error::protocol(V, format!("{method} result"), "no session id"))
+        }) {
+            Ok(id) => id,
+            Err(e) => {
+                media.close().await;
+                return Err(e);
+            }
+        };
+        Ok(Arc::new(TvoxCall {
+            id,
+            video: request.video,
+            cmd: self.inner.cmd.clone(),
+            timeout: self.timeout(),
+            parts,
+        }))
+    }
+
     fn chat_plan(&self, request: &ChatRequest) -> Result<StartChat> {
         let cfg = &self.inner.config;
         let service = request
@@ -608,6 +787,93 @@ impl Stream for MediaSessionStream {
     }
 }
 
+/// One TVox audio or video call ([`Session::start_call`]): the neutral `CallSession`.
+///
+/// Its id is the TVox session id. Mute goes to the media (no more packets) and, as
+/// `webrtc.mediaState`, to the agent's UI; hold is a re-offer (`a=sendonly`, resumed with
+/// `a=sendrecv`); DTMF travels in the media as RFC 4733 events; hang-up is
+/// `call.close` / `video.close`.
+pub struct TvoxCall {
+    id: Arc<str>,
+    video: bool,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    timeout: Duration,
+    parts: CallParts,
+}
+
+impl fmt::Debug for TvoxCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TvoxCall")
+            .field("id", &self.id)
+            .field("video", &self.video)
+            .field("state", &*lock(&self.parts.state))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TvoxCall {
+    async fn command(&self, operation: &'static str, command: CallCommand) -> Result<()> {
+        let id = self.id.clone();
+        ask(&self.cmd, self.timeout, operation, |tx| {
+            Cmd::CallOp(id, command, tx)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Whether video was asked for (a `VIDEO` session).
+    pub fn is_video(&self) -> bool {
+        self.video
+    }
+}
+
+#[cc_core::async_trait]
+impl CallSession for TvoxCall {
+    fn vendor(&self) -> Vendor {
+        V
+    }
+
+    fn id(&self) -> Arc<str> {
+        self.id.clone()
+    }
+
+    fn state(&self) -> CallState {
+        lock(&self.parts.state).clone()
+    }
+
+    fn events(&self) -> EventStream {
+        self.parts.bus.subscribe()
+    }
+
+    async fn mute_audio(&self, on: bool) -> Result<()> {
+        self.command("mute audio", CallCommand::MuteAudio(on)).await
+    }
+
+    async fn mute_video(&self, on: bool) -> Result<()> {
+        self.command("mute video", CallCommand::MuteVideo(on)).await
+    }
+
+    async fn hold(&self, on: bool) -> Result<()> {
+        self.command("hold", CallCommand::Hold(on)).await
+    }
+
+    async fn dtmf(&self, digits: &str) -> Result<()> {
+        self.command("dtmf", CallCommand::Dtmf(digits.to_owned()))
+            .await
+    }
+
+    async fn hangup(&self) -> Result<()> {
+        if matches!(self.state(), CallState::Ended { .. }) {
+            return Ok(());
+        }
+        self.command("hang up", CallCommand::Hangup).await
+    }
+
+    fn stats(&self) -> Result<CallStats> {
+        Ok(self.parts.media.stats())
+    }
+}
+
 /// Reads a `StatusQuery::queue`: `service` (on CHAT) or `CHANNEL:service`.
 fn parse_queue(cfg: &TvoxConfig, queue: Option<&str>) -> Result<(MultiChannelType, String)> {
     let Some(q) = queue else {
@@ -661,7 +927,7 @@ impl Session for TvoxSession {
     }
 
     fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+        self.inner.config.capabilities()
     }
 
     fn events(&self) -> EventStream {
@@ -678,6 +944,14 @@ impl Session for TvoxSession {
         })
         .await?;
         Ok(eng)
+    }
+
+    async fn start_call(&self, request: CallRequest) -> Result<Arc<dyn CallSession>> {
+        if self.inner.shut.load(Ordering::Acquire) {
+            return Err(Error::closed(V, "session"));
+        }
+        let call = self.place_call(request).await?;
+        Ok(call)
     }
 
     async fn engagements(&self) -> Result<Vec<Arc<dyn Engagement>>> {
@@ -819,6 +1093,10 @@ struct Driver {
     bus: EventBus,
     replies: HashMap<u64, ReplyTo>,
     ready: Option<oneshot::Sender<Result<()>>>,
+    /// The media of the session's calls, by TVox session id.
+    calls: HashMap<Arc<str>, DriverCall>,
+    /// Calls whose create is on its way, by the engine's token.
+    starting: HashMap<u64, CallParts>,
 }
 
 impl Driver {
@@ -855,6 +1133,13 @@ impl Driver {
             if !go_on {
                 break;
             }
+        }
+        for (_, c) in self.calls.drain() {
+            c.watcher.abort();
+            *lock(&c.parts.state) = CallState::Ended {
+                reason: Arc::from("failed: session closed"),
+            };
+            c.parts.media.close().await;
         }
         for (_, r) in self.replies.drain() {
             match r {
@@ -972,6 +1257,20 @@ impl Driver {
                 let token = self.engine.media_monitor_stop(&channel);
                 self.replies.insert(token, ReplyTo::Value(tx));
             }
+            Cmd::StartCall(plan, parts, tx) => {
+                let token = self.engine.start_call(n, *plan);
+                self.starting.insert(token, parts);
+                self.replies.insert(token, ReplyTo::Value(tx));
+            }
+            Cmd::CallOp(call, command, tx) => {
+                let token = self.engine.call_command(n, &call, command);
+                self.replies.insert(token, ReplyTo::Value(tx));
+            }
+            Cmd::MediaEvent(call, ev) => match ev {
+                MediaEvent::Connected => self.engine.on_media_connected(n, &call),
+                MediaEvent::Failed(reason) => self.engine.on_media_failed(n, &call, &reason),
+                other => tracing::debug!(call = %call, event = ?other, "tvox: media event"),
+            },
             Cmd::Shutdown(_) => unreachable!("handled by run"),
         }
     }
@@ -996,10 +1295,17 @@ impl Driver {
                     {
                         let _ = self.new_engagement(Some(inner), engagement.clone());
                     }
+                    if let Event::Call { call, state } = &ev
+                        && let Some(c) = self.calls.get(call)
+                    {
+                        *lock(&c.parts.state) = state.clone();
+                        c.parts.bus.emit(ev.clone());
+                    }
                     if matches!(ev, Event::Connection(ConnectionState::Connected)) {
                         if let Some(inner) = &inner {
                             *lock(&inner.channels) = self.engine.channels_enabled().clone();
                             *lock(&inner.resume) = self.engine.resume_token().cloned();
+                            *lock(&inner.ice_servers) = self.engine.ice_servers().to_vec();
                         }
                         if let Some(tx) = self.ready.take() {
                             let _ = tx.send(Ok(()));
@@ -1007,25 +1313,16 @@ impl Driver {
                     }
                     self.bus.emit(ev);
                 }
-                Output::Reply { token, result } => match self.replies.remove(&token) {
-                    Some(ReplyTo::Value(tx)) => {
-                        let _ = tx.send(result);
+                Output::Reply { token, result } => {
+                    if let Some(parts) = self.starting.remove(&token)
+                        && let Ok(v) = &result
+                        && let Some(id) = v.get("sessionId").and_then(Value::as_str)
+                    {
+                        self.register_call(inner.as_ref(), Arc::from(id), parts);
                     }
-                    Some(ReplyTo::Chat(tx)) => {
-                        let r = result.and_then(|v| {
-                            let id = v
-                                .get("sessionId")
-                                .and_then(Value::as_str)
-                                .map(EngagementId::from)
-                                .ok_or_else(|| {
-                                    Error::protocol(V, "chat.create result", "no session id")
-                                })?;
-                            self.new_engagement(inner.as_ref(), id)
-                        });
-                        let _ = tx.send(r);
-                    }
-                    None => {}
-                },
+                    self.answer(token, result, inner.as_ref());
+                }
+                Output::CallMedia { call, op, token } => self.media_op(call, op, token).await,
                 Output::Ready(connection) => self.ws.ready(connection),
                 Output::Media {
                     channel,
@@ -1068,6 +1365,121 @@ impl Driver {
                     ) {
                         *lock(&eng.view) = view;
                     }
+                }
+            }
+        }
+    }
+
+    /// Answers the app call waiting for `token`.
+    fn answer(&mut self, token: u64, result: Result<Value>, inner: Option<&Arc<Inner>>) {
+        match self.replies.remove(&token) {
+            Some(ReplyTo::Value(tx)) => {
+                let _ = tx.send(result);
+            }
+            Some(ReplyTo::Chat(tx)) => {
+                let r = result.and_then(|v| {
+                    let id = v
+                        .get("sessionId")
+                        .and_then(Value::as_str)
+                        .map(EngagementId::from)
+                        .ok_or_else(|| Error::protocol(V, "chat.create result", "no session id"))?;
+                    self.new_engagement(inner, id)
+                });
+                let _ = tx.send(r);
+            }
+            None => {}
+        }
+    }
+
+    /// A call TVox created: the driver now applies its signalling to its media and relays
+    /// the media's events (through a weak handle, so a call never keeps the session alive).
+    fn register_call(&mut self, inner: Option<&Arc<Inner>>, id: Arc<str>, parts: CallParts) {
+        let Some(inner) = inner else { return };
+        let mut rx = parts.media.events();
+        let cmd = inner.cmd.downgrade();
+        let call = id.clone();
+        let watcher = tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => {
+                        let Some(cmd) = cmd.upgrade() else { return };
+                        if cmd.send(Cmd::MediaEvent(call.clone(), ev)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        self.calls.insert(id, DriverCall { parts, watcher });
+    }
+
+    /// Does the media work the engine asked for.
+    async fn media_op(&mut self, call: Arc<str>, op: MediaOp, token: Option<u64>) {
+        let inner = self.inner.upgrade();
+        let Some(c) = self.calls.get(&call) else {
+            if let Some(t) = token {
+                self.answer(t, Err(Error::closed(V, "call")), inner.as_ref());
+            }
+            return;
+        };
+        let media = c.parts.media.clone();
+        let bus = c.parts.bus.clone();
+        let done = |r: Result<()>| r.map(|()| Value::Bool(true));
+        match op {
+            MediaOp::ApplyAnswer(sdp) => {
+                let r = media.apply_answer(&sdp);
+                match token {
+                    Some(t) => self.answer(t, done(r), inner.as_ref()),
+                    None => {
+                        if let Err(e) = r {
+                            self.engine.on_media_failed(
+                                now(),
+                                &call,
+                                &format!("answer refused: {e}"),
+                            );
+                        }
+                    }
+                }
+            }
+            MediaOp::AcceptOffer(sdp) => {
+                let r = media.accept_offer(&sdp);
+                self.engine.on_local_answer(now(), &call, r);
+            }
+            MediaOp::AddCandidate(line) => {
+                if let Err(e) = media.add_remote_candidate(&line) {
+                    let ev = Event::error(e);
+                    bus.emit(ev.clone());
+                    self.bus.emit(ev);
+                }
+            }
+            MediaOp::SetAudioMuted(on) => {
+                media.set_audio_muted(on);
+                if let Some(t) = token {
+                    self.answer(t, Ok(Value::Bool(true)), inner.as_ref());
+                }
+            }
+            MediaOp::SetVideoMuted(on) => {
+                media.set_video_muted(on);
+                if let Some(t) = token {
+                    self.answer(t, Ok(Value::Bool(true)), inner.as_ref());
+                }
+            }
+            MediaOp::HoldOffer(on) => {
+                let r = media.hold_offer(on);
+                self.engine.on_local_offer(now(), &call, r, token);
+            }
+            MediaOp::Dtmf(digits) => {
+                let r = media.send_dtmf(&digits);
+                if let Some(t) = token {
+                    self.answer(t, done(r), inner.as_ref());
+                }
+            }
+            MediaOp::Close => {
+                if let Some(c) = self.calls.remove(&call) {
+                    c.watcher.abort();
+                    c.parts.media.close().await;
                 }
             }
         }

@@ -81,6 +81,75 @@ pub struct CustomerConfig {
     pub company: Option<String>,
 }
 
+/// One STUN or TURN server for calls, added to those the handshake names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerConfig {
+    /// `stun:` / `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN credential (never in `Debug`).
+    #[serde(default)]
+    pub credential: Option<cc_core::Secret>,
+}
+
+/// The `[tvox.calls]` section: what audio and video calls (`Session::start_call`) need
+/// beyond `[tvox.webrtc]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    /// The `PHONE_CALL` service of an audio call whose request names none
+    /// (`CallRequest.routing.target`); else the first `PHONE_CALL` service of `services`.
+    #[serde(default)]
+    pub phone_service: Option<String>,
+    /// The `VIDEO` service of a video call whose request names none; else the first
+    /// `VIDEO` service of `services`.
+    #[serde(default)]
+    pub video_service: Option<String>,
+    /// The local address the media's UDP socket binds; it is also the host candidate, so
+    /// it must be a concrete address. Unset (the default): the address of the interface
+    /// that routes to the TVox host (found with an unconnected-UDP route lookup, nothing is
+    /// sent), which is `127.0.0.1` for a simulator on the same machine.
+    #[serde(default)]
+    pub bind: Option<std::net::IpAddr>,
+    /// STUN/TURN servers used besides the ones TVox names in the handshake.
+    #[serde(default)]
+    pub ice_servers: Vec<IceServerConfig>,
+    /// Whether to use the ICE servers TVox names in the handshake (default true).
+    #[serde(default = "yes")]
+    pub server_ice_servers: bool,
+    /// Offer Opus first (needs `cc-rtc`'s `opus` feature); G.711 is always offered.
+    #[serde(default)]
+    pub opus: bool,
+    /// How long media (ICE + DTLS) may take to come up once TVox says the call is
+    /// `CONNECTED`, in milliseconds (default 15 000); then the call fails.
+    #[serde(default = "default_media_ms")]
+    pub media_timeout_ms: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            phone_service: None,
+            video_service: None,
+            bind: None,
+            ice_servers: Vec::new(),
+            server_ice_servers: true,
+            opus: false,
+            media_timeout_ms: default_media_ms(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_media_ms() -> u64 {
+    15_000
+}
+
 /// The `[tvox]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +179,9 @@ pub struct TvoxConfig {
     /// The chat service used when a request names none (`Routing::target`).
     #[serde(default)]
     pub default_service: Option<String>,
+    /// Audio and video calls: services, media binding, ICE servers.
+    #[serde(default)]
+    pub calls: CallsConfig,
     /// How long `connect` waits for the first handshake, in milliseconds (default 15 000).
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,
@@ -148,6 +220,7 @@ impl TvoxConfig {
             customer: None,
             webrtc: None,
             default_service: None,
+            calls: CallsConfig::default(),
             connect_timeout_ms: default_connect_ms(),
             request_timeout_ms: default_request_ms(),
             resume_token: None,
@@ -223,6 +296,7 @@ impl TvoxConfig {
                 }
             }
         }
+        self.validate_calls()?;
         if let Some(c) = &self.customer
             && c.display_name
                 .as_deref()
@@ -243,6 +317,124 @@ impl TvoxConfig {
             }
         }
         Ok(())
+    }
+
+    fn validate_calls(&self) -> Result<()> {
+        let c = &self.calls;
+        if c.bind.is_some_and(|a| a.is_unspecified()) {
+            return Err(Error::invalid(
+                V,
+                "tvox.calls.bind",
+                "needs a concrete local address (it becomes the host candidate); leave it \
+                 unset to use the interface that routes to TVox",
+            ));
+        }
+        range(
+            "tvox.calls.media_timeout_ms",
+            c.media_timeout_ms,
+            100,
+            600_000,
+        )?;
+        for (field, service, channel) in [
+            (
+                "tvox.calls.phone_service",
+                &c.phone_service,
+                MultiChannelType::PhoneCall,
+            ),
+            (
+                "tvox.calls.video_service",
+                &c.video_service,
+                MultiChannelType::Video,
+            ),
+        ] {
+            if let Some(s) = service {
+                if s.trim().is_empty() {
+                    return Err(Error::invalid(V, field, "empty"));
+                }
+                if self.services.iter().any(|x| x.channel == channel) && !self.monitors(&channel, s)
+                {
+                    return Err(Error::invalid(
+                        V,
+                        field,
+                        format!("{s:?} is not among the {channel} services of tvox.services"),
+                    ));
+                }
+            }
+        }
+        for (i, server) in c.ice_servers.iter().enumerate() {
+            if server.urls.is_empty() {
+                return Err(Error::invalid(
+                    V,
+                    format!("tvox.calls.ice_servers[{i}].urls"),
+                    "empty",
+                ));
+            }
+            for (j, url) in server.urls.iter().enumerate() {
+                let scheme = url.split(':').next().unwrap_or_default();
+                if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !url.contains(':') {
+                    return Err(Error::invalid(
+                        V,
+                        format!("tvox.calls.ice_servers[{i}].urls[{j}]"),
+                        format!("{url:?} is not a stun:, stuns:, turn: or turns: URL"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The service of a new call: the request's, else the configured one, else the first
+    /// of the channel in `services`; errors name `routing.target`.
+    pub fn call_service(&self, video: bool, target: Option<&str>) -> Result<String> {
+        let channel = if video {
+            MultiChannelType::Video
+        } else {
+            MultiChannelType::PhoneCall
+        };
+        let configured = if video {
+            &self.calls.video_service
+        } else {
+            &self.calls.phone_service
+        };
+        let service = target
+            .map(str::to_owned)
+            .or_else(|| configured.clone())
+            .or_else(|| {
+                self.services
+                    .iter()
+                    .find(|c| c.channel == channel)
+                    .and_then(|c| c.services.first())
+                    .map(|s| s.code.clone())
+            })
+            .ok_or_else(|| {
+                Error::invalid(
+                    V,
+                    "routing.target",
+                    format!(
+                        "no {channel} service: set routing.target, tvox.calls.{}_service or a \
+                         {channel} entry in tvox.services",
+                        if video { "video" } else { "phone" }
+                    ),
+                )
+            })?;
+        if service.trim().is_empty() {
+            return Err(Error::invalid(V, "routing.target", "empty service code"));
+        }
+        Ok(service)
+    }
+
+    /// What a session with this configuration supports: [`crate::CAPABILITIES`], without
+    /// the calls unless `webrtc.enabled` (the widget library's condition for the phone and
+    /// video channels).
+    pub fn capabilities(&self) -> cc_core::Capabilities {
+        let mut caps = crate::CAPABILITIES;
+        if !self.webrtc.as_ref().is_some_and(|w| w.enabled) {
+            caps.calls_audio = false;
+            caps.calls_video = false;
+            caps.call_hold = false;
+            caps.call_dtmf = false;
+        }
+        caps
     }
 
     /// Whether `service` on `channel` is in [`TvoxConfig::services`].
@@ -365,6 +557,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("tvox.default_service"), "{e}");
+    }
+
+    #[test]
+    fn calls_section() {
+        let c = parse(
+            "vendor = \"tvox\"\n[tvox]\nurl = \"x\"\n\
+             [[tvox.services]]\ntype = \"PHONE_CALL\"\nservices = [{ code = \"p1\" }]\n\
+             [tvox.calls]\nbind = \"127.0.0.1\"\n\
+             ice_servers = [{ urls = [\"turn:t.example.com:3478\"], username = \"u\", credential = \"pw\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.calls.bind.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1")
+        );
+        assert!(!format!("{c:?}").contains("pw"));
+        assert_eq!(c.call_service(false, None).unwrap(), "p1");
+        assert_eq!(c.call_service(false, Some("p2")).unwrap(), "p2");
+        let e = c.call_service(true, None).unwrap_err();
+        assert!(e.to_string().contains("routing.target"), "{e}");
+        assert_eq!(TvoxConfig::new("x").calls.bind, None, "found per call");
+        let e = parse("vendor = \"tvox\"\n[tvox]\nurl = \"x\"\n[tvox.calls]\nbind = \"0.0.0.0\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("tvox.calls.bind"), "{e}");
+        let e = parse(
+            "vendor = \"tvox\"\n[tvox]\nurl = \"x\"\n[tvox.calls]\nice_servers = [{ urls = [\"http://x\"] }]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("tvox.calls.ice_servers[0].urls[0]"),
+            "{e}"
+        );
+        let e = parse(
+            "vendor = \"tvox\"\n[tvox]\nurl = \"x\"\n\
+             [[tvox.services]]\ntype = \"PHONE_CALL\"\nservices = [{ code = \"p1\" }]\n\
+             [tvox.calls]\nphone_service = \"p9\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("tvox.calls.phone_service"), "{e}");
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct EngineConfig {
     pub outbox: OutboxConfig,
     /// The customer of chats re-attached by the handshake (`hello.sessions`).
     pub customer: Participant,
+    /// How long a call's media may take to come up once TVox says `CONNECTED`.
+    pub media_timeout: Duration,
 }
 
 /// What a new chat needs.
@@ -132,6 +134,16 @@ pub enum Output {
         session: ChannelSession,
         /// Its state after the `cc_rtc::CallMachine` took the push.
         state: cc_core::CallState,
+    },
+    /// Media work for one of the session's calls (the engine does no I/O).
+    CallMedia {
+        /// The call (its TVox session id).
+        call: Arc<str>,
+        /// What to do.
+        op: MediaOp,
+        /// The app call waiting for it: the driver answers it with the operation's result
+        /// (`HoldOffer` goes back through [`Engine::on_local_offer`] instead).
+        token: Option<u64>,
     },
     /// A service status is known or changed.
     Status {
@@ -202,6 +214,24 @@ enum Pending {
     MediaSub {
         channel: MultiChannelType,
     },
+    CallCreate {
+        token: u64,
+        plan: Box<StartCall>,
+    },
+    CallOffer {
+        call: Arc<str>,
+        hold: Option<u64>,
+    },
+    CallSignal {
+        method: &'static str,
+        /// The app call answered with it (a mute, once the agent's UI knows).
+        token: Option<u64>,
+    },
+    CallClose {
+        call: Arc<str>,
+        channel: MultiChannelType,
+        token: Option<u64>,
+    },
     Cancel,
     Close {
         chat: EngagementId,
@@ -221,6 +251,10 @@ struct MediaSub {
     subscription: Option<String>,
     requested: bool,
     waiting: Vec<u64>,
+    /// The app asked for the monitor (not only a call of this session).
+    app: bool,
+    /// A subscription answered before: the next one follows a reconnect.
+    renewed: bool,
 }
 
 #[derive(Debug)]
@@ -270,6 +304,7 @@ pub struct Engine {
     link: Link,
     resume_token: Option<Secret>,
     channels_enabled: BTreeMap<String, bool>,
+    ice_servers: Vec<codec::IceServer>,
     pending: HashMap<u64, Pending>,
     deferred: VecDeque<(u64, Call)>,
     ping_due: Option<Instant>,
@@ -280,6 +315,9 @@ pub struct Engine {
     statuses: BTreeMap<StatusKey, StatusEntry>,
     media_subs: BTreeMap<MultiChannelType, MediaSub>,
     media: HashMap<String, MediaTrack>,
+    calls: HashMap<String, calls::CallTrack>,
+    /// Calls of this session that ended: later pushes about them are old news.
+    ended_calls: HashSet<String>,
     dirty: HashSet<EngagementId>,
     out: VecDeque<Output>,
 }
@@ -299,6 +337,7 @@ impl Engine {
             link: Link::Down,
             resume_token: None,
             channels_enabled: BTreeMap::new(),
+            ice_servers: Vec::new(),
             pending: HashMap::new(),
             deferred: VecDeque::new(),
             ping_due: None,
@@ -309,6 +348,8 @@ impl Engine {
             statuses: BTreeMap::new(),
             media_subs: BTreeMap::new(),
             media: HashMap::new(),
+            calls: HashMap::new(),
+            ended_calls: HashSet::new(),
             dirty: HashSet::new(),
             out: VecDeque::new(),
         }
@@ -322,6 +363,11 @@ impl Engine {
     /// `getChannelsEnabled()`: what the last handshake said.
     pub fn channels_enabled(&self) -> &BTreeMap<String, bool> {
         &self.channels_enabled
+    }
+
+    /// The STUN/TURN servers the last handshake named (for calls).
+    pub fn ice_servers(&self) -> &[codec::IceServer] {
+        &self.ice_servers
     }
 
     /// The resume token of the last handshake.
@@ -345,6 +391,7 @@ impl Engine {
             .iter()
             .filter_map(|c| c.wake)
             .chain(self.ping_due)
+            .chain(self.calls.values().filter_map(calls::CallTrack::deadline))
             .min()
     }
 
@@ -460,6 +507,44 @@ impl Engine {
                 Some(Pending::Create { token, .. }) => {
                     self.reply(token, Err(transport_lost("chat.create")));
                 }
+                Some(Pending::CallCreate { token, plan }) => {
+                    let method = if plan.video {
+                        "video.create"
+                    } else {
+                        "call.create"
+                    };
+                    self.reply(token, Err(transport_lost(method)));
+                }
+                Some(Pending::CallOffer {
+                    hold: Some(token), ..
+                }) => {
+                    self.reply(token, Err(transport_lost("webrtc.offer")));
+                }
+                Some(Pending::CallSignal {
+                    token: Some(token), ..
+                }) => {
+                    self.reply(token, Ok(Value::Bool(true)));
+                }
+                Some(Pending::CallClose {
+                    call,
+                    channel,
+                    token,
+                }) => {
+                    // The call ended here already; TVox hears of it after the reconnect.
+                    if let Some(t) = token {
+                        self.reply(t, Ok(Value::Bool(true)));
+                    }
+                    self.deferred
+                        .push_back((id, calls::close_call(&call, &channel)));
+                    self.pending.insert(
+                        id,
+                        Pending::CallClose {
+                            call,
+                            channel,
+                            token: None,
+                        },
+                    );
+                }
                 // Re-subscribed, re-sent or reconciled after the next handshake.
                 _ => {}
             }
@@ -525,6 +610,7 @@ impl Engine {
                 c.wake = None;
             }
         }
+        self.call_timers(now);
         self.drive(now);
     }
 
@@ -594,7 +680,19 @@ impl Engine {
                 Err(e) => self.on_subscribe_error(now, &chat, "chat.events.subscribe", &e),
             },
             Pending::StatusSub { key } => self.on_status_subscribed(key, result),
-            Pending::MediaSub { channel } => self.on_media_subscribed(channel, result),
+            Pending::MediaSub { channel } => self.on_media_subscribed(now, channel, result),
+            Pending::CallCreate { token, plan } => self.on_call_created(now, token, *plan, result),
+            Pending::CallOffer { call, hold } => self.on_offer_answered(now, &call, hold, result),
+            Pending::CallSignal { method, token } => {
+                if let Err(e) = result {
+                    self.emit(Event::error(error::from_rpc(method, &e)));
+                }
+                // The media did its part already: the operation stands either way.
+                if let Some(t) = token {
+                    self.reply(t, Ok(Value::Bool(true)));
+                }
+            }
+            Pending::CallClose { call, token, .. } => self.on_call_closed(&call, token, result),
             Pending::Cancel => {}
             Pending::Close { chat } => {
                 let token = self
@@ -646,6 +744,7 @@ impl Engine {
             .unwrap_or(now.wall);
         self.resume_token = Some(Secret::new(hello.resume_token));
         self.channels_enabled = hello.channels_enabled;
+        self.ice_servers = hello.ice_servers;
         self.link = Link::Up(connection);
         self.ping_due = Some(now.at + self.cfg.heartbeat);
         self.ping_outstanding = false;
@@ -785,9 +884,18 @@ impl Engine {
                     Err(e) => self.emit(Event::error(error::from_decode(&e))),
                 }
             }
-            Sub::Media(channel) => match codec::decode_data::<ChannelSession>("call session", data)
-            {
-                Ok(session) => self.apply_media(channel, session),
+            Sub::Media(channel) => match codec::decode_call_push(data) {
+                Ok(codec::CallPush::Session(session)) => {
+                    let session = *session;
+                    if self.calls.contains_key(&session.id) {
+                        self.apply_call_session(now, &channel, session);
+                    } else if self.ended_calls.contains(&session.id) {
+                        tracing::debug!("tvox: push about a call that ended here");
+                    } else {
+                        self.apply_media(channel, session);
+                    }
+                }
+                Ok(codec::CallPush::Signal(signal)) => self.on_call_signal(now, signal),
                 Err(e) => self.emit(Event::error(error::from_decode(&e))),
             },
             Sub::Status(key) => match codec::decode_data::<ServiceStatus>("service status", data) {
@@ -1615,6 +1723,7 @@ impl Engine {
     pub fn media_monitor(&mut self, channel: MultiChannelType) -> u64 {
         let token = self.token();
         let entry = self.media_subs.entry(channel.clone()).or_default();
+        entry.app = true;
         if entry.subscription.is_some() {
             self.reply(token, Ok(Value::Bool(true)));
             return token;
@@ -1629,7 +1738,12 @@ impl Engine {
     /// `…ChannelSessionMonitorStop`. Returns the token.
     pub fn media_monitor_stop(&mut self, channel: &MultiChannelType) -> u64 {
         let token = self.token();
-        if let Some(m) = self.media_subs.remove(channel) {
+        if let Some(m) = self.media_subs.get_mut(channel) {
+            m.app = false;
+        }
+        // The session's own calls keep the subscription until they end.
+        let in_use = self.calls.values().any(|c| &c.channel == channel);
+        if !in_use && let Some(m) = self.media_subs.remove(channel) {
             for t in m.waiting {
                 self.reply(t, Err(Error::closed(V, "call monitor")));
             }
@@ -1656,7 +1770,12 @@ impl Engine {
         self.request(call, Pending::MediaSub { channel });
     }
 
-    fn on_media_subscribed(&mut self, channel: MultiChannelType, result: Result<Value, RpcError>) {
+    fn on_media_subscribed(
+        &mut self,
+        now: Now,
+        channel: MultiChannelType,
+        result: Result<Value, RpcError>,
+    ) {
         let method = if channel == MultiChannelType::Video {
             "video.subscribe"
         } else {
@@ -1685,9 +1804,21 @@ impl Engine {
         match parsed {
             Ok(r) => {
                 entry.subscription = Some(r.subscription.clone());
-                self.subs.insert(r.subscription, Sub::Media(channel));
+                let renewed = std::mem::replace(&mut entry.renewed, true);
+                self.subs
+                    .insert(r.subscription, Sub::Media(channel.clone()));
                 for t in waiting {
                     self.reply(t, Ok(Value::Bool(true)));
+                }
+                if renewed {
+                    // After a reconnect: what became of the calls meanwhile.
+                    for session in r.sessions {
+                        if self.calls.contains_key(&session.id) {
+                            self.apply_call_session(now, &channel, session);
+                        } else if self.media.contains_key(&session.id) {
+                            self.apply_media(channel.clone(), session);
+                        }
+                    }
                 }
             }
             Err(err) => {
@@ -1855,6 +1986,9 @@ pub fn call_signal(state: &CallState) -> Option<CallSignal> {
         CallState::Unknown(_) => None,
     }
 }
+
+mod calls;
+pub use calls::{MediaOp, StartCall, end_reason};
 
 #[cfg(test)]
 mod tests;

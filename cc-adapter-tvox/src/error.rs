@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cc_core::{Error, Feature, Vendor};
+use cc_core::{Error, Vendor};
 
 use crate::wire::{DecodeError, RpcError};
 
@@ -60,7 +60,7 @@ pub fn code_name(code: i64) -> &'static str {
 /// | -32603 and other negative codes | `Rejected`, retryable after 1 s |
 /// | 1006 `SESSION_CLOSED` | `Closed` (engagement) |
 /// | 1007 `NOT_CONNECTED`, 1009 `SERVICE_UNAVAILABLE` | `Rejected`, retryable after 1 s |
-/// | 1010 `WEBRTC_DISABLED` | `Unsupported` (calls) |
+/// | 1010 `WEBRTC_DISABLED` | `Rejected` (calls are disabled for this widget) |
 /// | every other code | `Rejected` with the code |
 pub fn from_rpc(method: &str, e: &RpcError) -> Error {
     let code = e.code;
@@ -83,7 +83,6 @@ pub fn from_rpc(method: &str, e: &RpcError) -> Error {
         ),
         SESSION_CLOSED => Error::closed(V, "engagement"),
         NOT_CONNECTED | SERVICE_UNAVAILABLE => rejected(Some(Duration::from_secs(1))),
-        WEBRTC_DISABLED => Error::unsupported(V, Feature::CallsAudio),
         c if c < 0 => rejected(Some(Duration::from_secs(1))),
         _ => rejected(None),
     }
@@ -118,7 +117,8 @@ mod tests {
         assert_eq!(err(NO_LICENSE).vendor_code(), Some("1003"));
         assert!(!err(NO_LICENSE).is_retryable());
         assert!(err(NO_LICENSE).to_string().contains("NO_LICENSE"));
-        assert_eq!(err(WEBRTC_DISABLED).kind(), ErrorKind::Unsupported);
+        assert_eq!(err(WEBRTC_DISABLED).kind(), ErrorKind::Rejected);
+        assert_eq!(err(WEBRTC_DISABLED).vendor_code(), Some("1010"));
         assert_eq!(err(-32603).kind(), ErrorKind::Rejected);
     }
 }

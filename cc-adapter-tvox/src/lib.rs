@@ -4,6 +4,7 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod sdp;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod wire;
@@ -11,19 +12,21 @@ pub mod wire;
 use cc_core::{AdapterEntry, Capabilities, Config, ConnectFuture, Result, Vendor};
 
 pub use client::{
-    MediaSessionEvent, MediaSessionStream, MediaSessionUpdate, ServiceStatusStream, TvoxEngagement,
-    TvoxSession,
+    MediaSessionEvent, MediaSessionStream, MediaSessionUpdate, ServiceStatusStream, TvoxCall,
+    TvoxEngagement, TvoxSession,
 };
-pub use config::{CustomerConfig, RetryOptions, TvoxConfig};
+pub use config::{CallsConfig, CustomerConfig, IceServerConfig, RetryOptions, TvoxConfig};
 
 /// The vendor this adapter speaks to.
 pub const VENDOR: Vendor = Vendor::Tvox;
 
 /// What the TVox widget transport supports.
 ///
-/// Calls stay off until media works end to end (the video and phone channel *sessions* are
-/// an adapter extension: [`TvoxSession::media_session_new`]); receipts are sent only through
-/// the extension ([`TvoxEngagement::mark_received`]), because TVox reports none back.
+/// Audio and video calls (`PHONE_CALL` and `VIDEO` sessions with WebRTC media), the
+/// customer's hold (a re-offer) and DTMF (RFC 4733 in the media) need
+/// `[tvox.webrtc] enabled = true`: a configuration without it has none of them
+/// ([`TvoxConfig::capabilities`]). Receipts are sent only through the extension
+/// ([`TvoxEngagement::mark_received`]), because TVox reports none back.
 pub const CAPABILITIES: Capabilities = Capabilities {
     chat: true,
     resume: true,
@@ -35,13 +38,17 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     queue_position: true,
     service_status: true,
     idle_warning: true,
+    calls_audio: true,
+    calls_video: true,
+    call_hold: true,
+    call_dtmf: true,
     ..Capabilities::NONE
 };
 
-/// The capabilities for a configuration (static: no connection is made).
+/// The capabilities for a configuration (no connection is made): calls only with
+/// `[tvox.webrtc] enabled = true`.
 pub fn capabilities(config: &Config) -> Result<Capabilities> {
-    TvoxConfig::from_config(config)?;
-    Ok(CAPABILITIES)
+    Ok(TvoxConfig::from_config(config)?.capabilities())
 }
 
 /// Connects a session for `config` (its `[tvox]` section and TLS settings).

@@ -49,8 +49,18 @@ async fn bad_configuration_is_refused_before_connecting() {
         &Config::new(Vendor::Tvox, TvoxConfig::new("https://tvox.example.com")).unwrap(),
     )
     .unwrap();
+    // Calls only with WebRTC enabled.
+    assert!(!caps.calls_audio && !caps.calls_video && !caps.call_hold && !caps.call_dtmf);
+    assert!(caps.chat && caps.service_status);
+    let mut with_webrtc = TvoxConfig::new("https://tvox.example.com");
+    with_webrtc.webrtc = Some(cc_adapter_tvox::wire::WebrtcConfig {
+        enabled: true,
+        ..Default::default()
+    });
+    let caps =
+        (cc_adapter_tvox::ENTRY.capabilities)(&Config::new(Vendor::Tvox, with_webrtc).unwrap())
+            .unwrap();
     assert_eq!(caps, cc_adapter_tvox::CAPABILITIES);
-    assert!(!caps.calls_audio && !caps.calls_video);
 }
 
 #[cfg(feature = "sim")]

@@ -921,16 +921,6 @@ async fn media_sessions(c: Ctx) -> R {
         sessions.len() == 1 && sessions[0].3 == WireCallState::Idle,
         || format!("{sessions:?}"),
     )?;
-    // Calls stay unclaimed: the neutral operation refuses.
-    let err = c
-        .session
-        .start_call(cc_core::CallRequest {
-            video: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    ensure(err.kind() == ErrorKind::Unsupported, || format!("{err}"))?;
     c.session
         .media_session_monitor_stop(MultiChannelType::Video)
         .await
@@ -957,8 +947,18 @@ async fn media_sessions(c: Ctx) -> R {
     Ok(())
 }
 
-/// Without `[tvox.webrtc] enabled`, the video and phone sessions are refused locally.
+/// Without `[tvox.webrtc] enabled`, the video and phone sessions and calls are refused
+/// locally, and the capabilities claim no calls.
 async fn media_sessions_need_webrtc(c: Ctx) -> R {
+    let err = c
+        .session
+        .start_call(cc_core::CallRequest::default())
+        .await
+        .unwrap_err();
+    ensure(err.kind() == ErrorKind::Unsupported, || format!("{err}"))?;
+    ensure(!c.session.capabilities().calls_audio, || {
+        "calls claimed without WebRTC".into()
+    })?;
     let err = c
         .session
         .media_session_new(MultiChannelType::PhoneCall, "support", None, None)
@@ -1053,9 +1053,10 @@ fn main() {
             },
             media_sessions,
         ),
-        extra(
+        extra_with(
             "media_sessions_need_webrtc",
             sim_options,
+            |c| c.webrtc = None,
             media_sessions_need_webrtc,
         ),
         extra(

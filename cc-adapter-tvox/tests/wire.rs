@@ -256,6 +256,7 @@ fn engine() -> (Engine, Now) {
         monitored: vec![],
         outbox: cc_chat::OutboxConfig::default(),
         customer: cc_core::Participant::new(cc_core::Role::Customer),
+        media_timeout: Duration::from_secs(15),
     });
     let now = Now {
         at: Instant::now(),
@@ -374,4 +375,63 @@ proptest! {
         while e.poll_output().is_some() {}
         let _ = time::format(Timestamp(expire.unwrap_or(0) / 4));
     }
+}
+
+#[test]
+fn call_signalling_frames() {
+    use cc_adapter_tvox::wire::codec::{CallPush, IceCandidate, MediaState, SignalPush};
+    // The end of candidates is an explicit null.
+    let end = codec::encode_request(
+        RpcId::Num(7),
+        &Call::WebrtcCandidate(IceCandidate {
+            session_id: "C1".into(),
+            candidate: None,
+            sdp_mid: None,
+            sdp_m_line_index: None,
+        }),
+    );
+    let v: Value = serde_json::from_str(&end).unwrap();
+    assert_eq!(v["method"], "webrtc.candidate");
+    assert_eq!(v["params"], json!({"sessionId": "C1", "candidate": null}));
+    let mute = codec::encode_request(
+        RpcId::Num(8),
+        &Call::WebrtcMediaState(MediaState {
+            session_id: "C1".into(),
+            audio_muted: true,
+            video_muted: false,
+        }),
+    );
+    let v: Value = serde_json::from_str(&mute).unwrap();
+    assert_eq!(v["method"], "webrtc.mediaState");
+    assert_eq!(v["params"]["audioMuted"], true);
+    // The simulator reads back what the client writes.
+    assert!(codec::decode_request(&mute).is_ok());
+    // Pushes on a call subscription: signalling with `kind`, sessions without.
+    let answer = push(
+        r#"{"jsonrpc":"2.0","method":"notify","params":{"subscription":"cs","data":
+        {"kind":"answer","sessionId":"C1","sdp":"v=0\r\n"}}}"#,
+    );
+    match codec::decode_call_push(answer).unwrap() {
+        CallPush::Signal(SignalPush::Answer(d)) => assert_eq!(d.session_id, "C1"),
+        other => panic!("{other:?}"),
+    }
+    let idle = push(
+        r#"{"jsonrpc":"2.0","method":"notify","params":{"subscription":"cs","data":
+        {"id":"C1","state":"IDLE","sessionState":"CLOSED","closeReason":"USER_BUSY"}}}"#,
+    );
+    match codec::decode_call_push(idle).unwrap() {
+        CallPush::Session(s) => assert_eq!(s.close_reason.as_deref(), Some("USER_BUSY")),
+        other => panic!("{other:?}"),
+    }
+    let bad = json!({"kind": "renegotiate", "sessionId": "C1"});
+    let e = codec::decode_call_push(bad).unwrap_err();
+    assert!(e.to_string().contains("call signalling push"), "{e}");
+    // A TURN credential never shows in Debug.
+    let h: HelloResult = codec::decode_result(
+        "widget.hello",
+        json!({"clientId": "c", "resumeToken": "r", "iceServers": [{"urls": ["turn:t:3478"], "username": "u", "credential": "pw"}]}),
+    )
+    .unwrap();
+    assert!(!format!("{h:?}").contains("pw"));
+    assert_eq!(h.ice_servers[0].credential.as_ref().unwrap().expose(), "pw");
 }

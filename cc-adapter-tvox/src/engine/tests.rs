@@ -1,6 +1,7 @@
 //! Engine tests: frames in, frames and events out, no sockets.
 
 use super::*;
+use crate::wire::TrickleIcePolicy;
 use cc_core::ConnectionState;
 use serde_json::json;
 
@@ -13,6 +14,7 @@ struct T {
     replies: Vec<(u64, Result<Value, Error>)>,
     reconnects: usize,
     media: Vec<cc_core::CallState>,
+    ops: Vec<MediaOp>,
 }
 
 impl T {
@@ -23,6 +25,7 @@ impl T {
             monitored: vec![(MultiChannelType::Chat, "s1".to_owned())],
             outbox: OutboxConfig::default(),
             customer: Participant::new(Role::Customer),
+            media_timeout: Duration::from_secs(15),
         };
         T {
             e: Engine::new(cfg),
@@ -33,6 +36,7 @@ impl T {
             replies: Vec::new(),
             reconnects: 0,
             media: Vec::new(),
+            ops: Vec::new(),
         }
     }
 
@@ -51,6 +55,7 @@ impl T {
                 Output::Reply { token, result } => self.replies.push((token, result)),
                 Output::Reconnect => self.reconnects += 1,
                 Output::Media { state, .. } => self.media.push(state),
+                Output::CallMedia { op, .. } => self.ops.push(op),
                 Output::Ready(_) | Output::Status { .. } => {}
             }
         }
@@ -671,4 +676,410 @@ fn a_message_written_while_a_chat_resumes_is_announced_once() {
         t.events.last(),
         Some(Event::MessageReceived(m)) if m.content.as_text() == Some("still there?")
     ));
+}
+
+// ---- calls ----
+
+const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n\
+    a=mid:0\r\na=sendrecv\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n";
+
+impl T {
+    /// A connected engine with a call `C1` created (monitor subscription `cs`).
+    fn call(&mut self, webrtc: Option<crate::wire::WebrtcConfig>) -> u64 {
+        self.e.cfg.hello.webrtc = webrtc;
+        self.connect(1);
+        let now = self.now();
+        let token = self.e.start_call(
+            now,
+            StartCall {
+                video: false,
+                create: crate::wire::codec::MediaCreate {
+                    service: "p1".into(),
+                    customer_name: Some("Ada".into()),
+                    customer_mail: None,
+                },
+                offer: OFFER.into(),
+            },
+        );
+        self.drain();
+        // The monitor goes before the create, so no push of the call is missed.
+        let methods: Vec<&str> = self
+            .sent
+            .iter()
+            .filter_map(|f| f["method"].as_str())
+            .collect();
+        let sub = methods.iter().position(|m| *m == "call.subscribe").unwrap();
+        let create = methods.iter().position(|m| *m == "call.create").unwrap();
+        assert!(sub < create, "{methods:?}");
+        self.answer("call.subscribe", json!({"subscription": "cs"}));
+        self.answer("call.create", json!({"sessionId": "C1"}));
+        token
+    }
+
+    fn call_push(&mut self, data: Value) {
+        self.push("cs", data);
+    }
+
+    fn call_states(&self) -> Vec<cc_core::CallState> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Call { state, .. } => Some(state.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn command(&mut self, c: CallCommand) -> u64 {
+        let now = self.now();
+        let t = self.e.call_command(now, "C1", c);
+        self.drain();
+        t
+    }
+
+    fn reply_of(&self, token: u64) -> Option<&Result<Value, Error>> {
+        self.replies
+            .iter()
+            .find(|(t, _)| *t == token)
+            .map(|(_, r)| r)
+    }
+}
+
+#[test]
+fn a_call_offers_with_full_trickle_and_connects_only_with_media() {
+    use cc_core::CallState as S;
+    let mut t = T::new();
+    let token = t.call(None);
+    assert_eq!(
+        t.reply_of(token).unwrap().as_ref().unwrap(),
+        &json!({"sessionId": "C1"})
+    );
+    assert_eq!(t.last("call.create")["params"]["customerName"], "Ada");
+    let offer = t.last("webrtc.offer");
+    assert_eq!(offer["params"]["sessionId"], "C1");
+    assert!(
+        !offer["params"]["sdp"]
+            .as_str()
+            .unwrap()
+            .contains("candidate")
+    );
+    let cands: Vec<&Value> = t
+        .sent
+        .iter()
+        .filter(|f| f["method"] == "webrtc.candidate")
+        .collect();
+    assert_eq!(cands.len(), 2);
+    assert_eq!(
+        cands[0]["params"],
+        json!({"sessionId": "C1", "candidate": "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0})
+    );
+    assert_eq!(
+        cands[1]["params"],
+        json!({"sessionId": "C1", "candidate": null})
+    );
+    assert_eq!(t.call_states(), vec![S::Dialing]);
+
+    // NEW_OUTBOUND alone is the request being processed; CONNECTING rings.
+    t.call_push(json!({"id": "C1", "state": "NEW_OUTBOUND", "sessionState": "ACTIVE"}));
+    assert_eq!(t.call_states(), vec![S::Dialing]);
+    t.call_push(json!({"id": "C1", "state": "NEW_OUTBOUND", "step": {"type": "CONNECTING"}}));
+    assert_eq!(t.call_states(), vec![S::Dialing, S::Ringing]);
+    // TVox's answer and candidates go to the media.
+    t.call_push(json!({"kind": "answer", "sessionId": "C1", "sdp": "v=0\r\n"}));
+    t.call_push(json!({"kind": "candidate", "sessionId": "C1", "candidate": "a=candidate:9 1 udp 1 127.0.0.1 7 typ host"}));
+    t.call_push(json!({"kind": "candidate", "sessionId": "C1", "candidate": null}));
+    assert_eq!(
+        t.ops,
+        vec![
+            MediaOp::ApplyAnswer("v=0\r\n".into()),
+            MediaOp::AddCandidate("candidate:9 1 udp 1 127.0.0.1 7 typ host".into()),
+        ]
+    );
+    // CONNECTED without media is not connected yet ...
+    t.call_push(json!({"id": "C1", "state": "CONNECTED", "step": {"type": "CONNECTED"}}));
+    assert_eq!(t.call_states().len(), 2);
+    // ... until ICE and DTLS are up.
+    let now = t.now();
+    t.e.on_media_connected(now, "C1");
+    t.drain();
+    assert_eq!(t.call_states(), vec![S::Dialing, S::Ringing, S::Connected]);
+    // The monitor extension sees the neutral state of the call too.
+    assert_eq!(t.media.last(), Some(&S::Ringing));
+}
+
+#[test]
+fn media_that_never_comes_up_fails_the_call() {
+    let mut t = T::new();
+    t.call(None);
+    t.call_push(json!({"id": "C1", "state": "CONNECTED"}));
+    t.advance(14_000);
+    assert!(t.sent.iter().all(|f| f["method"] != "call.close"));
+    t.advance(2_000);
+    let states = t.call_states();
+    assert!(
+        matches!(states.last(), Some(cc_core::CallState::Ended { reason }) if reason.starts_with("failed: media did not connect")),
+        "{states:?}"
+    );
+    assert_eq!(t.last("call.close")["params"]["sessionId"], "C1");
+    assert_eq!(t.ops.last(), Some(&MediaOp::Close));
+}
+
+#[test]
+fn idle_reasons_take_the_neutral_word_first() {
+    assert_eq!(end_reason(false, Some("USER_BUSY")), "busy: USER_BUSY");
+    assert_eq!(end_reason(false, Some("NO_ANSWER")), "no-answer: NO_ANSWER");
+    assert_eq!(
+        end_reason(false, Some("CALL_REJECTED")),
+        "rejected: CALL_REJECTED"
+    );
+    assert_eq!(end_reason(false, None), "failed: IDLE");
+    assert_eq!(end_reason(true, None), "remote-hangup: IDLE");
+    assert_eq!(
+        end_reason(true, Some("NORMAL_CLEARING")),
+        "remote-hangup: NORMAL_CLEARING"
+    );
+    let mut t = T::new();
+    t.call(None);
+    t.call_push(
+        json!({"id": "C1", "state": "IDLE", "sessionState": "CLOSED", "closeReason": "USER_BUSY"}),
+    );
+    assert_eq!(
+        t.call_states().last(),
+        Some(&cc_core::CallState::Ended {
+            reason: Arc::from("busy: USER_BUSY")
+        })
+    );
+    assert_eq!(t.ops, vec![MediaOp::Close]);
+    // The call is gone: later pushes about it change nothing, and the monitor the call
+    // subscribed is cancelled.
+    assert_eq!(
+        t.last("subscription.cancel")["params"]["subscription"],
+        "cs"
+    );
+    let n = t.events.len();
+    t.call_push(json!({"id": "C1", "state": "IDLE"}));
+    assert_eq!(t.events.len(), n);
+}
+
+#[test]
+fn refused_create_is_rejected_with_1010() {
+    let mut t = T::new();
+    t.connect(1);
+    let now = t.now();
+    let token = t.e.start_call(
+        now,
+        StartCall {
+            video: true,
+            create: crate::wire::codec::MediaCreate {
+                service: "v1".into(),
+                ..Default::default()
+            },
+            offer: OFFER.into(),
+        },
+    );
+    t.drain();
+    t.answer("video.subscribe", json!({"subscription": "vs"}));
+    let id = t.last("video.create")["id"].clone();
+    t.text(
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": 1010, "message": "WEBRTC_DISABLED"}}),
+    );
+    let e = t.reply_of(token).unwrap().as_ref().unwrap_err();
+    assert_eq!(e.kind(), cc_core::ErrorKind::Rejected);
+    assert_eq!(e.vendor_code(), Some("1010"));
+    assert!(t.sent.iter().all(|f| f["method"] != "webrtc.offer"));
+    assert!(t.call_states().is_empty());
+}
+
+#[test]
+fn mute_hold_dtmf_hangup() {
+    use cc_core::CallState as S;
+    let mut t = T::new();
+    t.call(Some(crate::wire::WebrtcConfig {
+        enabled: true,
+        trickle_ice_policy: Some(TrickleIcePolicy::NotSupported),
+        ice_gather_policy: None,
+    }));
+    // Without trickle: the offer is whole and no candidate goes.
+    assert!(
+        t.last("webrtc.offer")["params"]["sdp"]
+            .as_str()
+            .unwrap()
+            .contains("a=candidate")
+    );
+    assert!(t.sent.iter().all(|f| f["method"] != "webrtc.candidate"));
+    t.call_push(json!({"id": "C1", "state": "CONNECTED"}));
+    let now = t.now();
+    t.e.on_media_connected(now, "C1");
+    t.drain();
+    t.ops.clear();
+
+    let mute = t.command(CallCommand::MuteAudio(true));
+    assert_eq!(t.ops, vec![MediaOp::SetAudioMuted(true)]);
+    assert_eq!(
+        t.last("webrtc.mediaState")["params"],
+        json!({"sessionId": "C1", "audioMuted": true, "videoMuted": false})
+    );
+    // Answered once the agent's UI knows.
+    assert!(t.reply_of(mute).is_none());
+    t.answer("webrtc.mediaState", json!(true));
+    assert!(t.reply_of(mute).unwrap().is_ok());
+    let again = t.command(CallCommand::MuteAudio(true));
+    assert!(t.reply_of(again).unwrap().is_ok());
+    let video = t.command(CallCommand::MuteVideo(true));
+    assert_eq!(
+        t.reply_of(video).unwrap().as_ref().unwrap_err().kind(),
+        cc_core::ErrorKind::Unsupported
+    );
+
+    t.ops.clear();
+    let hold = t.command(CallCommand::Hold(true));
+    assert_eq!(t.ops, vec![MediaOp::HoldOffer(true)]);
+    assert_eq!(t.call_states().last(), Some(&S::OnHold));
+    let now = t.now();
+    t.e.on_local_offer(now, "C1", Ok("v=0\r\na=sendonly\r\n".into()), Some(hold));
+    t.drain();
+    assert_eq!(
+        t.last("webrtc.offer")["params"]["sdp"],
+        "v=0\r\na=sendonly\r\n"
+    );
+    let busy = t.command(CallCommand::Hold(false));
+    assert!(
+        t.reply_of(busy).unwrap().is_err(),
+        "one renegotiation at a time"
+    );
+    t.answer("webrtc.offer", json!(true));
+    t.call_push(json!({"kind": "answer", "sessionId": "C1", "sdp": "v=0\r\na=recvonly\r\n"}));
+    assert!(
+        t.reply_of(hold).is_none(),
+        "answered by the driver after applying"
+    );
+    assert!(t.sent.iter().all(|f| f["method"] != "webrtc.candidate"));
+
+    t.ops.clear();
+    let dtmf = t.command(CallCommand::Dtmf("12#".into()));
+    assert!(t.reply_of(dtmf).unwrap().is_err(), "no DTMF on hold");
+    let hold_off = t.command(CallCommand::Hold(false));
+    let now = t.now();
+    t.e.on_local_offer(
+        now,
+        "C1",
+        Ok("v=0\r\na=sendrecv\r\n".into()),
+        Some(hold_off),
+    );
+    t.drain();
+    t.call_push(json!({"kind": "answer", "sessionId": "C1", "sdp": "v=0\r\n"}));
+    assert_eq!(t.call_states().last(), Some(&S::Connected));
+    t.ops.clear();
+    let dtmf = t.command(CallCommand::Dtmf("12#".into()));
+    assert_eq!(t.ops, vec![MediaOp::Dtmf("12#".into())]);
+    assert!(t.reply_of(dtmf).is_none());
+
+    t.ops.clear();
+    let bye = t.command(CallCommand::Hangup);
+    assert_eq!(
+        t.call_states().last(),
+        Some(&S::Ended {
+            reason: Arc::from("local-hangup")
+        })
+    );
+    assert_eq!(t.ops, vec![MediaOp::Close]);
+    assert!(t.reply_of(bye).is_none());
+    t.answer("call.close", json!(true));
+    assert!(t.reply_of(bye).unwrap().is_ok());
+    let after = t.command(CallCommand::MuteAudio(false));
+    assert_eq!(
+        t.reply_of(after).unwrap().as_ref().unwrap_err().kind(),
+        cc_core::ErrorKind::Closed
+    );
+}
+
+#[test]
+fn the_agents_hold_and_re_offer() {
+    use cc_core::CallState as S;
+    let mut t = T::new();
+    t.call(None);
+    t.call_push(json!({"id": "C1", "state": "CONNECTED"}));
+    let now = t.now();
+    t.e.on_media_connected(now, "C1");
+    t.drain();
+    t.ops.clear();
+    t.call_push(json!({"kind": "offer", "sessionId": "C1", "sdp": "v=0\r\na=sendonly\r\n"}));
+    assert_eq!(
+        t.ops,
+        vec![MediaOp::AcceptOffer("v=0\r\na=sendonly\r\n".into())]
+    );
+    let now = t.now();
+    t.e.on_local_answer(now, "C1", Ok("v=0\r\na=recvonly\r\n".into()));
+    t.drain();
+    assert_eq!(
+        t.last("webrtc.answer")["params"],
+        json!({"sessionId": "C1", "sdp": "v=0\r\na=recvonly\r\n"})
+    );
+    t.call_push(json!({"id": "C1", "state": "HOLD"}));
+    assert_eq!(t.call_states().last(), Some(&S::OnHold));
+    t.call_push(json!({"id": "C1", "state": "CONNECTED"}));
+    assert_eq!(t.call_states().last(), Some(&S::Connected));
+    t.call_push(json!({"id": "C1", "state": "IDLE", "closeReason": "NORMAL_CLEARING"}));
+    assert_eq!(
+        t.call_states().last(),
+        Some(&S::Ended {
+            reason: Arc::from("remote-hangup: NORMAL_CLEARING")
+        })
+    );
+    // TVox ended it: no close from here.
+    assert!(t.sent.iter().all(|f| f["method"] != "call.close"));
+}
+
+#[test]
+fn a_media_failure_ends_the_call_and_tells_tvox() {
+    let mut t = T::new();
+    t.call(None);
+    let now = t.now();
+    t.e.on_media_failed(now, "C1", "ICE failed");
+    t.drain();
+    assert_eq!(
+        t.call_states().last(),
+        Some(&cc_core::CallState::Ended {
+            reason: Arc::from("failed: media: ICE failed")
+        })
+    );
+    assert_eq!(t.last("call.close")["params"]["sessionId"], "C1");
+}
+
+#[test]
+fn after_a_reconnect_the_monitor_tells_what_became_of_the_call() {
+    let mut t = T::new();
+    t.call(None);
+    t.call_push(json!({"id": "C1", "state": "CONNECTED"}));
+    let now = t.now();
+    t.e.on_media_connected(now, "C1");
+    t.e.on_disconnected(now);
+    t.drain();
+    // A hang-up while disconnected is not waited for: the close goes after the reconnect.
+    t.connect(2);
+    // The monitor is renewed; its result lists the call, closed meanwhile by the agent.
+    t.answer(
+        "call.subscribe",
+        json!({"subscription": "cs2", "sessions": [{"id": "C1", "state": "IDLE", "sessionState": "CLOSED", "closeReason": "NORMAL_CLEARING"}]}),
+    );
+    assert_eq!(
+        t.call_states().last(),
+        Some(&cc_core::CallState::Ended {
+            reason: Arc::from("remote-hangup: NORMAL_CLEARING")
+        })
+    );
+}
+
+#[test]
+fn a_hang_up_while_disconnected_closes_after_the_reconnect() {
+    let mut t = T::new();
+    t.call(None);
+    let now = t.now();
+    t.e.on_disconnected(now);
+    t.drain();
+    let bye = t.command(CallCommand::Hangup);
+    assert!(t.reply_of(bye).unwrap().is_ok());
+    assert!(t.sent.iter().all(|f| f["method"] != "call.close"));
+    t.connect(2);
+    assert_eq!(t.last("call.close")["params"]["sessionId"], "C1");
 }

@@ -21,8 +21,12 @@
 //! - **timers**: inactivity (`INACTIVE_TIMEOUT` with `inactivityExpireDatetime`, closed at
 //!   expiry unless there is activity, which gives `ACTIVE_FROM_TIMEOUT`), maximum duration
 //!   (`MAX_DURATION_TIMEOUT`, then closed);
-//! - **video and phone sessions**: created `NEW_OUTBOUND`, driven with
-//!   [`Simulator::set_call_state`], pushed to `video.subscribe` / `call.subscribe`;
+//! - **video and phone calls**: created `NEW_OUTBOUND`, pushed to `video.subscribe` /
+//!   `call.subscribe`; once the client's `webrtc.offer` arrives the far end plays the
+//!   script [`SimControl::set_call_answer`] chose (see [`calls`]): a media peer on
+//!   127.0.0.1 (`cc_rtc::media::MediaSession` with a 440 Hz tone and a recording sink)
+//!   answers, or the call ends busy / unanswered; [`Simulator::set_call_state`] plays the
+//!   agent (hold with a re-offer, resume, hang-up);
 //! - **faults**: dropping every socket, a restart that forgets clients but keeps chats,
 //!   [`Simulator::mute_connections`] (the current sockets go silent toward the client, as a
 //!   half-open link: heartbeats go unanswered and pushes are lost), malformed frames.
@@ -48,7 +52,9 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use cc_core::{Error, Feature, OpeningHours, Result, Timestamp, Vendor, Weekday};
-use cc_testkit::{Direction as FrameDirection, Frame, Received, SimChat, SimControl};
+use cc_testkit::{
+    CallAnswer, Direction as FrameDirection, FarEndCall, Frame, Received, SimChat, SimControl,
+};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -58,16 +64,18 @@ use crate::config::TvoxConfig;
 use crate::error as codes;
 use crate::wire::codec::{
     self, EventsSubscribed, HelloResult, IceServer, MediaCreated, PingResult, SessionSubscribed,
-    StatusSubscribed, Subscribed,
+    StatusSubscribed,
 };
 use crate::wire::{
     Call, CallState, ChannelServicesConfiguration, ChannelSession, ChatChannelEventMessage,
     ChatChannelEventMessageStatus, ChatMessageType, ConfigurationStatus, Direction,
     MultiChannelState, MultiChannelStep, MultiChannelStepType, MultiChannelType, RpcError, RpcId,
-    ServiceConfiguration, ServiceStatus, ServiceStatusValue, time,
+    ServiceConfiguration, ServiceStatus, ServiceStatusValue, TrickleIcePolicy, WebrtcConfig, time,
 };
 
 const V: Vendor = Vendor::Tvox;
+
+pub mod calls;
 
 /// One service of the simulator's directory.
 #[derive(Clone, Debug)]
@@ -118,6 +126,13 @@ pub struct SimOptions {
     pub mail_configured: bool,
     /// How often timers and calendars are checked.
     pub tick: Duration,
+    /// The STUN/TURN servers the handshake names (none by default: the far end is on
+    /// loopback and needs none).
+    pub ice_servers: Vec<IceServer>,
+    /// How long the agent's phone rings before the far end answers (`Answer`).
+    pub answer_after: Duration,
+    /// How long it rings before TVox gives up (`NoAnswer`).
+    pub no_answer_after: Duration,
 }
 
 impl Default for SimOptions {
@@ -132,10 +147,14 @@ impl Default for SimOptions {
                 SimService::new(MultiChannelType::Chat, "support"),
                 SimService::new(MultiChannelType::Chat, "sales"),
                 SimService::new(MultiChannelType::Video, "support"),
+                SimService::new(MultiChannelType::PhoneCall, "support"),
             ],
             channels: BTreeMap::new(),
             mail_configured: true,
             tick: Duration::from_millis(20),
+            ice_servers: Vec::new(),
+            answer_after: Duration::from_millis(200),
+            no_answer_after: Duration::from_millis(1000),
         }
     }
 }
@@ -176,6 +195,7 @@ struct Sock {
     token: Option<String>,
     monitored: Vec<(MultiChannelType, String)>,
     webrtc: bool,
+    trickle: Option<TrickleIcePolicy>,
     last_seen: Instant,
     muted: bool,
     subs: BTreeMap<String, Target>,
@@ -219,6 +239,14 @@ struct MediaRec {
     service: String,
     state: CallState,
     start: String,
+    /// The resume token of the widget that created it.
+    owner: Option<String>,
+    /// The creating widget's trickle policy (how the far end sends its candidates).
+    trickle: Option<TrickleIcePolicy>,
+    /// `closeReason` of the `IDLE` push.
+    close_reason: Option<String>,
+    /// The far end's side of the call, once the client offered.
+    far: Option<calls::FarEnd>,
 }
 
 #[derive(Debug, Default)]
@@ -239,6 +267,9 @@ struct State {
     recaps: Vec<(String, String)>,
     cancels: Vec<String>,
     media: Vec<MediaRec>,
+    call_answer: CallAnswer,
+    /// The newest call whose offer reached the far end.
+    last_call: Option<usize>,
     clock: Option<Timestamp>,
     seq: i64,
 }
@@ -591,6 +622,13 @@ impl Simulator {
             .find(|s| s.channel == MultiChannelType::Chat)
             .map(|s| s.code.clone());
         c.services = by_channel;
+        // Calls: WebRTC on, media on loopback like the far end.
+        c.webrtc = Some(WebrtcConfig {
+            enabled: true,
+            trickle_ice_policy: None,
+            ice_gather_policy: None,
+        });
+        c.calls.bind = Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         c
     }
 
@@ -759,13 +797,28 @@ impl Simulator {
     }
 
     /// Moves a video or phone session to `state` (`IDLE` closes it) and pushes it.
+    ///
+    /// For a call the far end answered, the agent's side acts as TVox's media would:
+    /// `HOLD` re-offers `a=sendonly` first (the client answers with `webrtc.answer`), the
+    /// `CONNECTED` after it re-offers `a=sendrecv`; `IDLE` is the agent hanging up
+    /// (`closeReason: NORMAL_CLEARING`).
     pub fn set_call_state(&self, session_id: &str, state: CallState) -> Result<()> {
         let mut st = self.inner.lock();
-        media_state(&mut st, session_id, state)
+        calls::agent_sets_state(&mut st, session_id, state)
     }
 }
 
 fn media_state(st: &mut State, session_id: &str, state: CallState) -> Result<()> {
+    media_push(st, session_id, state, None)
+}
+
+/// Moves a video or phone session to `state` and pushes it, with `step` when given.
+fn media_push(
+    st: &mut State,
+    session_id: &str,
+    state: CallState,
+    step: Option<MultiChannelStepType>,
+) -> Result<()> {
     let wall = st.wall();
     let m = st
         .media
@@ -773,27 +826,9 @@ fn media_state(st: &mut State, session_id: &str, state: CallState) -> Result<()>
         .find(|m| m.id == session_id)
         .ok_or_else(|| Error::invalid(V, "session_id", format!("unknown session {session_id}")))?;
     m.state = state;
-    let closed = m.state == CallState::Idle;
-    let session = ChannelSession {
-        id: m.id.clone(),
-        service: Some(m.service.clone()),
-        session_state: Some(if closed {
-            MultiChannelState::Closed
-        } else {
-            MultiChannelState::Active
-        }),
-        start: Some(m.start.clone()),
-        time: Some(time::format(wall)),
-        state: Some(m.state.clone()),
-        ..ChannelSession::default()
-    };
-    let target = if m.channel == MultiChannelType::Video {
-        Target::Video
-    } else {
-        Target::Call
-    };
+    let session = m.session(wall, step);
     let data = serde_json::to_value(session).expect("serializable");
-    st.push(|t| *t == target, &data);
+    calls::push_call(st, session_id, &data);
     Ok(())
 }
 
@@ -891,6 +926,7 @@ async fn run_socket(inner: Arc<Inner>, socket: WebSocket) {
             token: None,
             monitored: Vec::new(),
             webrtc: false,
+            trickle: None,
             last_seen: Instant::now(),
             muted: false,
             subs: BTreeMap::new(),
@@ -1087,6 +1123,7 @@ fn dispatch(
             s.hello = true;
             s.token = Some(token.clone());
             s.webrtc = h.webrtc.as_ref().is_some_and(|w| w.enabled);
+            s.trickle = h.webrtc.as_ref().and_then(|w| w.trickle_ice_policy.clone());
             s.monitored = h
                 .services_configuration
                 .iter()
@@ -1111,11 +1148,7 @@ fn dispatch(
                 resume_token: token,
                 channels_enabled,
                 server_time: Some(time::format(wall)),
-                ice_servers: vec![IceServer {
-                    urls: vec![format!("stun:{}:3478", inner.addr.ip())],
-                    username: None,
-                    credential: None,
-                }],
+                ice_servers: inner.opts.ice_servers.clone(),
                 sessions,
             };
             Ok(ok(st, sock, id, &result))
@@ -1345,22 +1378,14 @@ fn dispatch(
         Call::VideoCreate(m) => create_media(st, sock, id, MultiChannelType::Video, m),
         Call::CallCreate(m) => create_media(st, sock, id, MultiChannelType::PhoneCall, m),
         Call::VideoClose { session_id } | Call::CallClose { session_id } => {
-            if !st.media.iter().any(|m| m.id == session_id) {
-                return Err(rpc_error(codes::SESSION_NOT_FOUND, "session not found"));
-            }
-            ok(st, sock, id, &true);
-            media_state(st, &session_id, CallState::Idle)
-                .map_err(|e| rpc_error(-32603, e.to_string()))?;
-            Ok(Reply::Sent)
+            calls::close(st, sock, id, &session_id)
         }
-        Call::VideoSubscribe {} => {
-            let subscription = new_sub(st, sock, Target::Video);
-            Ok(ok(st, sock, id, &Subscribed { subscription }))
-        }
-        Call::CallSubscribe {} => {
-            let subscription = new_sub(st, sock, Target::Call);
-            Ok(ok(st, sock, id, &Subscribed { subscription }))
-        }
+        Call::VideoSubscribe {} => calls::subscribe(st, sock, id, MultiChannelType::Video),
+        Call::CallSubscribe {} => calls::subscribe(st, sock, id, MultiChannelType::PhoneCall),
+        Call::WebrtcOffer(d) => calls::offer(inner, st, sock, id, d),
+        Call::WebrtcAnswer(d) => calls::answer(st, sock, id, d),
+        Call::WebrtcCandidate(c) => calls::candidate(st, sock, id, c),
+        Call::WebrtcMediaState(m) => calls::media_state(st, sock, id, m),
     }
 }
 
@@ -1402,15 +1427,27 @@ fn create_media(
             "server.webrtc is not enabled for this widget",
         ));
     }
+    if st.call_answer == CallAnswer::Refuse {
+        return Err(rpc_error(
+            codes::WEBRTC_DISABLED,
+            "WebRTC calls are disabled on this TVox",
+        ));
+    }
     check_service(st, &channel, &m.service)?;
     let session_id = uuid::Uuid::new_v4().to_string();
     let wall = st.wall();
+    let owner = st.socks[sock].token.clone();
+    let trickle = st.socks[sock].trickle.clone();
     st.media.push(MediaRec {
         id: session_id.clone(),
         channel,
         service: m.service,
         state: CallState::NewOutbound,
         start: time::format(wall),
+        owner,
+        trickle,
+        close_reason: None,
+        far: None,
     });
     ok(
         st,
@@ -1624,6 +1661,20 @@ impl SimControl for Simulator {
 
     fn frames(&self) -> Vec<Frame> {
         self.inner.lock().frames.clone()
+    }
+
+    async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {
+        self.inner.lock().call_answer = answer;
+        Ok(())
+    }
+
+    async fn far_end_call(&self) -> Result<Option<FarEndCall>> {
+        let st = self.inner.lock();
+        Ok(st
+            .last_call
+            .and_then(|i| st.media.get(i))
+            .and_then(|m| m.far.as_ref())
+            .map(calls::FarEnd::view))
     }
 }
 

@@ -107,6 +107,93 @@ pub struct MediaCreate {
     pub customer_mail: Option<String>,
 }
 
+/// `webrtc.offer` / `webrtc.answer` params: a session description for a video or phone
+/// session (PROPOSED, §3.4). The same shape travels server → client as a push on the
+/// call subscription ([`SignalPush`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDescription {
+    /// The video or phone session.
+    pub session_id: String,
+    /// The SDP.
+    pub sdp: String,
+}
+
+/// `webrtc.candidate` params: one trickled ICE candidate, or the end of candidates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    /// The video or phone session.
+    pub session_id: String,
+    /// The candidate line (`candidate:…`, without `a=`); `null` = end of candidates.
+    pub candidate: Option<String>,
+    /// The media stream id (`a=mid`) the candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The index of the m-line the candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u32>,
+}
+
+/// `webrtc.mediaState` params: the customer's mute state, for the agent's UI (the mute
+/// itself happens in the client's media).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaState {
+    /// The video or phone session.
+    pub session_id: String,
+    /// The microphone is muted.
+    pub audio_muted: bool,
+    /// The camera is muted.
+    pub video_muted: bool,
+}
+
+/// A signalling push on a `video.subscribe` / `call.subscribe` subscription: the data
+/// carries `kind` (PROPOSED, §3.5); session updates carry none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SignalPush {
+    /// TVox offers (a re-offer from the agent's side, e.g. its hold).
+    Offer(SessionDescription),
+    /// TVox answers the client's offer.
+    Answer(SessionDescription),
+    /// A trickled candidate of TVox's media, or the end of them.
+    Candidate(IceCandidate),
+}
+
+impl SignalPush {
+    /// The session it is about.
+    pub fn session_id(&self) -> &str {
+        match self {
+            SignalPush::Offer(d) | SignalPush::Answer(d) => &d.session_id,
+            SignalPush::Candidate(c) => &c.session_id,
+        }
+    }
+}
+
+/// What a push on a call subscription is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallPush {
+    /// A session changed (`VideoChannelSession` / `CallChannelSession`).
+    Session(Box<ChannelSession>),
+    /// Offer, answer or candidate.
+    Signal(SignalPush),
+}
+
+/// Decodes a push of a `video.subscribe` / `call.subscribe` subscription: with `kind` it is
+/// signalling, without it a session.
+pub fn decode_call_push(value: Value) -> Result<CallPush, DecodeError> {
+    if value.get("kind").is_some() {
+        serde_json::from_value(value)
+            .map(CallPush::Signal)
+            .map_err(|e| bad("call signalling push", e.to_string()))
+    } else {
+        serde_json::from_value(value)
+            .map(|s| CallPush::Session(Box::new(s)))
+            .map_err(|e| bad("call session push", e.to_string()))
+    }
+}
+
 /// Every client → server request: the method name and its params, one per JS call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", content = "params")]
@@ -233,6 +320,18 @@ pub enum Call {
     /// `call.subscribe`: `callChannelSessionMonitor`.
     #[serde(rename = "call.subscribe")]
     CallSubscribe {},
+    /// `webrtc.offer`: the client's offer (first, or a re-offer such as its hold).
+    #[serde(rename = "webrtc.offer")]
+    WebrtcOffer(SessionDescription),
+    /// `webrtc.answer`: the client's answer to an offer TVox pushed.
+    #[serde(rename = "webrtc.answer")]
+    WebrtcAnswer(SessionDescription),
+    /// `webrtc.candidate`: a trickled local candidate, or the end of them.
+    #[serde(rename = "webrtc.candidate")]
+    WebrtcCandidate(IceCandidate),
+    /// `webrtc.mediaState`: `toggleAudioMute` / `toggleVideoMute`, for the agent's UI.
+    #[serde(rename = "webrtc.mediaState")]
+    WebrtcMediaState(MediaState),
 }
 
 impl Call {
@@ -260,6 +359,10 @@ impl Call {
             Call::CallClose { .. } => "call.close",
             Call::VideoSubscribe {} => "video.subscribe",
             Call::CallSubscribe {} => "call.subscribe",
+            Call::WebrtcOffer(_) => "webrtc.offer",
+            Call::WebrtcAnswer(_) => "webrtc.answer",
+            Call::WebrtcCandidate(_) => "webrtc.candidate",
+            Call::WebrtcMediaState(_) => "webrtc.mediaState",
         }
     }
 }
@@ -321,9 +424,9 @@ pub struct IceServer {
     /// TURN user name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// TURN credential.
+    /// TURN credential (never in `Debug`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
+    pub credential: Option<cc_core::Secret>,
 }
 
 /// `ping` result.
@@ -370,6 +473,10 @@ pub struct EventsSubscribed {
 pub struct Subscribed {
     /// The subscription pushes come on.
     pub subscription: String,
+    /// The widget's sessions of this channel that are still open (PROPOSED: so a client
+    /// that subscribes again after a reconnect learns which calls ended meanwhile).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<ChannelSession>,
 }
 
 /// `video.create` / `call.create` result.
@@ -560,6 +667,10 @@ pub const METHODS: &[&str] = &[
     "call.close",
     "video.subscribe",
     "call.subscribe",
+    "webrtc.offer",
+    "webrtc.answer",
+    "webrtc.candidate",
+    "webrtc.mediaState",
 ];
 
 /// Frames a successful response.

@@ -358,6 +358,11 @@ pub struct ChannelSession {
     /// Video/call: the call state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<CallState>,
+    /// Video/call, with `state: IDLE`: why the call ended. PROPOSED: not in the vendor's
+    /// data model; Q.850-style names (`USER_BUSY`, `NO_ANSWER`, `CALL_REJECTED`,
+    /// `NORMAL_CLEARING`, …). Without it an `IDLE` is a plain hang-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<String>,
 }
 
 /// `ChatChannelSession`.
