@@ -1102,3 +1102,23 @@ async fn losing_the_connection_ends_a_ringing_call_and_pending_requests() {
     });
     sent.unwrap();
 }
+
+#[tokio::test]
+async fn a_registrar_that_keeps_saying_stale_gets_three_rounds() {
+    let mut server = SipServer::start().await;
+    let (ua, mut conn) = start_alice(&mut server).await;
+    let (register, ()) = tokio::join!(ua.register(), async {
+        for round in 0..3 {
+            let request = conn.recv().await;
+            assert_eq!(request.header("Authorization").is_some(), round > 0);
+            let mut challenge = DigestChallenge::new("sip.test", format!("stale{round}"));
+            challenge.stale = round > 0;
+            conn.send(
+                &SipMessage::response_to(&request, 401, "Unauthorized")
+                    .with_header("WWW-Authenticate", challenge.header_value()),
+            );
+        }
+        assert!(conn.try_recv(Duration::from_millis(200)).await.is_none());
+    });
+    assert!(matches!(register.unwrap_err(), Error::Auth { code: Some(c), .. } if c == "401"));
+}

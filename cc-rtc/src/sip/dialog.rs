@@ -322,7 +322,12 @@ impl DialogShared {
 
     /// A CANCEL for our incoming INVITE.
     pub(crate) fn on_cancel(&self, ua: &Inner, cancel: &SipMessage) {
-        reply(ua, cancel, 200, "OK");
+        let _ = ua.send(&SipMessage::response_to_tagged(
+            cancel,
+            200,
+            "OK",
+            &self.local_tag,
+        ));
         let invite = self.lock().incoming_invite.take();
         if let Some(invite) = invite {
             let response =

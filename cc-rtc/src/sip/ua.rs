@@ -224,6 +224,14 @@ pub(crate) struct Inner {
     reregister: Arc<Notify>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.lock().reg.refresher.take() {
+            task.abort();
+        }
+    }
+}
+
 /// Outcome of a request whose transaction ended.
 pub(crate) enum TxOutcome {
     Final(SipMessage),
@@ -335,7 +343,9 @@ impl Inner {
     ) -> Result<SipMessage> {
         let method = request.method().cloned().unwrap_or(Method::Options);
         let mut answered_fresh = false;
-        for _ in 0..3 {
+        let mut round = 0;
+        loop {
+            round += 1;
             request.set_header("Via", self.via(&new_branch()));
             let (mut rx, key) = self.start_tx(&request)?;
             let outcome = self.wait_final(&mut rx).await;
@@ -356,7 +366,8 @@ impl Inner {
                 let Some((header, challenge)) = challenge_of(&response) else {
                     return Ok(response);
                 };
-                if answered_fresh && !challenge.stale {
+                // At most three rounds: a server that keeps saying `stale` gets its answer.
+                if (answered_fresh && !challenge.stale) || round == 3 {
                     return Ok(response);
                 }
                 let uri = request.uri().unwrap_or_default().to_owned();
@@ -375,7 +386,6 @@ impl Inner {
             }
             return Ok(response);
         }
-        unreachable!("the loop returns on its third round")
     }
 
     /// The credentials for `challenge`, or `None` when no password is configured.
