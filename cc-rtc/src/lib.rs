@@ -5,9 +5,8 @@
 //! (dial, mute, hold, DTMF, hang up) and the decoded signalling (ringing, answered, remote hold,
 //! remote hang-up) into wire actions and state changes.
 //!
-//! Still to come with the calls work: ICE configuration, the WebRTC media engine, the
-//! SIP-over-WebSocket user agent, and the traits through which an app plugs in its
-//! microphone, camera and speakers. No adapter offers calls yet.
+//! The app plugs in its microphone, camera and speakers through `cc_core::media`
+//! (`MediaDevices`); the media engine below plays and records through them.
 //!
 //! [`media`]: the WebRTC media engine of a call (str0m; ICE with STUN/TURN gathering, DTLS-SRTP,
 //! G.711/Opus audio, VP8 video, RFC 4733 DTMF); [`codec`]: audio codecs; [`devices`]: test devices.
