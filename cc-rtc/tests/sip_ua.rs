@@ -1122,3 +1122,46 @@ async fn a_registrar_that_keeps_saying_stale_gets_three_rounds() {
     });
     assert!(matches!(register.unwrap_err(), Error::Auth { code: Some(c), .. } if c == "401"));
 }
+
+#[tokio::test]
+async fn over_wss_via_and_contact_say_wss_and_the_certificate_is_checked() {
+    let (mut server, ca_pem) = SipServer::start_tls().await;
+    let mut config = config(&server, "alice");
+    config.tls = cc_transport::TlsConfig::webpki()
+        .with_pem_roots(None, "tls.ca_pem", ca_pem.as_bytes())
+        .unwrap();
+    let (ua, mut conn) = start(&mut server, config.clone()).await;
+    let host = ua.contact_host().to_owned();
+    let (register, (first, _)) = tokio::join!(ua.register(), serve_register(&mut conn, 600));
+    register.unwrap();
+    assert!(
+        first
+            .header("Via")
+            .unwrap()
+            .starts_with(&format!("SIP/2.0/WSS {host};branch=")),
+        "{first}"
+    );
+    assert_eq!(
+        first.header("Contact"),
+        Some(format!("<sip:alice@{host};transport=wss>;expires=600").as_str())
+    );
+    let _call = ua
+        .invite("sip:1000@sip.test", customer_headers(), OFFER.to_owned())
+        .await
+        .unwrap();
+    let invite = conn.recv().await;
+    assert_eq!(
+        invite.header("Contact"),
+        Some(format!("<sip:alice@{host};transport=wss;ob>").as_str())
+    );
+
+    // Without the test CA the certificate is refused.
+    let mut untrusted = config;
+    untrusted.tls = cc_transport::TlsConfig::webpki();
+    untrusted.connect_timeout = Duration::from_millis(500);
+    assert!(
+        UserAgent::start(Vendor::Expertflow, untrusted)
+            .await
+            .is_err()
+    );
+}

@@ -22,6 +22,33 @@ pub struct SipServer {
     pub addr: SocketAddr,
     conns: mpsc::UnboundedReceiver<Conn>,
     task: tokio::task::JoinHandle<()>,
+    tls: bool,
+}
+
+/// A TLS listener for `axum::serve` (failed handshakes are skipped).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(Ok(tls)) = tokio::time::timeout(WAIT, self.acceptor.accept(tcp)).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 impl Drop for SipServer {
@@ -49,11 +76,57 @@ impl SipServer {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        SipServer { addr, conns, task }
+        SipServer {
+            addr,
+            conns,
+            task,
+            tls: false,
+        }
+    }
+
+    /// The same server behind TLS with a throw-away CA; returns the CA's PEM to trust.
+    pub async fn start_tls() -> (SipServer, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(cc_transport::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+            .unwrap();
+        let (tx, conns) = mpsc::unbounded_channel();
+        let app = Router::new().route("/", get(upgrade)).with_state(tx);
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        };
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (
+            SipServer {
+                addr,
+                conns,
+                task,
+                tls: true,
+            },
+            ca.pem(),
+        )
     }
 
     pub fn url(&self) -> url::Url {
-        url::Url::parse(&format!("ws://{}/", self.addr)).unwrap()
+        let scheme = if self.tls { "wss" } else { "ws" };
+        url::Url::parse(&format!("{scheme}://{}/", self.addr)).unwrap()
     }
 
     /// The next connection (fails the test after 5 s).
