@@ -245,3 +245,38 @@ async fn opus_without_the_feature_is_refused() {
     assert_eq!(err.kind(), cc_core::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("media.opus"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pcma_only_offer_is_answered_and_played_in_a_law() {
+    let a = peer(MediaConfig::loopback(), 440.0).await;
+    let b = peer(MediaConfig::loopback(), 440.0).await;
+    // As a G.711 A-law gateway offers: payload 8 only (plus telephone-event).
+    let offer: String = a
+        .media
+        .create_offer()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("a=rtpmap:0 ") && !l.starts_with("a=rtcp-fb:0 "))
+        .map(|l| {
+            if l.starts_with("m=audio") {
+                l.replace(" 0 8", " 8")
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\r\n")
+        .collect();
+    assert!(offer.contains("SAVPF 8 101"), "{offer}");
+    let answer = b.media.accept_offer(&offer).unwrap();
+    assert!(!answer.contains("PCMU"), "{answer}");
+    a.media.apply_answer(&answer).unwrap();
+    a.media.connected(CONNECT).await.unwrap();
+    until(Duration::from_secs(3), "A-law audio both ways", || {
+        a.sink.frames() >= 20 && b.sink.frames() >= 20
+    })
+    .await;
+    assert_eq!(b.media.stats().audio_codec.as_deref(), Some("PCMA"));
+    assert_eq!(a.media.stats().audio_codec.as_deref(), Some("PCMA"));
+    let hz = a.sink.dominant_hz().unwrap();
+    assert!((hz - 440.0).abs() < 10.0, "{hz}");
+}
