@@ -971,13 +971,18 @@ async fn timer_b_and_timer_f() {
         .await
         .unwrap();
     let invite = conn.recv().await;
-    conn.send(&SipMessage::response_to_tagged(
-        &invite, 180, "Ringing", "x",
-    ));
-    assert!(matches!(
+    // 183 with early media.
+    conn.send(
+        &SipMessage::response_to_tagged(&invite, 183, "Session Progress", "x")
+            .with_body("application/sdp", ANSWER),
+    );
+    assert_eq!(
         next_dialog_event(&call).await,
-        DialogEvent::Ringing { .. }
-    ));
+        DialogEvent::Ringing {
+            status: 183,
+            early_sdp: Some(ANSWER.to_owned())
+        }
+    );
     assert!(
         tokio::time::timeout(Duration::from_millis(600), call.next_event())
             .await
@@ -1072,13 +1077,18 @@ async fn losing_the_connection_ends_a_ringing_call_and_pending_requests() {
         .await
         .unwrap();
     let invite = conn.recv().await;
-    conn.send(&SipMessage::response_to_tagged(
-        &invite, 180, "Ringing", "x",
-    ));
-    assert!(matches!(
+    // 183 with early media.
+    conn.send(
+        &SipMessage::response_to_tagged(&invite, 183, "Session Progress", "x")
+            .with_body("application/sdp", ANSWER),
+    );
+    assert_eq!(
         next_dialog_event(&call).await,
-        DialogEvent::Ringing { .. }
-    ));
+        DialogEvent::Ringing {
+            status: 183,
+            early_sdp: Some(ANSWER.to_owned())
+        }
+    );
     let ua2 = ua.clone();
     let message =
         tokio::spawn(async move { ua2.message("sip:1000@sip.test", "text/plain", "x").await });
