@@ -63,8 +63,8 @@ pub(crate) struct Engine {
     next_timeout: Instant,
     pcm: Vec<i16>,
     payload: Vec<u8>,
-    /// Reported events, sent after the lock is released would be nicer, but broadcast
-    /// sends never block, so they go out at once.
+    /// Events to report, collected while str0m is polled and sent at the end of `drain`
+    /// (broadcast sends never block).
     pending_events: Vec<MediaEvent>,
 }
 

@@ -5,6 +5,10 @@
 //! packets from the socket, str0m's timeouts, a 20 ms audio ticker and a video ticker.
 //! The handle's SDP methods are synchronous: they lock the engine, change it, and wake the task.
 //!
+//! The devices are called from that task: `AudioSource::read_frame` every 20 ms while audio is
+//! sent, the sinks for every frame received. They must return quickly (copy into a buffer of
+//! their own); a slow device delays the whole session.
+//!
 //! Audio is always negotiated (PCMU and PCMA, Opus first with the `opus` feature and
 //! [`MediaConfig::opus`]), with RFC 4733 `telephone-event` for DTMF. Video (VP8) is
 //! negotiated when [`MediaConfig::video`] is set.
