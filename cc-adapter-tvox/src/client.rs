@@ -1134,11 +1134,16 @@ impl Driver {
                 break;
             }
         }
-        for (_, c) in self.calls.drain() {
+        // The connection gave up for good: what calls are left end here.
+        for (id, c) in self.calls.drain() {
             c.watcher.abort();
-            *lock(&c.parts.state) = CallState::Ended {
+            let state = CallState::Ended {
                 reason: Arc::from("failed: session closed"),
             };
+            *lock(&c.parts.state) = state.clone();
+            let ev = Event::Call { call: id, state };
+            c.parts.bus.emit(ev.clone());
+            self.bus.emit(ev);
             c.parts.media.close().await;
         }
         for (_, r) in self.replies.drain() {
@@ -1154,6 +1159,14 @@ impl Driver {
     }
 
     async fn shutdown(&mut self) {
+        // The session's calls end with it (their media cannot outlive the session): each is
+        // hung up, so TVox hears `call.close` before `widget.bye`.
+        let calls: Vec<Arc<str>> = self.calls.keys().cloned().collect();
+        for call in calls {
+            let token = self.engine.call_command(now(), &call, CallCommand::Hangup);
+            self.replies.remove(&token);
+        }
+        self.flush().await;
         if self.engine.is_up() {
             let bye = wire::codec::encode_request(wire::RpcId::Str("bye".into()), &Call::Bye {});
             let _ = self.ws.send_now(bye).await;

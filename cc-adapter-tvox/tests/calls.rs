@@ -548,3 +548,55 @@ async fn a_call_survives_a_signalling_drop() {
         "{end:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_missed_on_a_dead_link_is_learnt_after_the_reconnect() {
+    let mut s = setup().await;
+    let call = connected_call(&mut s, false).await;
+    let id = call.id();
+    // A half-open link: the agent's hang-up push is lost on its way.
+    s.sim.mute_connections();
+    s.sim.set_call_state(&id, WireState::Idle).unwrap();
+    // Two unanswered heartbeats later the client reconnects; the renewed monitor's
+    // result says the call is over.
+    let end = state(&mut s.events, &id, |st| {
+        matches!(st, CallState::Ended { .. })
+    })
+    .await;
+    assert_eq!(
+        end,
+        CallState::Ended {
+            reason: Arc::from("remote-hangup: NORMAL_CLEARING")
+        }
+    );
+    assert!(sent(&s.sim, "call.subscribe").len() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hangs_up_the_calls() {
+    let mut s = setup().await;
+    let call = connected_call(&mut s, false).await;
+    let id = call.id();
+    s.session.shutdown().await.unwrap();
+    let end = state(&mut s.events, &id, |st| {
+        matches!(st, CallState::Ended { .. })
+    })
+    .await;
+    assert_eq!(
+        end,
+        CallState::Ended {
+            reason: Arc::from("local-hangup")
+        }
+    );
+    far_until(&s.sim, "ended", |f| f.ended).await;
+    let frames = s.sim.frames();
+    let close = frames
+        .iter()
+        .position(|f| f.body["method"] == "call.close")
+        .expect("call.close");
+    let bye = frames
+        .iter()
+        .position(|f| f.body["method"] == "widget.bye")
+        .expect("widget.bye");
+    assert!(close < bye);
+}

@@ -7,7 +7,7 @@
 //!
 //! | answer | what the client sees |
 //! |---|---|
-//! | `Answer` | `NEW_OUTBOUND` with step `CONNECTING` (the agent's phone rings); after `SimOptions::answer_after` the far end's answer (`{kind:"answer"}`), its candidates (`{kind:"candidate"}`, then `candidate: null`) unless the widget's trickle policy is `NotSupported`, then `CONNECTED` with step `CONNECTED` |
+//! | `Answer` | `NEW_OUTBOUND` with step `CONNECTING` (the agent's phone rings); after `SimOptions::answer_after` (or [`cc_testkit::SimControl::set_ring_time`]) the far end's answer (`{kind:"answer"}`), its candidates (`{kind:"candidate"}`, then `candidate: null`) unless the widget's trickle policy is `NotSupported`, then `CONNECTED` with step `CONNECTED` |
 //! | `Busy` | at once `IDLE`, session `CLOSED`, `closeReason: "USER_BUSY"` |
 //! | `NoAnswer` | step `CONNECTING`, then after `SimOptions::no_answer_after` `IDLE` with `closeReason: "NO_ANSWER"` |
 //! | `Refuse` | the create itself fails with 1010 `WEBRTC_DISABLED` |
@@ -396,7 +396,8 @@ async fn script(inner: Arc<Inner>, session_id: String, answer: CallAnswer) {
         }
         CallAnswer::Answer => {
             ring(&inner);
-            tokio::time::sleep(inner.opts.answer_after).await;
+            let after = inner.lock().ring.unwrap_or(inner.opts.answer_after);
+            tokio::time::sleep(after).await;
             let video = {
                 let st = inner.lock();
                 let Some(i) = open(&st) else { return };

@@ -268,6 +268,9 @@ struct State {
     cancels: Vec<String>,
     media: Vec<MediaRec>,
     call_answer: CallAnswer,
+    /// How long the far end rings before it answers, when set
+    /// ([`SimControl::set_ring_time`]); else `SimOptions::answer_after`.
+    ring: Option<Duration>,
     /// The newest call whose offer reached the far end.
     last_call: Option<usize>,
     clock: Option<Timestamp>,
@@ -1665,6 +1668,11 @@ impl SimControl for Simulator {
 
     async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {
         self.inner.lock().call_answer = answer;
+        Ok(())
+    }
+
+    async fn set_ring_time(&self, ring: Duration) -> Result<()> {
+        self.inner.lock().ring = Some(ring);
         Ok(())
     }
 
