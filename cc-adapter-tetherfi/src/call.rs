@@ -329,14 +329,12 @@ impl Shared {
                 }
                 match self.media.accept_offer(&sdp) {
                     Ok(answer) => {
-                        {
-                            let mut core = self.core();
-                            core.sdp_hold = self.media.is_held_by_remote();
-                            self.update_remote_hold(&mut core);
-                        }
                         if let Err(e) = self.send(&AvSignal::Answer { sdp: answer }).await {
                             tracing::debug!(vendor = %V, error = %e, "could not answer a re-offer");
                         }
+                        let mut core = self.core();
+                        core.sdp_hold = self.media.is_held_by_remote();
+                        self.update_remote_hold(&mut core);
                     }
                     Err(e) => self.protocol_error(format!("`offer`: {e}")),
                 }

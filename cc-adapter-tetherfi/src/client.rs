@@ -308,9 +308,11 @@ impl Inner {
                     Ok(_) => self.bus.emit(Event::Vendor {
                         vendor: V,
                         name: Arc::from("OnAppMessageReceived"),
-                        payload: Arc::new(
-                            json!({"sid": engagement, "agent": agent, "message": message}),
-                        ),
+                        payload: Arc::new(json!({
+                            "sid": engagement,
+                            "agent": agent,
+                            "message": crate::wire::av::redact(message),
+                        })),
                     }),
                     Err(reason) => self.bus.emit(Event::error(Error::protocol(
                         V,

@@ -588,3 +588,122 @@ async fn the_call_outlives_a_chat_connection_drop() {
         session.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cso_holds_by_re_offer_and_the_answer_times_out() {
+    for transport in BOTH {
+        let sim = Simulator::start(SimOptions::default()).await.unwrap();
+        let mut cfg = sim.config(transport);
+        cfg.calls.answer_timeout_ms = 300;
+        let session = TetherfiSession::connect(cfg, &TlsSettings::default())
+            .await
+            .unwrap();
+        let mut events = session.events();
+        let _chat = session
+            .start_chat(cc_testkit::default_chat_request())
+            .await
+            .unwrap();
+        let sim_chat = sim.wait_for_chat(T).await.unwrap();
+        sim.agent_joins(&sim_chat, "Alex Agent").await.unwrap();
+        expect(&mut events, "agent joins", |e| {
+            matches!(e, Event::ParticipantJoined { .. })
+        })
+        .await;
+
+        // The far end's own sendonly re-offer: we answer, and the call is on hold.
+        let call = session.start_call(request()).await.unwrap();
+        expect_call(&mut events, "connected", |s| *s == CallState::Connected).await;
+        sim.agent_reoffers_hold(&sim_chat, true).unwrap();
+        expect_call(&mut events, "held by re-offer", |s| *s == CallState::OnHold).await;
+        // (Over the chat proxy our answer may still be on its way.)
+        let deadline = tokio::time::Instant::now() + T;
+        while let Err(e) = sim.agent_reoffers_hold(&sim_chat, false) {
+            assert!(tokio::time::Instant::now() < deadline, "{e}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        expect_call(&mut events, "resumed by re-offer", |s| {
+            *s == CallState::Connected
+        })
+        .await;
+        // Media still flows both ways after the renegotiation.
+        let got = call.stats().unwrap().audio_packets_received;
+        let deadline = tokio::time::Instant::now() + T;
+        while call.stats().unwrap().audio_packets_received < got + 10 {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", call.stats());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        call.hangup().await.unwrap();
+
+        // Our answer timer beats the CSO's (1 s): no-answer, and we say so.
+        sim.set_call_answer(CallAnswer::NoAnswer).await.unwrap();
+        let _call = session.start_call(request()).await.unwrap();
+        expect_call(
+            &mut events,
+            "our no-answer",
+            |s| matches!(s, CallState::Ended { reason } if &**reason == "no-answer"),
+        )
+        .await;
+        far_end_until(&sim, "the CSO side sees the end", |f| f.ended).await;
+        let sent = sent_av(&sim);
+        assert_eq!(sent.last().unwrap()["reason"], "NoAnswer", "{sent:?}");
+        session.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multichat_calls_the_chat_the_app_names() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let mut cfg = sim.config(Transport::Dwr);
+    cfg.multichat = true;
+    let session = TetherfiSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    let mut events = session.events();
+    let first = session
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap();
+    let sim_first = sim.wait_for_chat(T).await.unwrap();
+    let _second = session
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap();
+    let sim_second = sim.wait_for_chat(T).await.unwrap();
+    sim.agent_joins(&sim_first, "Alex Agent").await.unwrap();
+    sim.agent_joins(&sim_second, "Blake Agent").await.unwrap();
+    for _ in 0..2 {
+        expect(&mut events, "agent joins", |e| {
+            matches!(e, Event::ParticipantJoined { .. })
+        })
+        .await;
+    }
+    let mut r = request();
+    r.context
+        .insert("engagement".into(), first.id().as_str().to_owned());
+    let call = session.start_call(r).await.unwrap();
+    expect_call(&mut events, "connected", |s| *s == CallState::Connected).await;
+    // The signalling named the first chat (multichat calls carry the `Sid`).
+    let sent = sim.frames();
+    let offer = sent
+        .iter()
+        .find(|f| {
+            f.channel.contains("SendAppMessage")
+                && f.body["params"][0]
+                    .as_str()
+                    .is_some_and(|p| p.contains("offer"))
+        })
+        .expect("an offer");
+    assert_eq!(offer.body["params"][2], first.id().as_str(), "{offer:?}");
+    // The CSO of the other chat cannot end it.
+    sim.agent_ends_call(&sim_second, "COMMON").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(call.state(), CallState::Connected);
+    sim.agent_ends_call(&sim_first, "COMMON").unwrap();
+    expect_call(
+        &mut events,
+        "ended",
+        |s| matches!(s, CallState::Ended { reason } if reason.starts_with("remote-hangup")),
+    )
+    .await;
+    session.shutdown().await.unwrap();
+}

@@ -88,6 +88,25 @@ fn current(st: &State, sid: &str) -> Option<usize> {
     st.calls.iter().rposition(|c| c.sid == sid && !c.ended)
 }
 
+/// The CSO side re-offers its media `sendonly` (it holds) or `sendrecv` (it resumes).
+pub(crate) fn reoffer_hold(st: &mut State, sid: &str, on: bool) -> cc_core::Result<()> {
+    let i = chat_of(st, sid).ok_or_else(|| {
+        cc_core::Error::invalid(cc_core::Vendor::Tetherfi, "chat", "no open chat")
+    })?;
+    let k = current(st, sid)
+        .filter(|k| st.calls[*k].media.is_some())
+        .ok_or_else(|| {
+            cc_core::Error::invalid(cc_core::Vendor::Tetherfi, "call", "no answered call")
+        })?;
+    let sdp = st.calls[k]
+        .media
+        .as_ref()
+        .expect("checked")
+        .hold_offer(on)?;
+    push_signal(st, i, &AvSignal::Offer { sdp });
+    Ok(())
+}
+
 /// Ends the call `k`: closes the media peer (keeping its final counts).
 pub(crate) fn end_call(st: &mut State, k: usize) {
     let c = &mut st.calls[k];
@@ -235,7 +254,16 @@ pub(crate) fn on_customer(sh: &Arc<Shared>, st: &mut State, i: usize, msg: &Valu
                 end_call(st, k);
             }
         }
-        // Device info, answers (the simulator never re-offers) and server-side types.
+        AvSignal::Answer { sdp } => {
+            // The answer to the CSO's own re-offer (see `Simulator::agent_reoffers_hold`).
+            if let Some(k) = current(st, &sid)
+                && let Some(m) = &st.calls[k].media
+                && let Err(e) = m.apply_answer(&sdp)
+            {
+                tracing::debug!(error = %e, "simulator: bad answer");
+            }
+        }
+        // Device info and server-side types.
         _ => {}
     }
 }

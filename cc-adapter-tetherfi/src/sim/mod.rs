@@ -485,6 +485,17 @@ impl Simulator {
         )
     }
 
+    /// The CSO's media holds (`offer` with `a=sendonly`) or resumes (`a=sendrecv`): a re-offer
+    /// the client answers.
+    pub fn agent_reoffers_hold(&self, chat: &SimChat, on: bool) -> Result<()> {
+        let mut st = self.shared.lock();
+        st.chat_index(chat)?;
+        av::reoffer_hold(&mut st, &chat.id, on)?;
+        drop(st);
+        self.shared.pushed.notify_waiters();
+        Ok(())
+    }
+
     /// The CSO ends the chat's call (`endav {reason}`); the chat goes on.
     pub fn agent_ends_call(&self, chat: &SimChat, reason: &str) -> Result<()> {
         let mut st = self.shared.lock();

@@ -422,6 +422,28 @@ impl AvSignal {
     }
 }
 
+/// The message with every `credential` (AV-proxy passwords in `configs`) replaced by
+/// `[REDACTED]`, for events and logs.
+pub fn redact(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if k == "credential" {
+                        *x = Value::String("[REDACTED]".to_owned());
+                    } else {
+                        walk(x);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
 /// How a call that ends with `endav` / `bye` / `onend` ended, from the CSO side's reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndKind {
@@ -544,6 +566,24 @@ mod tests {
         assert!(e.contains("http://x"), "{e}");
         let e = AvSignal::decode(&json!({"type":"configs","avmode":"hologram"})).unwrap_err();
         assert!(e.contains("hologram"), "{e}");
+    }
+
+    #[test]
+    fn redaction() {
+        let c = AvConfigs::new(
+            "video",
+            vec![],
+            vec![AvIceServer {
+                urls: vec!["turn:a:3579".into()],
+                username: Some("u".into()),
+                credential: Some(Secret::new("pw-123")),
+            }],
+        );
+        let v = c.to_value();
+        assert!(v.to_string().contains("pw-123"));
+        let r = redact(v);
+        assert!(!r.to_string().contains("pw-123"), "{r}");
+        assert_eq!(r["avproxy"][0]["username"], "u");
     }
 
     #[test]
