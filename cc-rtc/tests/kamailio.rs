@@ -250,6 +250,17 @@ async fn dialog_event(dialog: &Dialog) -> DialogEvent {
         .expect("dialog events ended")
 }
 
+/// The status and reason of the call's `Failed` event (skipping progress events).
+async fn final_event(dialog: &Dialog) -> (u16, String) {
+    loop {
+        match dialog_event(dialog).await {
+            DialogEvent::Failed { status, reason } => return (status, reason),
+            DialogEvent::Trying | DialogEvent::Ringing { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + WAIT;
     while !cond() {
@@ -301,6 +312,61 @@ async fn two_user_agents_call_each_other_through_kamailio_with_media() {
         "{err:?}"
     );
     mallory.close().await;
+
+    // bob is busy: the refusal and its custom reason come back through kamailio.
+    let busy = alice
+        .invite(
+            &format!("sip:bob@{DOMAIN}"),
+            Vec::new(),
+            "v=0\r\n".to_owned(),
+        )
+        .await
+        .unwrap();
+    let UaEvent::Incoming(incoming) =
+        ua_event(&mut bob_events, |e| matches!(e, UaEvent::Incoming(_))).await
+    else {
+        unreachable!()
+    };
+    incoming
+        .reject(
+            486,
+            "Busy Here",
+            vec![(
+                "X-Call-Dropped-Custom-Reason".to_owned(),
+                "USER_BUSY".to_owned(),
+            )],
+        )
+        .unwrap();
+    assert_eq!(final_event(&busy).await, (486, "USER_BUSY".to_owned()));
+
+    // alice gives up while bob's phone rings: CANCEL through kamailio.
+    let cancelled = alice
+        .invite(
+            &format!("sip:bob@{DOMAIN}"),
+            Vec::new(),
+            "v=0\r\n".to_owned(),
+        )
+        .await
+        .unwrap();
+    let UaEvent::Incoming(incoming) =
+        ua_event(&mut bob_events, |e| matches!(e, UaEvent::Incoming(_))).await
+    else {
+        unreachable!()
+    };
+    incoming.ringing().unwrap();
+    loop {
+        match dialog_event(&cancelled).await {
+            DialogEvent::Ringing { status: 180, .. } => break,
+            DialogEvent::Trying => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    cancelled.cancel().await.unwrap();
+    assert_eq!(
+        dialog_event(incoming.dialog()).await,
+        DialogEvent::Cancelled
+    );
+    assert_eq!(final_event(&cancelled).await.0, 487);
 
     // alice calls bob.
     let alice_media = media(440.0).await;
@@ -473,16 +539,7 @@ async fn two_user_agents_call_each_other_through_kamailio_with_media() {
         )
         .await
         .unwrap();
-    loop {
-        match dialog_event(&ghost).await {
-            DialogEvent::Failed { status, reason } => {
-                assert_eq!((status, reason.as_str()), (404, "Not Found"));
-                break;
-            }
-            DialogEvent::Trying => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    assert_eq!(final_event(&ghost).await, (404, "Not Found".to_owned()));
     alice.close().await;
     bob.close().await;
     drop(kamailio);
