@@ -2,7 +2,7 @@
 //! input makes the parser panic.
 
 use cc_core::{Error, Vendor};
-use cc_rtc::sip::{Method, SipCodec, SipMessage, StartLine};
+use cc_rtc::sip::{DigestAuthorization, DigestChallenge, Method, SipCodec, SipMessage, StartLine};
 use proptest::prelude::*;
 
 fn codec() -> SipCodec {
@@ -116,5 +116,28 @@ proptest! {
         if let Err(e) = codec().parse_bytes(&mangled) {
             prop_assert!(matches!(e, Error::Protocol { .. }), "{e:?}");
         }
+    }
+
+    #[test]
+    fn digest_answers_verify_only_with_the_right_password(
+        user in "[a-z0-9.]{1,12}",
+        realm in "[a-z0-9.]{1,16}",
+        nonce in "[A-Za-z0-9+/=]{1,32}",
+        password in "[ -!#-~]{1,20}",
+        other in "[ -!#-~]{1,20}",
+        uri in "sip:[a-z0-9]{1,8}@[a-z0-9.]{1,12}",
+        nc in 1u32..1000,
+        cnonce in "[a-z0-9]{1,16}",
+        method in prop::sample::select(Method::ALL.to_vec()),
+    ) {
+        let challenge = DigestChallenge::parse(&DigestChallenge::new(realm.clone(), nonce.clone()).header_value()).unwrap();
+        prop_assert_eq!(&challenge.realm, &realm);
+        let header = challenge.authorization(&user, &password, &method, &uri, nc, &cnonce).unwrap();
+        let auth = DigestAuthorization::parse(&header).unwrap();
+        prop_assert_eq!(&auth.username, &user);
+        prop_assert_eq!(&auth.uri, &uri);
+        prop_assert_eq!(auth.nonce_count(), Some(nc));
+        prop_assert!(auth.verify(&method, &password));
+        prop_assert_eq!(auth.verify(&method, &other), other == password);
     }
 }
