@@ -128,8 +128,20 @@ async fn close_stops_everything() {
         b.media.stats().audio_packets_received > 5
     })
     .await;
+    let mut b_events = b.media.events();
     a.media.close().await;
     assert!(a.media.is_closed());
+    // The far end hears of it at once (DTLS close alert), not after an ICE timeout.
+    let closed = async {
+        loop {
+            if b_events.recv().await.unwrap() == MediaEvent::Closed {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(1), closed)
+        .await
+        .expect("the far end sees the close");
     let sent = a.media.stats().audio_packets_sent;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let received = b.media.stats().audio_packets_received;

@@ -144,7 +144,10 @@ impl Engine {
     pub(crate) fn close(&mut self) {
         if !self.closed {
             self.closed = true;
-            self.rtc.disconnect();
+            // RTCP BYE and DTLS close_notify, so the far end knows at once.
+            if self.rtc.close().is_err() {
+                self.rtc.disconnect();
+            }
             self.dtmf_queue.clear();
         }
     }
@@ -555,10 +558,11 @@ impl Engine {
             }
         }
         for event in self.pending_events.drain(..) {
-            if event == MediaEvent::Connected {
+            let connected = event == MediaEvent::Connected;
+            let _ = shared.events.send(event);
+            if connected {
                 shared.conn.send_replace(Conn::Connected);
             }
-            let _ = shared.events.send(event);
         }
     }
 
@@ -567,6 +571,11 @@ impl Engine {
             Event::Connected => {
                 self.connected = true;
                 self.pending_events.push(MediaEvent::Connected);
+            }
+            Event::Closed => {
+                // The far end closed its media (DTLS close_notify); str0m shuts down.
+                self.connected = false;
+                self.pending_events.push(MediaEvent::Closed);
             }
             Event::IceConnectionStateChange(state) => match state {
                 IceConnectionState::Disconnected => {
@@ -764,9 +773,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = shared.wake.notified() => {}
         }
     }
-    // Let the DTLS close alert and the TURN deallocation out.
+    // Let the RTCP BYE, the DTLS close alert and the TURN deallocation out.
     let mut engine = shared.lock();
     engine.drain(&shared);
+    for _ in 0..8 {
+        if !engine.rtc.is_alive() {
+            break;
+        }
+        let _ = engine.rtc.handle_input(Input::Timeout(Instant::now()));
+        engine.drain(&shared);
+    }
     let mut out = Vec::new();
     for relay in &mut engine.relays {
         relay.release(Instant::now(), &mut out);

@@ -115,6 +115,8 @@ pub enum MediaEvent {
     Connected,
     /// ICE lost the far end (it may come back, then `Connected` follows again).
     Disconnected,
+    /// The far end closed its media (DTLS close alert): nothing more will flow.
+    Closed,
     /// The far end sent a DTMF digit (RFC 4733).
     Dtmf(char),
     /// The far end put the call on hold (`true`: it offered `sendonly`/`inactive`) or resumed it.
