@@ -389,6 +389,9 @@ pub(crate) async fn start(setup: CallSetup, request: CallRequest) -> Result<Expe
     ua_config.register_expires = calls.register_expires;
     ua_config.user_agent = USER_AGENT.to_owned();
     ua_config.connect_timeout = connect_timeout;
+    ua_config.backoff =
+        cc_transport::BackoffPolicy::fixed(Duration::from_millis(calls.switch_reconnect_ms))
+            .with_max_attempts(Some(10));
     ua_config.display_name =
         (!caller.customer_name.is_empty()).then(|| caller.customer_name.clone());
     let ua = match UserAgent::start(V, ua_config).await {
@@ -620,5 +623,83 @@ async fn finish(call: &CallInner, ua: &UserAgent, done: Option<oneshot::Sender<(
     ua.close().await;
     if let Some(d) = done {
         let _ = d.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_merge_overrides_and_refuse_when_off() {
+        let widget = json!({
+            "enableWebRtc": true, "wssFs": "wss://sw.invalid:7443", "uriFs": "sw.invalid",
+            "diallingUri": "5166", "sipExtension": "5000", "extensionPassword": "from-widget",
+            "iceServers": [{"urls": ["stun:stun.invalid:3478"]}]
+        });
+        let mut calls = CallsConfig::default();
+        let s = settings(Some(&widget), &calls).unwrap();
+        assert_eq!(s.target(), "sip:5166@sw.invalid");
+        assert_eq!(s.ice_servers.len(), 1);
+        calls.dialling_uri = Some("7000".into());
+        calls.password = Some(cc_core::Secret::new("from-config"));
+        calls.ice_servers = Some(Vec::new());
+        let s = settings(Some(&widget), &calls).unwrap();
+        assert_eq!(s.target(), "sip:7000@sw.invalid");
+        assert_eq!(
+            s.password.as_ref().map(cc_core::Secret::expose),
+            Some("from-config")
+        );
+        assert!(s.ice_servers.is_empty());
+
+        // Everything from the configuration, no webRtc block.
+        let calls = CallsConfig {
+            switch_url: Some("ws://127.0.0.1:7443".into()),
+            sip_domain: Some("127.0.0.1".into()),
+            dialling_uri: Some("1".into()),
+            extension: Some("2".into()),
+            ..CallsConfig::default()
+        };
+        assert_eq!(settings(None, &calls).unwrap().target(), "sip:1@127.0.0.1");
+
+        let e = settings(None, &CallsConfig::default()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Rejected { code, .. } if code == "WEBRTC_NOT_CONFIGURED"),
+            "{e}"
+        );
+        let mut off = widget;
+        off["enableWebRtc"] = json!(false);
+        let e = settings(Some(&off), &CallsConfig::default()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Rejected { code, .. } if code == "WEBRTC_DISABLED"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refused_registration_names_the_status() {
+        let e = registration_refused(Error::Auth {
+            vendor: V,
+            code: Some("403".into()),
+            message: "SIP 403 Forbidden".into(),
+        });
+        assert_eq!(e.kind(), cc_core::ErrorKind::Auth);
+        assert!(
+            e.to_string()
+                .contains("refused the registration: SIP 403 Forbidden"),
+            "{e}"
+        );
+        let t = registration_refused(Error::closed(V, "x"));
+        assert_eq!(t.kind(), cc_core::ErrorKind::Closed);
+    }
+
+    #[tokio::test]
+    async fn media_address_routes_to_the_switch() {
+        let url = url::Url::parse("ws://127.0.0.1:7443").unwrap();
+        assert_eq!(
+            route_to(&url).await.unwrap(),
+            std::net::IpAddr::from([127, 0, 0, 1])
+        );
     }
 }

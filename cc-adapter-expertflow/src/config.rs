@@ -135,6 +135,10 @@ pub struct CallsConfig {
     /// Offer Opus first (needs `cc-rtc`'s `opus` feature); G.711 is always offered.
     #[serde(default)]
     pub opus: bool,
+    /// Delay between reconnect attempts to the switch, in milliseconds; up to 10 attempts
+    /// (the vendor client: 10 attempts 5 s apart).
+    #[serde(default = "default_switch_reconnect")]
+    pub switch_reconnect_ms: u64,
 }
 
 const fn default_register_expires() -> u32 {
@@ -142,6 +146,9 @@ const fn default_register_expires() -> u32 {
 }
 const fn default_media_timeout() -> u64 {
     10_000
+}
+const fn default_switch_reconnect() -> u64 {
+    5_000
 }
 
 impl Default for CallsConfig {
@@ -157,6 +164,7 @@ impl Default for CallsConfig {
             register_expires: default_register_expires(),
             media_timeout_ms: default_media_timeout(),
             opus: false,
+            switch_reconnect_ms: default_switch_reconnect(),
         }
     }
 }
@@ -224,6 +232,13 @@ impl CallsConfig {
                 V,
                 key("media_timeout_ms"),
                 "must be 100..=120000",
+            ));
+        }
+        if !(10..=60_000).contains(&self.switch_reconnect_ms) {
+            return Err(Error::invalid(
+                V,
+                key("switch_reconnect_ms"),
+                "must be 10..=60000",
             ));
         }
         Ok(())

@@ -493,3 +493,62 @@ async fn video_call() {
     call.hangup().await.unwrap();
     far_until(&sim, "ended", |f| f.ended).await;
 }
+
+#[tokio::test]
+async fn far_end_holds_and_switch_reconnect() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let s = session(&sim, "c-call-remote-hold").await;
+    let _chat = chat(&sim, &s).await;
+    let sink = Arc::new(RecordingSink::new());
+    let mut events = s.events();
+    let call = s.call(request(&sink)).await.unwrap();
+    call_state(&mut events, &call.id(), |s| *s == CallState::Connected).await;
+
+    // The far end holds and resumes (re-INVITE sendonly / sendrecv from the switch).
+    sim.far_end_hold(true).unwrap();
+    call_state(&mut events, &call.id(), |s| *s == CallState::OnHold).await;
+    // (once the switch has the answer to its first re-INVITE)
+    let deadline = Instant::now() + STEP;
+    while let Err(e) = sim.far_end_hold(false) {
+        assert!(Instant::now() < deadline, "{e}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    call_state(&mut events, &call.id(), |s| *s == CallState::Connected).await;
+
+    // The switch's WebSocket drops: the user agent reconnects and registers again; the
+    // media goes on and the dialog follows to the new connection.
+    let registers = |sim: &Simulator| {
+        sip_lines(sim)
+            .iter()
+            .filter(|l| l.starts_with("REGISTER "))
+            .count()
+    };
+    let before = registers(&sim);
+    let packets = call.stats().unwrap().audio_packets_received;
+    sim.drop_switch_connections();
+    let deadline = Instant::now() + STEP;
+    while registers(&sim) < before + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no re-REGISTER: {:#?}",
+            sip_lines(&sim)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client_until(&call, "audio across the reconnect", |s| {
+        s.audio_packets_received >= packets + 25
+    })
+    .await;
+    assert_eq!(call.state(), CallState::Connected);
+    sim.far_end_hangup(Some("NORMAL_CLEARING")).unwrap();
+    let ended = call_state(&mut events, &call.id(), |s| {
+        matches!(s, CallState::Ended { .. })
+    })
+    .await;
+    assert_eq!(
+        ended,
+        CallState::Ended {
+            reason: "remote-hangup: NORMAL_CLEARING".into()
+        }
+    );
+}

@@ -758,6 +758,17 @@ impl Simulator {
         self.shared.switch.hangup(&self.shared, reason)
     }
 
+    /// The far end holds (`a=sendonly` re-INVITE) or resumes (`a=sendrecv`) the call.
+    pub fn far_end_hold(&self, on: bool) -> Result<()> {
+        self.shared.switch.far_end_hold(&self.shared, on)
+    }
+
+    /// Drops every connection to the switch (not the chat's); clients reconnect and register
+    /// again, and calls follow them to the new connection.
+    pub fn drop_switch_connections(&self) {
+        self.shared.switch.drop_connections();
+    }
+
     /// The switch ends the newest call through the side channel: `MESSAGE`
     /// `{event: "MEDIA_SERVER_CALL_END", dialog: {id}, reasonCode}`.
     pub fn switch_ends_call(&self, reason_code: &str) -> Result<()> {
@@ -795,6 +806,7 @@ impl Simulator {
         c.reconnect_max_ms = 200;
         c.timeout_ms = 5_000;
         c.calls.media_bind = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+        c.calls.switch_reconnect_ms = 100;
         c
     }
 

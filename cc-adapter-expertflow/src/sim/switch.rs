@@ -39,7 +39,7 @@ use cc_rtc::{CountingVideoSink, RecordingSink, TestPatternVideo, ToneSource};
 use cc_testkit::{CallAnswer, Direction, FarEndCall};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::Shared;
 use crate::wire::call::{DROPPED_REASON_HEADER, DTMF_CONTENT_TYPE, SIDE_CHANNEL_CONTENT_TYPE};
@@ -80,6 +80,8 @@ struct SimCall {
     final_stats: Option<CallStats>,
     timer: Option<tokio::task::AbortHandle>,
     cseq: u32,
+    /// The switch's own re-INVITE waiting for its answer: `(CSeq number, hold)`.
+    reinvite: Option<(u32, bool)>,
 }
 
 /// The switch's state.
@@ -100,6 +102,8 @@ pub(crate) struct SwitchState {
 pub(crate) struct Switch {
     state: Mutex<SwitchState>,
     codec: SipCodec,
+    /// Bumped to drop every WebSocket connection.
+    cut: watch::Sender<u64>,
 }
 
 impl Default for Switch {
@@ -107,6 +111,7 @@ impl Default for Switch {
         Switch {
             state: Mutex::new(SwitchState::default()),
             codec: SipCodec::new(V),
+            cut: watch::channel(0).0,
         }
     }
 }
@@ -153,7 +158,13 @@ async fn connection(sh: Arc<Shared>, socket: WebSocket) {
             }
         }
     });
-    while let Some(Ok(frame)) = stream.next().await {
+    let mut cut = sh.switch.cut.subscribe();
+    loop {
+        let frame = tokio::select! {
+            f = stream.next() => f,
+            _ = cut.changed() => break,
+        };
+        let Some(Ok(frame)) = frame else { break };
         let text = match frame {
             WsMessage::Text(t) => t.to_string(),
             WsMessage::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
@@ -195,11 +206,16 @@ fn send(sh: &Shared, st: &SwitchState, conn: u64, m: &SipMessage) {
 }
 
 fn handle(sh: &Arc<Shared>, conn: u64, m: SipMessage) {
+    let mut st = sh.switch.lock();
+    // A dialog follows its client to a new connection (RFC 5626 flows: the vendor client's
+    // Contact has `;ob`), so requests of the far end reach it after a reconnect.
+    if let Some(c) = call_of(&mut st, &m) {
+        c.conn = conn;
+    }
     let Some(method) = m.method().cloned() else {
-        // Responses (to the switch's BYE / MESSAGE) need nothing more.
+        response(sh, &mut st, conn, &m);
         return;
     };
-    let mut st = sh.switch.lock();
     match method {
         Method::Register => register(sh, &mut st, conn, &m),
         Method::Invite => {
@@ -267,6 +283,31 @@ fn handle(sh: &Arc<Shared>, conn: u64, m: SipMessage) {
     }
 }
 
+/// A response to one of the switch's own requests: the answer to its re-INVITE is applied
+/// and ACKed; the rest (to BYE, MESSAGE) needs nothing.
+fn response(sh: &Shared, st: &mut SwitchState, conn: u64, m: &SipMessage) {
+    let Some((cseq, Method::Invite)) = m.cseq() else {
+        return;
+    };
+    let Some(c) = call_of(st, m) else { return };
+    let Some((want, on)) = c.reinvite else { return };
+    if cseq != want || m.status().is_none_or(|s| s < 200) {
+        return;
+    }
+    c.reinvite = None;
+    if m.status().is_some_and(|s| s < 300) {
+        if let Some(media) = &c.media
+            && media.apply_answer(&m.body).is_ok()
+        {
+            tracing::debug!(hold = on, "the far end's re-INVITE was answered");
+        }
+        let mut ack = Switch::in_dialog(c, Method::Ack);
+        ack.set_header("CSeq", format!("{cseq} ACK"));
+        c.cseq -= 1;
+        send(sh, st, conn, &ack);
+    }
+}
+
 fn call_of<'a>(st: &'a mut SwitchState, m: &SipMessage) -> Option<&'a mut SimCall> {
     let id = m.call_id()?;
     st.calls.iter_mut().rev().find(|c| c.call_id == id)
@@ -329,6 +370,11 @@ fn register(sh: &Shared, st: &mut SwitchState, conn: u64, m: &SipMessage) {
         }
     } else {
         let uri = contact_uri(&contact);
+        // Calls whose connection is gone follow the client's new registration (its flow).
+        let live: Vec<u64> = st.conns.keys().copied().collect();
+        for c in st.calls.iter_mut().filter(|c| !live.contains(&c.conn)) {
+            c.conn = conn;
+        }
         st.registered = Some((conn, uri));
         let base = contact.split(";expires").next().unwrap_or(&contact);
         r.push_header("Contact", format!("{base};expires={expires}"));
@@ -385,6 +431,7 @@ fn invite(sh: &Arc<Shared>, st: &mut SwitchState, conn: u64, m: SipMessage) {
         final_stats: None,
         timer: None,
         cseq: 0,
+        reinvite: None,
     };
     let answer = if registered {
         st.answer
@@ -606,6 +653,40 @@ impl Switch {
             .with_header("To", c.invite.header("From").unwrap_or_default())
             .with_header("Call-ID", c.call_id.clone())
             .with_header("CSeq", format!("{} {}", 100 + c.cseq, method.as_str()))
+    }
+
+    /// Drops every WebSocket connection (the client reconnects and registers again).
+    pub(crate) fn drop_connections(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// The far end holds (`sendonly` re-INVITE) or resumes (`sendrecv`) the newest answered
+    /// call.
+    pub(crate) fn far_end_hold(&self, sh: &Shared, on: bool) -> Result<()> {
+        let mut st = self.lock();
+        let Some(c) = st.calls.last_mut().filter(|c| c.answered && !c.ended) else {
+            return Err(cc_core::Error::invalid(
+                V,
+                "call",
+                "no answered call to hold",
+            ));
+        };
+        let Some(media) = &c.media else {
+            return Err(cc_core::Error::invalid(V, "call", "no media"));
+        };
+        let offer = media.hold_offer(on)?;
+        let host = st.host.clone();
+        let c = st.calls.last_mut().expect("checked above");
+        let invite = Self::in_dialog(c, Method::Invite)
+            .with_header(
+                "Contact",
+                format!("<sip:{DIALLING_URI}@{host};transport=ws>"),
+            )
+            .with_body("application/sdp", offer);
+        c.reinvite = Some((100 + c.cseq, on));
+        let conn = c.conn;
+        send(sh, &st, conn, &invite);
+        Ok(())
     }
 
     /// The far end hangs up the newest answered call: `BYE` with `Reason` and
