@@ -441,3 +441,45 @@ async fn unspecified_bind_without_ice_servers_is_refused() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("media.bind"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_hold_offer_rolls_back() {
+    let (a, b) = pair(MediaConfig::loopback()).await;
+    // The far end refuses the re-offer (SIP 488): nothing changes, the hold can be tried again.
+    let _refused = a.media.hold_offer(true).unwrap();
+    assert!(a.media.rollback_offer());
+    assert!(!a.media.rollback_offer(), "nothing waits any more");
+    keeps_receiving(&b, 5, "audio after the rollback").await;
+    keeps_receiving(&a, 5, "audio after the rollback").await;
+    let again = a.media.hold_offer(true).unwrap();
+    assert!(again.contains("a=sendonly"), "{again}");
+    a.media
+        .apply_answer(&b.media.accept_offer(&again).unwrap())
+        .unwrap();
+    assert!(b.media.is_held_by_remote());
+
+    // An initial offer that was refused can be made again, with one audio m-line.
+    let c = peer(MediaConfig::loopback()).await;
+    c.media.create_offer().unwrap();
+    assert!(c.media.rollback_offer());
+    let offer = c.media.create_offer().unwrap();
+    assert_eq!(offer.matches("m=audio").count(), 1, "{offer}");
+    let d = peer(MediaConfig::loopback()).await;
+    c.media
+        .apply_answer(&d.media.accept_offer(&offer).unwrap())
+        .unwrap();
+    c.media.connected(CONNECT).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_crossing_let_the_far_end_win() {
+    let (a, b) = pair(MediaConfig::loopback()).await;
+    // Both hold at once; a takes b's offer (ours is dropped and undone), then holds again.
+    let _mine = a.media.hold_offer(true).unwrap();
+    let theirs = b.media.hold_offer(true).unwrap();
+    let answer = a.media.accept_offer(&theirs).unwrap();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    b.media.apply_answer(&answer).unwrap();
+    assert!(a.media.is_held_by_remote());
+    assert!(!a.media.rollback_offer());
+}

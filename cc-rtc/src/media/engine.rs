@@ -49,6 +49,8 @@ pub(crate) struct Engine {
     pub(crate) held_by_remote: bool,
     /// We hold the call (our last hold offer was `sendonly`).
     local_hold: bool,
+    /// What a pending offer changed, to undo it when the far end refuses the offer.
+    undo: Option<Undo>,
     /// The codec and payload type we send audio with, once negotiated.
     audio_tx: Option<(Pt, AudioEncoder)>,
     decoders: HashMap<AudioCodec, AudioDecoder>,
@@ -123,6 +125,7 @@ impl Engine {
             video_muted: false,
             held_by_remote: false,
             local_hold: false,
+            undo: None,
             audio_tx: None,
             decoders: HashMap::new(),
             audio_rtp: 0,
@@ -176,6 +179,7 @@ impl Engine {
         self.audio_mid = Some(audio);
         self.video_mid = video;
         self.pending = Some(pending);
+        self.undo = Some(Undo::Initial);
         Ok(offer.to_sdp_string())
     }
 
@@ -188,6 +192,7 @@ impl Engine {
                 "no offer of ours is waiting for an answer",
             )
         })?;
+        self.undo = None;
         self.rtc
             .sdp_api()
             .accept_answer(pending, answer)
@@ -197,21 +202,21 @@ impl Engine {
     }
 
     pub(crate) fn accept_offer(&mut self, sdp: &str) -> Result<String> {
-        // While we hold the call, we take nothing the far end sends: read its directions
-        // without the receive part, so the answer keeps our hold (sendonly or inactive).
-        let held;
-        let sdp = if self.local_hold {
-            held = keep_local_hold(sdp);
-            held.as_str()
-        } else {
-            sdp
-        };
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| self.protocol("SDP offer", e))?;
+        let mut offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| self.protocol("SDP offer", e))?;
         if offer.media_lines.is_empty() {
             return Err(self.protocol("SDP offer", "no m-line"));
         }
-        // A glare of offers: ours loses, the far end's wins.
-        self.pending = None;
+        // A glare of offers: ours loses (and is undone), the far end's wins.
+        if self.pending.is_some() {
+            self.rollback_offer();
+        }
+        // While we hold the call, we take nothing the far end sends: read its directions
+        // without the receive part, so the answer keeps our hold (sendonly or inactive).
+        if self.local_hold {
+            offer = SdpOffer::from_sdp_string(&keep_local_hold(sdp))
+                .map_err(|e| self.protocol("SDP offer", e))?;
+        }
         let answer = self
             .rtc
             .sdp_api()
@@ -238,6 +243,11 @@ impl Engine {
             Direction::SendRecv
         };
         let video = self.video_mid;
+        let previous: Vec<(Mid, Direction)> = [Some(audio), video]
+            .into_iter()
+            .flatten()
+            .filter_map(|mid| Some((mid, self.rtc.media(mid)?.direction())))
+            .collect();
         let mut change = self.rtc.sdp_api();
         change.set_direction(audio, dir);
         if let Some(video) = video {
@@ -251,8 +261,40 @@ impl Engine {
             ));
         };
         self.pending = Some(pending);
+        self.undo = Some(Undo::Directions {
+            local_hold: self.local_hold,
+            previous,
+        });
         self.local_hold = on;
         Ok(offer.to_sdp_string())
+    }
+
+    /// Forgets the offer waiting for an answer (the far end refused it): the session goes back
+    /// to what was negotiated before. Returns whether there was one.
+    pub(crate) fn rollback_offer(&mut self) -> bool {
+        if self.pending.take().is_none() {
+            return false;
+        }
+        match self.undo.take() {
+            Some(Undo::Initial) => {
+                self.audio_mid = None;
+                self.video_mid = None;
+            }
+            Some(Undo::Directions {
+                local_hold,
+                previous,
+            }) => {
+                // Setting a direction takes effect in the session at once; put it back.
+                let mut change = self.rtc.sdp_api();
+                for (mid, dir) in previous {
+                    change.set_direction(mid, dir);
+                }
+                drop(change);
+                self.local_hold = local_hold;
+            }
+            None => {}
+        }
+        true
     }
 
     pub(crate) fn add_remote_candidate(&mut self, line: &str) -> Result<()> {
@@ -680,6 +722,17 @@ fn keep_local_hold(sdp: &str) -> String {
         out.push_str(end);
     }
     out
+}
+
+/// How to undo a pending offer.
+enum Undo {
+    /// The first offer: no media yet.
+    Initial,
+    /// A hold offer: the directions and hold flag before it.
+    Directions {
+        local_hold: bool,
+        previous: Vec<(Mid, Direction)>,
+    },
 }
 
 fn dir_name(dir: Direction) -> &'static str {

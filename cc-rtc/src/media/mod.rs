@@ -325,6 +325,14 @@ impl MediaSession {
         self.with_engine(|e| e.hold_offer(on))
     }
 
+    /// Forgets our offer that waits for an answer, because the far end refused it (SIP 488 or
+    /// 491 to a re-INVITE, a failed call): a hold offer's directions are put back, so the next
+    /// [`MediaSession::hold_offer`] can try again. Returns whether an offer was waiting.
+    pub fn rollback_offer(&self) -> bool {
+        self.with_engine(|e| Ok(e.rollback_offer()))
+            .unwrap_or(false)
+    }
+
     /// Adds a trickled remote candidate (`candidate:...`, with or without `a=`).
     pub fn add_remote_candidate(&self, candidate: &str) -> Result<()> {
         self.with_engine(|e| e.add_remote_candidate(candidate))
