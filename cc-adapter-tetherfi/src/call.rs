@@ -65,9 +65,30 @@ pub(crate) enum Inbound {
 #[derive(Debug, Default)]
 pub(crate) struct CallHub {
     calls: Mutex<HashMap<EngagementId, mpsc::UnboundedSender<Inbound>>>,
+    /// `configs` a chat received while it had no call.
+    configs: Mutex<HashMap<EngagementId, AvConfigs>>,
 }
 
+/// How long a call start waits for fresh `configs` when the chat already has some.
+const FRESH_CONFIGS_GRACE: Duration = Duration::from_secs(1);
+
 impl CallHub {
+    /// Keeps `configs` pushed to chat `engagement` outside a call.
+    pub(crate) fn keep_configs(&self, engagement: &EngagementId, configs: AvConfigs) {
+        self.configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(engagement.clone(), configs);
+    }
+
+    fn kept_configs(&self, engagement: &EngagementId) -> Option<AvConfigs> {
+        self.configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(engagement)
+            .cloned()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<EngagementId, mpsc::UnboundedSender<Inbound>>> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -129,6 +150,19 @@ fn reason(word: &str, vendor_text: Option<&str>) -> Arc<str> {
     match vendor_text.map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) => Arc::from(format!("{word}: {t}")),
         None => Arc::from(word),
+    }
+}
+
+/// The neutral word for an end the far end signalled, before (`up` false) or after the media
+/// came up.
+fn end_word(up: bool, kind: EndKind) -> &'static str {
+    match (up, kind) {
+        (_, EndKind::Failed) => "failed",
+        (true, _) => "remote-hangup",
+        (false, EndKind::Busy) => "busy",
+        (false, EndKind::NoAnswer) => "no-answer",
+        // The CSO side ended a call it never answered.
+        (false, EndKind::Rejected | EndKind::Normal) => "rejected",
     }
 }
 
@@ -376,18 +410,11 @@ impl Shared {
 
     /// The far end ended the media session.
     async fn remote_end(&self, text: Option<String>) {
-        let phase = self.core().phase;
+        let up = self.core().phase == Phase::Up;
         let text = text.filter(|t| !t.is_empty());
         let kind = text.as_deref().map_or(EndKind::Normal, EndKind::of);
-        let word = match (phase, kind) {
-            (_, EndKind::Failed) => "failed",
-            (Phase::Up, _) => "remote-hangup",
-            (_, EndKind::Busy) => "busy",
-            (_, EndKind::NoAnswer) => "no-answer",
-            // The CSO side ended a call it never answered.
-            (_, EndKind::Rejected | EndKind::Normal) => "rejected",
-        };
-        self.finish(reason(word, text.as_deref()), None).await;
+        self.finish(reason(end_word(up, kind), text.as_deref()), None)
+            .await;
     }
 
     async fn on_inbound(self: &Arc<Self>, msg: Inbound, reconnect: &mut Option<Instant>) {
@@ -636,9 +663,14 @@ pub(crate) async fn start(
             },
         )
         .await?;
-        // SetAvConfigs: the server's media configuration says whether and how.
-        let wait = inner.cfg.request_timeout();
-        let configs = tokio::time::timeout(wait, async {
+        // SetAvConfigs: the server's media configuration says whether and how. Configs pushed
+        // earlier (at agent connect) serve when no fresh ones come.
+        let kept = inner.calls.kept_configs(&engagement);
+        let wait = match kept {
+            Some(_) => FRESH_CONFIGS_GRACE.min(inner.cfg.request_timeout()),
+            None => inner.cfg.request_timeout(),
+        };
+        let fresh = tokio::time::timeout(wait, async {
             loop {
                 match rx.recv().await {
                     Some(Inbound::Signal(AvSignal::Configs(c))) => return Ok(c),
@@ -662,12 +694,18 @@ pub(crate) async fn start(
                 }
             }
         })
-        .await
-        .map_err(|_| Error::Timeout {
-            vendor: V,
-            operation: "audio/video configs",
-            after: wait,
-        })??;
+        .await;
+        let configs = match (fresh, kept) {
+            (Ok(r), _) => r?,
+            (Err(_), Some(c)) => c,
+            (Err(_), None) => {
+                return Err(Error::Timeout {
+                    vendor: V,
+                    operation: "audio/video configs",
+                    after: wait,
+                });
+            }
+        };
         if !configs.allows(video) {
             let _ = send_signal(
                 &inner,
@@ -777,7 +815,8 @@ pub(crate) async fn start(
     })
 }
 
-/// One Tetherfi audio/video call on a chat. Cheap to clone.
+/// One Tetherfi audio/video call on a chat. Cheap to clone. Dropping every handle does not
+/// end the call (hang up first); the session's shutdown does.
 #[derive(Clone)]
 pub struct TetherfiCall {
     shared: Arc<Shared>,
@@ -922,5 +961,33 @@ impl CallSession for TetherfiCall {
 
     fn stats(&self) -> Result<CallStats> {
         Ok(self.shared.media.stats())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_words() {
+        assert_eq!(end_word(false, EndKind::of("AgentBusy")), "busy");
+        assert_eq!(end_word(false, EndKind::of("NO_ANSWER")), "no-answer");
+        assert_eq!(end_word(false, EndKind::of("COMMON")), "rejected");
+        assert_eq!(end_word(false, EndKind::of("Declined")), "rejected");
+        assert_eq!(end_word(false, EndKind::of("NET_ERROR")), "failed");
+        assert_eq!(end_word(true, EndKind::of("AgentBusy")), "remote-hangup");
+        assert_eq!(end_word(true, EndKind::of("ERROR")), "failed");
+        assert_eq!(&*reason("busy", Some("AgentBusy")), "busy: AgentBusy");
+        assert_eq!(&*reason("local-hangup", Some("  ")), "local-hangup");
+        assert_eq!(&*reason("failed", None), "failed");
+    }
+
+    #[test]
+    fn mid_of_the_first_m_line() {
+        assert_eq!(
+            first_mid("v=0\r\nm=audio 9 x\r\na=mid:zUg\r\nm=video\r\na=mid:1\r\n"),
+            "zUg"
+        );
+        assert_eq!(first_mid("v=0\r\n"), "0");
     }
 }

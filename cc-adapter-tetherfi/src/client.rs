@@ -305,15 +305,21 @@ impl Inner {
                         self.calls
                             .route(&engagement, crate::call::Inbound::Signal(sig));
                     }
-                    Ok(_) => self.bus.emit(Event::Vendor {
-                        vendor: V,
-                        name: Arc::from("OnAppMessageReceived"),
-                        payload: Arc::new(json!({
-                            "sid": engagement,
-                            "agent": agent,
-                            "message": crate::wire::av::redact(message),
-                        })),
-                    }),
+                    Ok(other) => {
+                        if let Some(AvSignal::Configs(c)) = other {
+                            // Pushed before any call (at agent connect): kept for the next.
+                            self.calls.keep_configs(&engagement, c);
+                        }
+                        self.bus.emit(Event::Vendor {
+                            vendor: V,
+                            name: Arc::from("OnAppMessageReceived"),
+                            payload: Arc::new(json!({
+                                "sid": engagement,
+                                "agent": agent,
+                                "message": crate::wire::av::redact(message),
+                            })),
+                        });
+                    }
                     Err(reason) => self.bus.emit(Event::error(Error::protocol(
                         V,
                         "audio/video app message",

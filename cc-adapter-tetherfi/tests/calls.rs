@@ -707,3 +707,33 @@ async fn multichat_calls_the_chat_the_app_names() {
     .await;
     session.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_pushed_at_agent_connect_serve_the_call() {
+    let sim = Simulator::start(SimOptions {
+        av_configs_on_join: true,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let session = TetherfiSession::connect(sim.config(Transport::Dwr), &TlsSettings::default())
+        .await
+        .unwrap();
+    let mut events = session.events();
+    let _chat = session
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap();
+    let sim_chat = sim.wait_for_chat(T).await.unwrap();
+    sim.agent_joins(&sim_chat, "Alex Agent").await.unwrap();
+    // Reported (no call yet), and kept.
+    expect(&mut events, "configs at agent connect", |e| {
+        matches!(e, Event::Vendor { name, payload, .. }
+            if &**name == "OnAppMessageReceived" && payload["message"]["type"] == "configs")
+    })
+    .await;
+    let call = session.start_call(request()).await.unwrap();
+    expect_call(&mut events, "connected", |s| *s == CallState::Connected).await;
+    call.hangup().await.unwrap();
+    session.shutdown().await.unwrap();
+}

@@ -59,6 +59,17 @@ impl SimCall {
     }
 }
 
+/// The `configs` the service gives now: no calls when set to refuse, else audio and video
+/// (loopback media needs no ICE servers).
+pub(crate) fn configs_for(st: &State) -> AvConfigs {
+    let avmode = if st.call_answer == CallAnswer::Refuse {
+        AVMODE_OFF
+    } else {
+        AVMODE_VIDEO
+    };
+    AvConfigs::new(avmode, Vec::new(), Vec::new())
+}
+
 /// Sends an audio/video app message from the CSO to chat `i`.
 pub(crate) fn push_signal(st: &mut State, i: usize, sig: &AvSignal) {
     let id = st.id("m");
@@ -137,12 +148,8 @@ pub(crate) fn on_customer(sh: &Arc<Shared>, st: &mut State, i: usize, msg: &Valu
             }
         }
         AvSignal::AvtStatus { param } => {
-            let avmode = if st.call_answer == CallAnswer::Refuse {
-                AVMODE_OFF
-            } else {
-                AVMODE_VIDEO
-            };
-            if avmode != AVMODE_OFF {
+            let configs = configs_for(st);
+            if configs.avmode != AVMODE_OFF {
                 if let Some(k) = current(st, &sid) {
                     end_call(st, k);
                 }
@@ -157,11 +164,9 @@ pub(crate) fn on_customer(sh: &Arc<Shared>, st: &mut State, i: usize, msg: &Valu
                     final_stats: None,
                 });
             }
-            push_signal(
-                st,
-                i,
-                &AvSignal::Configs(AvConfigs::new(avmode, Vec::new(), Vec::new())),
-            );
+            if !sh.opts.av_configs_on_join {
+                push_signal(st, i, &AvSignal::Configs(configs));
+            }
         }
         AvSignal::Offer { sdp } => {
             let Some(k) = current(st, &sid) else {

@@ -24,6 +24,13 @@
 //! ends the chats unless an `Open` comes first. `SendMessage` with a sequence number seen
 //! before answers the first `mid` and is not delivered again.
 //!
+//! Calls: the CSO side of §3.8 (see `av.rs`): `configs` for `avtstatus`, then the answer
+//! [`SimControl::set_call_answer`] asks for, with a far-end `cc_rtc::media::MediaSession` on
+//! 127.0.0.1 (440 Hz tone, recording sink; test pattern and counting sink for video);
+//! [`SimControl::far_end_call`] reports its counts; [`Simulator::agent_holds_call`],
+//! [`Simulator::agent_reoffers_hold`], [`Simulator::agent_ends_call`] and
+//! [`Simulator::request_av`] act as the CSO.
+//!
 //! Faults: [`SimControl::drop_connections`] and [`SimControl::restart`] reset every open
 //! connection and refuse new ones for [`SimOptions::outage`] (chats survive);
 //! [`Simulator::end_session_silently`] ends a chat without telling anyone, so `IsValid`
@@ -71,6 +78,9 @@ pub struct SimOptions {
     pub captcha: Option<String>,
     /// The most chats open at once (`MaxConcurrentSessionCountReached` beyond).
     pub max_concurrent: usize,
+    /// Push the audio/video `configs` when an agent joins, and not in answer to `avtstatus`
+    /// (another way a server may behave; default false: in answer to `avtstatus`).
+    pub av_configs_on_join: bool,
 }
 
 impl Default for SimOptions {
@@ -84,6 +94,7 @@ impl Default for SimOptions {
             close_end_after: Duration::from_secs(60),
             captcha: None,
             max_concurrent: 100,
+            av_configs_on_join: false,
         }
     }
 }
@@ -682,6 +693,10 @@ impl SimControl for Simulator {
             },
             None,
         );
+        if self.shared.opts.av_configs_on_join {
+            let configs = av::configs_for(&st);
+            av::push_signal(&mut st, i, &AvSignal::Configs(configs));
+        }
         drop(st);
         self.shared.pushed.notify_waiters();
         Ok(())
