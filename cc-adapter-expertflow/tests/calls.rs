@@ -552,3 +552,31 @@ async fn far_end_holds_and_switch_reconnect() {
         }
     );
 }
+
+#[tokio::test]
+async fn setup_time_without_ringing() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    sim.set_ring_time(Duration::ZERO).await.unwrap();
+    let s = session(&sim, "c-call-setup").await;
+    let _chat = chat(&sim, &s).await;
+    let sink = Arc::new(RecordingSink::new());
+    let mut events = s.events();
+    let started = Instant::now();
+    let call = s.call(request(&sink)).await.unwrap();
+    let returned = started.elapsed();
+    call_state(&mut events, &call.id(), |s| *s == CallState::Connected).await;
+    let connected = started.elapsed();
+    far_until(&sim, "first packet at the far end", |f| {
+        f.stats.audio_packets_received > 0
+    })
+    .await;
+    let far_first = started.elapsed();
+    eprintln!(
+        "start_call returned after {returned:?} (widget config, media, REGISTER with digest); Connected after {connected:?}; first RTP at the far end after {far_first:?}"
+    );
+    assert!(
+        connected < Duration::from_secs(2),
+        "{connected:?} on loopback"
+    );
+    call.hangup().await.unwrap();
+}

@@ -1129,6 +1129,11 @@ impl SimControl for Simulator {
         Ok(())
     }
 
+    async fn set_ring_time(&self, ring: Duration) -> Result<()> {
+        self.shared.switch.set_ring(ring);
+        Ok(())
+    }
+
     async fn far_end_call(&self) -> Result<Option<FarEndCall>> {
         Ok(self.shared.switch.far_end())
     }

@@ -6,16 +6,19 @@
 //!   ([`EXTENSION`] / [`PASSWORD`]), else `403 Forbidden`. With [`CallAnswer::Refuse`] every
 //!   `REGISTER` after the challenge is refused `403 Forbidden`.
 //! - **Calls** to `sip:<diallingUri>@<uriFs>`, per [`CallAnswer`]: `100 Trying`, then
-//!   `Answer`: `180 Ringing` and after 200 ms `200 OK` with the far end's SDP answer (a
-//!   `cc_rtc` media peer on 127.0.0.1 playing a 440 Hz tone and recording what it gets);
-//!   `Busy`: `486 Busy Here` + `X-Call-Dropped-Custom-Reason: USER_BUSY`; `NoAnswer`:
-//!   `180 Ringing`, then after about a second `480 Temporarily Unavailable` +
-//!   `X-Call-Dropped-Custom-Reason: NO_ANSWER`; `Refuse`: `403 Forbidden`.
+//!   `Answer`: `180 Ringing` and after the ring time (200 ms, `SimControl::set_ring_time`)
+//!   `200 OK` with the far end's SDP answer (a `cc_rtc` media peer on 127.0.0.1 playing a
+//!   440 Hz tone and recording what it gets); `Busy`: `486 Busy Here` +
+//!   `X-Call-Dropped-Custom-Reason: USER_BUSY`; `NoAnswer`: `180 Ringing`, then after about a
+//!   second `480 Temporarily Unavailable` + `X-Call-Dropped-Custom-Reason: NO_ANSWER`;
+//!   `Refuse`: `403 Forbidden`.
 //! - In the dialog: re-`INVITE` answered by the media peer (a `sendonly`/`inactive` offer
 //!   marks the call held), `INFO application/dtmf-relay` → digits recorded, `BYE` and
 //!   `CANCEL` (`487` to the INVITE) end the call, `MESSAGE` and `OPTIONS` get `200`.
-//! - The far end can hang up (`BYE` with a `Reason`) and send the side channel's
-//!   `MESSAGE`s (`MEDIA_SERVER_CALL_END`, `agentDetails`).
+//! - The far end can hang up (`BYE` with a `Reason`), hold and resume (its own re-`INVITE`,
+//!   `sendonly` / `sendrecv`, ACKed on the `200`), and send the side channel's `MESSAGE`s
+//!   (`MEDIA_SERVER_CALL_END`, `agentDetails`). Its connections can be dropped; a dialog
+//!   follows its client to the connection it registers again on.
 //!
 //! Every SIP frame, both ways, is recorded on channel `sip` as
 //! `{"line": <first line>, "headers": [[name, value], …], "body": <text>}`.
@@ -56,7 +59,7 @@ pub const PASSWORD: &str = "sim-extension-password";
 pub const DIALLING_URI: &str = "5166";
 /// The agent extension the far end announces in `agentDetails`.
 pub const AGENT_EXTENSION: &str = "1001";
-/// How long the far end rings before answering.
+/// How long the far end rings before answering, unless set otherwise.
 const ANSWER_AFTER: Duration = Duration::from_millis(200);
 /// How long the far end rings before the switch gives up ([`CallAnswer::NoAnswer`]).
 const NO_ANSWER_AFTER: Duration = Duration::from_millis(1000);
@@ -88,6 +91,8 @@ struct SimCall {
 #[derive(Debug, Default)]
 pub(crate) struct SwitchState {
     answer: CallAnswer,
+    /// How long the far end rings before answering (`None`: [`ANSWER_AFTER`]).
+    ring: Option<Duration>,
     conns: HashMap<u64, mpsc::UnboundedSender<String>>,
     next_conn: u64,
     /// The connection and Contact of the newest registration.
@@ -495,9 +500,10 @@ fn invite(sh: &Arc<Shared>, st: &mut SwitchState, conn: u64, m: SipMessage) {
             let sh2 = Arc::clone(sh);
             let id = call_id;
             let offer = m.body;
+            let ring = st.ring.unwrap_or(ANSWER_AFTER);
             call.timer = Some(
                 tokio::spawn(async move {
-                    tokio::time::sleep(ANSWER_AFTER).await;
+                    tokio::time::sleep(ring).await;
                     answer_call(sh2, id, offer, video).await;
                 })
                 .abort_handle(),
@@ -592,6 +598,10 @@ impl Switch {
 
     pub(crate) fn set_answer(&self, answer: CallAnswer) {
         self.lock().answer = answer;
+    }
+
+    pub(crate) fn set_ring(&self, ring: Duration) {
+        self.lock().ring = Some(ring);
     }
 
     pub(crate) fn far_end(&self) -> Option<FarEndCall> {
