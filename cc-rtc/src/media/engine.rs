@@ -57,6 +57,8 @@ pub(crate) struct Engine {
     /// The RTP clock of outgoing audio, in samples at the codec's rate.
     audio_rtp: u64,
     video_start: Instant,
+    /// Random start of the video RTP clock (RFC 3550 §5.1).
+    video_rtp_offset: u64,
     dtmf_queue: VecDeque<u8>,
     dtmf_next: Instant,
     /// RTP timestamp of the last telephone event received, to count each digit once.
@@ -128,8 +130,10 @@ impl Engine {
             undo: None,
             audio_tx: None,
             decoders: HashMap::new(),
-            audio_rtp: 0,
+            // Random starts of the RTP clocks (RFC 3550 §5.1).
+            audio_rtp: u64::from(fastrand::u32(..)),
             video_start: now,
+            video_rtp_offset: u64::from(fastrand::u32(..)),
             dtmf_queue: VecDeque::new(),
             dtmf_next: now,
             dtmf_last_rx: None,
@@ -492,7 +496,10 @@ impl Engine {
             return;
         };
         let elapsed = now.saturating_duration_since(self.video_start);
-        let rtp_time = MediaTime::from(elapsed).rebase(Frequency::NINETY_KHZ);
+        let ticks = MediaTime::from(elapsed)
+            .rebase(Frequency::NINETY_KHZ)
+            .numer();
+        let rtp_time = MediaTime::new(ticks + self.video_rtp_offset, Frequency::NINETY_KHZ);
         match writer.write(pt, now, rtp_time, frame.data) {
             Ok(()) => self.stats.video_frames_sent += 1,
             Err(e) => warn!("video write: {e}"),
