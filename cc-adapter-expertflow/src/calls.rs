@@ -578,7 +578,13 @@ async fn drive(
                         let _ = done.send(r);
                     }
                     CallCmd::Dtmf(digits, done) => {
-                        let _ = done.send(dialog.dtmf(&digits).await);
+                        // Checked again: a hold may have come in since the caller's check.
+                        let ok = lock(&call.machine).clone().command(CallCommand::Dtmf(digits.clone()));
+                        let r = match ok {
+                            Ok(_) => dialog.dtmf(&digits).await,
+                            Err(e) => Err(e),
+                        };
+                        let _ = done.send(r);
                     }
                     CallCmd::Hangup(done) => {
                         // CANCEL before the answer (sent once a provisional response is in;
