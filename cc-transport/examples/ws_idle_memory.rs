@@ -35,7 +35,7 @@ fn main() {
         .unwrap();
     let url = format!("ws://{}/", line.trim());
     // Each size in a fresh process, so one run's freed memory does not hide the next one's.
-    for read_buffer_size in [1024, 8 * 1024, 128 * 1024] {
+    for read_buffer_size in [1024, 2 * 1024, 8 * 1024, 128 * 1024] {
         let status = Command::new(&exe)
             .args([
                 "client",

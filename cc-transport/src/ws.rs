@@ -50,10 +50,10 @@
 //!
 //! Timers use `tokio::time`, so tests may run under `tokio::time::pause()`.
 //!
-//! Memory: with the default 8 KiB read buffer an idle `ws://` connection (task, channels,
-//! socket, buffers) adds about 33 KiB of resident memory in a debug build; tungstenite's
-//! 128 KiB default would make it about 157 KiB. Measure with
-//! `cargo run -p cc-transport --example ws_idle_memory`.
+//! Memory: with the default 2 KiB read buffer an idle `ws://` connection (task, channels,
+//! socket, buffers) adds about 12.5 KiB of resident memory in a release build (16.6 KiB with
+//! an 8 KiB buffer; tungstenite's 128 KiB default would make it about 137 KiB). Measure with
+//! `cargo run -p cc-transport --release --example ws_idle_memory`.
 
 use std::fmt;
 use std::future::Future;
@@ -278,7 +278,9 @@ pub struct WsConfig {
     pub queue_capacity: usize,
     /// Capacity of the events channel (the task waits when it is full).
     pub event_capacity: usize,
-    /// tungstenite's read buffer (its 128 KiB default costs ~145 KB per idle connection).
+    /// tungstenite's read buffer: what one read from the socket takes at most, and what an
+    /// idle connection keeps allocated (its 128 KiB default would cost ~145 KB per idle
+    /// connection). A longer message is still read whole, in several reads.
     pub read_buffer_size: usize,
     /// tungstenite's write buffer target; 0 writes every frame at once.
     pub write_buffer_size: usize,
@@ -291,7 +293,7 @@ pub struct WsConfig {
 
 impl WsConfig {
     /// Defaults: no extra headers, web PKI roots, [`BackoffPolicy::default`], no heartbeats,
-    /// 10 s connect timeout, queue of 256 frames, 256 events, 8 KiB read buffer, eager writes,
+    /// 10 s connect timeout, queue of 256 frames, 256 events, 2 KiB read buffer, eager writes,
     /// 16 MiB messages, reconnect after a server close.
     pub fn new(vendor: Vendor, url: UrlProvider) -> Self {
         WsConfig {
@@ -306,7 +308,7 @@ impl WsConfig {
             connect_timeout: Duration::from_secs(10),
             queue_capacity: 256,
             event_capacity: 256,
-            read_buffer_size: 8 * 1024,
+            read_buffer_size: 2 * 1024,
             write_buffer_size: 0,
             max_message_size: 16 << 20,
             reconnect_after_server_close: true,
@@ -463,8 +465,10 @@ impl WsEvents {
     }
 }
 
+// Channel items are kept small: each channel preallocates a block of 32 of them, and an
+// idle connection keeps that block.
 enum Command {
-    SendNow(Frame, oneshot::Sender<Result<()>>),
+    SendNow(Box<(Frame, oneshot::Sender<Result<()>>)>),
     Ready(u64),
     Reconnect,
     Close(oneshot::Sender<Vec<Frame>>),
@@ -474,7 +478,7 @@ struct Shared {
     vendor: Vendor,
     capacity: usize,
     cmd: mpsc::UnboundedSender<Command>,
-    queue: mpsc::Sender<Frame>,
+    queue: mpsc::Sender<Box<Frame>>,
     /// The current connection number, 0 while disconnected.
     current: AtomicU64,
 }
@@ -527,7 +531,7 @@ impl WsHandle {
     pub fn send(&self, frame: impl Into<Frame>) -> Result<()> {
         self.shared
             .queue
-            .try_send(frame.into())
+            .try_send(Box::new(frame.into()))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => {
                     queue_full(self.shared.vendor, self.shared.capacity)
@@ -548,7 +552,7 @@ impl WsHandle {
         let (tx, rx) = oneshot::channel();
         self.shared
             .cmd
-            .send(Command::SendNow(frame.into(), tx))
+            .send(Command::SendNow(Box::new((frame.into(), tx))))
             .map_err(|_| Error::closed(vendor, "websocket"))?;
         rx.await.map_err(|_| Error::closed(vendor, "websocket"))?
     }
@@ -618,7 +622,7 @@ struct Task {
     shared: std::sync::Weak<Shared>,
     config: Arc<WsConfig>,
     cmd: mpsc::UnboundedReceiver<Command>,
-    queue: mpsc::Receiver<Frame>,
+    queue: mpsc::Receiver<Box<Frame>>,
     events: mpsc::Sender<WsEvent>,
     /// A queued frame taken off the queue whose write failed; it goes first next time.
     pending: Option<Frame>,
@@ -640,7 +644,7 @@ impl Task {
         self.queue.close();
         let mut unsent: Vec<Frame> = self.pending.take().into_iter().collect();
         while let Ok(f) = self.queue.try_recv() {
-            unsent.push(f);
+            unsent.push(*f);
         }
         unsent
     }
@@ -664,8 +668,8 @@ impl Task {
                     cmd = self.cmd.recv() => match cmd {
                         None => return self.stop(None).await,
                         Some(Command::Close(reply)) => return self.stop(Some(reply)).await,
-                        Some(Command::SendNow(_, reply)) => {
-                            let _ = reply.send(Err(not_connected(vendor)));
+                        Some(Command::SendNow(send)) => {
+                            let _ = send.1.send(Err(not_connected(vendor)));
                         }
                         Some(Command::Ready(_) | Command::Reconnect) => {}
                     },
@@ -739,8 +743,8 @@ impl Task {
                     cmd = self.cmd.recv() => match cmd {
                         None => return self.stop(None).await,
                         Some(Command::Close(reply)) => return self.stop(Some(reply)).await,
-                        Some(Command::SendNow(_, reply)) => {
-                            let _ = reply.send(Err(not_connected(vendor)));
+                        Some(Command::SendNow(send)) => {
+                            let _ = send.1.send(Err(not_connected(vendor)));
                         }
                         Some(Command::Reconnect) => break,
                         Some(Command::Ready(_)) => {}
@@ -806,7 +810,8 @@ impl Task {
                         close_socket(&mut socket).await;
                         return End::Stop(Some(reply));
                     }
-                    Some(Command::SendNow(frame, reply)) => {
+                    Some(Command::SendNow(send)) => {
+                        let (frame, reply) = *send;
                         let result = socket.send(frame.into_message()).await;
                         match result {
                             Ok(()) => {
@@ -881,6 +886,7 @@ impl Task {
                         close_socket(&mut socket).await;
                         return End::Stop(None);
                     };
+                    let frame = *frame;
                     if let Err(e) = socket.send(frame.clone().into_message()).await {
                         self.pending = Some(frame);
                         return End::Lost(write_error(vendor, e));
