@@ -287,7 +287,7 @@ struct Inner {
     base: Url,
     client: reqwest::Client,
     /// Sent with every request that does not set the header itself.
-    headers: HeaderMap,
+    headers: Arc<HeaderMap>,
     bearer: RwLock<Option<Secret>>,
     timeout: Duration,
     mapper: Arc<dyn ErrorMapper>,
@@ -327,6 +327,7 @@ impl HttpClient {
             headers.insert(header::USER_AGENT, agent);
         }
         let client = shared_client(vendor, &config.tls, config.connect_timeout)?;
+        let headers = shared_headers(headers);
         Ok(HttpClient {
             inner: Arc::new(Inner {
                 vendor,
@@ -511,6 +512,32 @@ fn shared_client(
         });
     }
     Ok(client)
+}
+
+/// How many distinct default header sets [`shared_headers`] keeps.
+const SHARED_HEADERS: usize = 16;
+
+/// `headers`, or an equal set already in use: thousands of sessions of one app send the same
+/// default headers, and one copy of them is enough.
+fn shared_headers(headers: HeaderMap) -> Arc<HeaderMap> {
+    static HEADERS: std::sync::Mutex<Vec<Arc<HeaderMap>>> = std::sync::Mutex::new(Vec::new());
+    let mut sets = HEADERS.lock().unwrap_or_else(|e| e.into_inner());
+    // Equal values and equal sensitivity (a secret header stays marked sensitive).
+    let same = |a: &HeaderMap| {
+        a.len() == headers.len()
+            && a.iter().zip(headers.iter()).all(|((n1, v1), (n2, v2))| {
+                n1 == n2 && v1 == v2 && v1.is_sensitive() == v2.is_sensitive()
+            })
+    };
+    if let Some(h) = sets.iter().find(|h| same(h)) {
+        return Arc::clone(h);
+    }
+    let headers = Arc::new(headers);
+    if sets.len() >= SHARED_HEADERS {
+        sets.remove(0);
+    }
+    sets.push(Arc::clone(&headers));
+    headers
 }
 
 /// A multipart form (uploads).
@@ -747,7 +774,7 @@ impl HttpRequest {
         };
         let (client, request) = builder.timeout(timeout).build_split();
         let mut request = request.map_err(io_error)?;
-        for (name, value) in &self.client.inner.headers {
+        for (name, value) in self.client.inner.headers.iter() {
             if !request.headers().contains_key(name) {
                 request.headers_mut().insert(name, value.clone());
             }
