@@ -327,7 +327,7 @@ impl GenesysSession {
             id,
             end_waiter: None,
         };
-        tokio::spawn(driver.run(events, rx));
+        tokio::spawn(Box::new(driver).run(events, rx));
         let result = match tokio::time::timeout(CONNECT_TIMEOUT, ready_rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Error::closed(V, "session")),
@@ -517,7 +517,7 @@ impl GenesysSession {
             id,
             end_waiter: None,
         };
-        tokio::spawn(driver.run(events, rx));
+        tokio::spawn(Box::new(driver).run(events, rx));
         Ok(eng)
     }
 }
@@ -663,8 +663,10 @@ fn now() -> std::time::Instant {
 }
 
 impl MessagingDriver {
+    /// Boxed: the driver (engine included) lives in one allocation, not copied into the
+    /// task's future.
     async fn run(
-        mut self,
+        mut self: Box<Self>,
         mut events: cc_transport::WsEvents,
         mut rx: mpsc::UnboundedReceiver<Box<Cmd>>,
     ) {
@@ -695,13 +697,14 @@ impl MessagingDriver {
                 }
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    if self.command(*cmd).await { break; }
+                    if Box::pin(self.command(*cmd)).await { break; }
                 }
                 _ = async { tokio::time::sleep_until(deadline.expect("checked")).await }, if deadline.is_some() => {
                     self.engine.handle_timeout(now());
                 }
             }
-            self.flush().await;
+            // Boxed, like the command above: the driver future stays small while idle.
+            Box::pin(self.flush()).await;
         }
         let _ = self.ws.close().await;
         *lock(&self.session.shared.cmd) = None;
@@ -948,8 +951,10 @@ struct GuestDriver {
 }
 
 impl GuestDriver {
+    /// Boxed: the driver (engine included) lives in one allocation, not copied into the
+    /// task's future.
     async fn run(
-        mut self,
+        mut self: Box<Self>,
         mut events: cc_transport::WsEvents,
         mut rx: mpsc::UnboundedReceiver<Box<Cmd>>,
     ) {
@@ -984,13 +989,14 @@ impl GuestDriver {
                 }
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    if self.command(*cmd).await { break; }
+                    if Box::pin(self.command(*cmd)).await { break; }
                 }
                 _ = async { tokio::time::sleep_until(deadline.expect("checked")).await }, if deadline.is_some() => {
                     self.engine.handle_timeout(now());
                 }
             }
-            self.flush().await;
+            // Boxed, like the command above: the driver future stays small while idle.
+            Box::pin(self.flush()).await;
         }
         let _ = self.ws.close().await;
         *lock(&self.session.shared.cmd) = None;
