@@ -9,6 +9,9 @@
 //!   a JWT the simulator issued (HS256, claims `iss`, `sub` = customer, `integrationId`,
 //!   `exp`, `jti`); expired, revoked or foreign tokens get 401 problem+json.
 //!   [`Simulator::issue_token`] mints tokens (lifetime [`SimOptions::token_ttl`]).
+//! - **Backend token endpoint** (§3.7 step 2): `POST /api/digital/chat/v1/accounts/{account}/tokens`
+//!   mints a token for any `customerId` ([`customer_config`] uses it to give each synthetic
+//!   customer of a load test its own identity). The OAuth step before it is not simulated.
 //! - **Sessions** per customer (`sub`); engagements are shared by every session of the same
 //!   customer, so a second session can join. A session unused for
 //!   [`SimOptions::session_expiry`] is forgotten: its events answer 404 `Session not found`.
@@ -46,6 +49,9 @@ use crate::wire::{
 };
 use crate::{AvayaConfig, VENDOR};
 
+/// The account id of the simulator's backend token endpoint by default.
+pub const SIM_ACCOUNT_ID: &str = "SIMACC";
+
 /// How the simulator runs.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -57,6 +63,9 @@ pub struct SimOptions {
     pub appkey: String,
     /// The customer the default tokens are for (the JWT `sub`).
     pub customer_id: String,
+    /// The account of the backend token endpoint
+    /// (`POST /api/digital/chat/v1/accounts/{account_id}/tokens`, six letters).
+    pub account_id: String,
     /// The lifetime of issued tokens (the real backend allows 15..=60 minutes).
     pub token_ttl: Duration,
     /// How long a poll with nothing to send is held open.
@@ -72,6 +81,7 @@ impl Default for SimOptions {
             integration_id: "3f0c3a52-8d1e-4c55-9a51-0f7a3c1d2e4b".to_owned(),
             appkey: "sim-appkey".to_owned(),
             customer_id: "conformance-customer".to_owned(),
+            account_id: SIM_ACCOUNT_ID.to_owned(),
             token_ttl: Duration::from_secs(3600),
             hold: Duration::from_secs(25),
             session_expiry: Duration::from_secs(30 * 60),
@@ -188,7 +198,7 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn mint(&self, customer: &str, ttl: Duration) -> Result<Secret> {
+    pub(crate) fn mint(&self, customer: &str, ttl: Duration) -> Result<Secret> {
         let exp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -739,6 +749,54 @@ impl SimControl for Simulator {
     fn frames(&self) -> Vec<Frame> {
         self.inner.lock().frames.clone()
     }
+}
+
+/// A configuration like `config` (one for a simulator with the default account) for the
+/// customer `customer_id`, with a token minted by the simulator's backend token endpoint
+/// (`POST /api/digital/chat/v1/accounts/{account}/tokens`, §3.7), as a customer's web
+/// backend would mint it.
+///
+/// The AXP server knows a customer by the JWT's `sub`, and every session of one customer
+/// sees every ongoing engagement of that customer: load tests must give each synthetic
+/// customer its own token, or they measure one customer with thousands of chats.
+pub async fn customer_config(
+    config: &cc_core::Config,
+    customer_id: &str,
+) -> Result<cc_core::Config> {
+    let c = AvayaConfig::from_config(config)?;
+    let host = c
+        .host_url
+        .clone()
+        .ok_or_else(|| Error::invalid(VENDOR, "avaya.host_url", "a simulator's host URL"))?;
+    let base = url::Url::parse(&host)
+        .map_err(|e| Error::invalid(VENDOR, "avaya.host_url", e.to_string()))?;
+    let mut http = cc_transport::HttpConfig::new(VENDOR, base)
+        .with_tls(cc_transport::TlsConfig::from_settings(VENDOR, &config.tls)?);
+    let mut key = cc_transport::HeaderValue::from_str(c.appkey.expose())
+        .map_err(|_| Error::invalid(VENDOR, "avaya.appkey", "not a valid header value"))?;
+    key.set_sensitive(true);
+    http.headers.insert(wire::APPKEY_HEADER, key);
+    let http = cc_transport::HttpClient::new(http)?;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Minted {
+        jwt_token: String,
+    }
+    let minted: Minted = http
+        .post_json(
+            &format!("/api/digital/chat/v1/accounts/{SIM_ACCOUNT_ID}/tokens"),
+            &serde_json::json!({
+                "integrationId": c.integration_id,
+                "customerId": customer_id,
+                "ttl": 60,
+            }),
+        )
+        .await?;
+    let mut c = c;
+    c.token = Secret::new(minted.jwt_token);
+    let mut out = cc_core::Config::new(VENDOR, c)?;
+    out.tls = config.tls.clone();
+    Ok(out)
 }
 
 /// The simulator entry for tools (`cc-cli sim`, `cc-cli demo`).

@@ -131,6 +131,12 @@ async fn handle(
             body: body_json,
         });
     }
+    if let Some(account) = path
+        .strip_prefix(TOKENS_PREFIX)
+        .and_then(|r| r.strip_suffix("/tokens"))
+    {
+        return mint_customer_token(&inner, &method, account, &headers, &body);
+    }
     let Some(rest) = path.strip_prefix(&prefix) else {
         if path.contains("/sdk/digital/chat/v1/integrations/") {
             return problem(StatusCode::FORBIDDEN, "Forbidden", "Unknown integration");
@@ -218,6 +224,85 @@ async fn handle(
             list(&inner, &claims, id, &q, &headers, &path)
         }
         _ => problem(StatusCode::NOT_FOUND, "Not Found", "No such path"),
+    }
+}
+
+/// The customer backend's token endpoint (§3.7 step 2), under this prefix:
+/// `POST /api/digital/chat/v1/accounts/{accountId}/tokens`.
+const TOKENS_PREFIX: &str = "/api/digital/chat/v1/accounts/";
+
+/// The body of a token request (the fields the simulator checks; others are accepted).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenRequest {
+    integration_id: String,
+    customer_id: String,
+    #[serde(default)]
+    customer_name: Option<String>,
+    #[serde(default)]
+    ttl: Option<u64>,
+}
+
+/// Mints a customer JWT as the backend token endpoint does: `appkey` required, the
+/// account and integration of this simulator, `customerId` 1..=256 characters,
+/// `customerName` ≤ 70, `ttl` 15..=60 minutes (default 15; the simulator's own
+/// [`super::SimOptions::token_ttl`] when it is shorter, so expiry tests stay short).
+/// The OAuth client-credentials step before it is not simulated: no access token is checked.
+fn mint_customer_token(
+    inner: &Inner,
+    method: &Method,
+    account: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if *method != Method::POST {
+        return problem(StatusCode::NOT_FOUND, "Not Found", "No such path");
+    }
+    if headers
+        .get(wire::APPKEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        != Some(&inner.opts.appkey)
+    {
+        return problem(StatusCode::FORBIDDEN, "Forbidden", "Invalid appkey");
+    }
+    if account != inner.opts.account_id {
+        return problem(StatusCode::NOT_FOUND, "Not Found", "Account not found");
+    }
+    let req: TokenRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return bad_request("body", &e.to_string(), 1000),
+    };
+    if req.integration_id != inner.opts.integration_id {
+        return bad_request("integrationId", "unknown integration", 1001);
+    }
+    let id_len = req.customer_id.chars().count();
+    if !(1..=256).contains(&id_len) {
+        return bad_request("customerId", "size must be between 1 and 256", 1002);
+    }
+    if req
+        .customer_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 70)
+    {
+        return bad_request("customerName", "size must be at most 70", 1003);
+    }
+    let minutes = req.ttl.unwrap_or(15);
+    if !(15..=60).contains(&minutes) {
+        return bad_request("ttl", "must be between 15 and 60", 1004);
+    }
+    let ttl = Duration::from_secs(minutes * 60).min(inner.opts.token_ttl);
+    match inner.mint(&req.customer_id, ttl) {
+        Ok(token) => (
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({ "jwtToken": token.expose() }).to_string(),
+        )
+            .into_response(),
+        Err(e) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            &e.to_string(),
+        ),
     }
 }
 
