@@ -96,6 +96,13 @@ async fn open(config: Config, fields: Arc<Vec<String>>, i: usize) -> Result<Idle
         .into());
     }
     let config = vary(&config, &fields, &format!("idle-{i}"))?;
+    // AXP knows a customer by its token's `sub`, and one customer's sessions all list each
+    // other's chats: each idle customer gets its own token, as a real customer would.
+    let config = if config.vendor == cc_sdk::Vendor::Avaya {
+        cc_sdk::avaya::sim::customer_config(&config, &format!("idle-{i:05}")).await?
+    } else {
+        config
+    };
     let session = cc_sdk::connect(&config).await?;
     let events = session.events();
     let chat = session

@@ -455,7 +455,15 @@ async fn customer(
     counters: &Counters,
 ) -> CustomerResult {
     let mut result = CustomerResult::default();
-    let session = match tokio::time::timeout(plan.step, cc_sdk::connect(config)).await {
+    let name = customer_name(plan, i);
+    let config = match identity(config, &name, control.is_some()).await {
+        Ok(c) => c,
+        Err(e) => {
+            result.error = Some(format!("customer token: {e}"));
+            return result;
+        }
+    };
+    let session = match tokio::time::timeout(plan.step, cc_sdk::connect(&config)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             result.error = Some(format!("connect: {e}"));
@@ -483,6 +491,29 @@ async fn customer(
     result
 }
 
+/// The name of customer `i` (its id and nickname, and how the simulator's chat finds it).
+fn customer_name(plan: &Plan, i: usize) -> String {
+    format!("load-{}-{i:05}", plan.run_id)
+}
+
+/// The configuration customer `name` connects with. Against the Avaya simulator each
+/// customer gets its own token from the simulator's backend token endpoint: AXP knows a
+/// customer by the JWT's `sub`, and every session of one customer sees every ongoing
+/// engagement of that customer, so thousands of sessions sharing the simulator's one token
+/// would be one customer with thousands of chats, each new session listing all of them.
+async fn identity(
+    config: &cc_sdk::Config,
+    name: &str,
+    simulated: bool,
+) -> Result<cc_sdk::Config, String> {
+    if simulated && config.vendor == cc_sdk::Vendor::Avaya {
+        return cc_sdk::avaya::sim::customer_config(config, name)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    Ok(config.clone())
+}
+
 async fn scenario(
     i: usize,
     plan: &Plan,
@@ -493,7 +524,7 @@ async fn scenario(
     result: &mut CustomerResult,
 ) -> Result<(), String> {
     let start = Instant::now();
-    let name = format!("load-{}-{i:05}", plan.run_id);
+    let name = customer_name(plan, i);
     let mut watch = Watch {
         stream: session.events(),
         answers: HashMap::new(),
