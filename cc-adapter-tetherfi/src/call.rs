@@ -357,9 +357,15 @@ impl Shared {
                 }
             }
             AvSignal::Offer { sdp } => {
-                if self.core().phase != Phase::Up {
-                    self.protocol_error("an `offer` before the call is connected");
-                    return;
+                {
+                    let mut core = self.core();
+                    if core.phase != Phase::Up {
+                        drop(core);
+                        self.protocol_error("an `offer` before the call is connected");
+                        return;
+                    }
+                    // A glare: the far end's offer wins over our hold re-offer.
+                    core.pending_answer = None;
                 }
                 match self.media.accept_offer(&sdp) {
                     Ok(answer) => {
@@ -916,6 +922,8 @@ impl CallSession for TetherfiCall {
             let mut core = sh.core();
             core.pending_answer = None;
             if core.phase != Phase::Ended {
+                // Back to what was negotiated before the re-offer.
+                sh.media.rollback_offer();
                 let _ = core.machine.command(CallCommand::Hold(!on));
             }
             e
@@ -924,7 +932,17 @@ impl CallSession for TetherfiCall {
         let wait = sh.inner.cfg.request_timeout();
         let answer = match tokio::time::timeout(wait, rx).await {
             Ok(Ok(a)) => a,
-            Ok(Err(_)) => return Err(Error::closed(V, "call")),
+            Ok(Err(_)) if sh.core().phase == Phase::Ended => {
+                return Err(Error::closed(V, "call"));
+            }
+            // The far end's own offer crossed ours (it wins, ours was rolled back).
+            Ok(Err(_)) => {
+                return Err(revert(Error::invalid(
+                    V,
+                    "call",
+                    "the far end renegotiated at the same time; try again",
+                )));
+            }
             Err(_) => {
                 return Err(revert(Error::Timeout {
                     vendor: V,

@@ -737,3 +737,47 @@ async fn configs_pushed_at_agent_connect_serve_the_call() {
     call.hangup().await.unwrap();
     session.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_the_far_end_never_answers_fails_and_is_undone() {
+    // DWR: during the outage every call is refused, so the re-offer never reaches the CSO.
+    let sim = Simulator::start(SimOptions {
+        outage: Duration::from_millis(1500),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = sim.config(Transport::Dwr);
+    cfg.request_timeout_ms = 400;
+    let session = TetherfiSession::connect(cfg, &TlsSettings::default())
+        .await
+        .unwrap();
+    let mut events = session.events();
+    let _chat = session
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap();
+    let sim_chat = sim.wait_for_chat(T).await.unwrap();
+    sim.agent_joins(&sim_chat, "Alex Agent").await.unwrap();
+    expect(&mut events, "agent joins", |e| {
+        matches!(e, Event::ParticipantJoined { .. })
+    })
+    .await;
+    let call = session.start_call(request()).await.unwrap();
+    expect_call(&mut events, "connected", |s| *s == CallState::Connected).await;
+    sim.drop_connections().await.unwrap();
+    let e = call.hold(true).await.unwrap_err();
+    assert!(e.is_retryable() || e.kind() == ErrorKind::Transport, "{e}");
+    assert_eq!(call.state(), CallState::Connected);
+    assert!(!sim.far_end_call().await.unwrap().unwrap().held);
+    expect(&mut events, "back online", |e| {
+        matches!(e, Event::Connection(cc_core::ConnectionState::Connected))
+    })
+    .await;
+    // The offer was rolled back: holding again works.
+    call.hold(true).await.unwrap();
+    expect_call(&mut events, "on hold", |s| *s == CallState::OnHold).await;
+    far_end_until(&sim, "far end sees hold", |f| f.held).await;
+    call.hangup().await.unwrap();
+    session.shutdown().await.unwrap();
+}
