@@ -170,6 +170,14 @@ async fn full_call() {
     assert_eq!(headers[5].1, "audio");
     assert_eq!(headers[6].1, "OUT");
     assert_eq!(call.dialog_id(), sim.call_dialog_id());
+    // The extension's password never goes on the wire (digest only), nor into Debug.
+    let password = cc_adapter_expertflow::sim::PASSWORD;
+    assert!(
+        sim.frames()
+            .iter()
+            .all(|f| !f.body.to_string().contains(password))
+    );
+    assert!(!format!("{call:?} {s:?}").contains(password));
 
     // Media both ways.
     far_until(&sim, "far end receives audio", |f| {
@@ -392,6 +400,25 @@ async fn far_end_ends_and_side_channel() {
         call.agent_extension().as_deref(),
         Some(cc_adapter_expertflow::sim::AGENT_EXTENSION)
     );
+    // A MESSAGE whose body is not JSON: Event::Error(Protocol), the call goes on.
+    sim.send_switch_message("not json").unwrap();
+    let deadline = Instant::now() + STEP;
+    loop {
+        let e = tokio::time::timeout_at(deadline.into(), events.next())
+            .await
+            .expect("an error event")
+            .unwrap();
+        if let Event::Error(err) = &e {
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+            break;
+        }
+    }
+    assert_eq!(call.state(), CallState::Connected);
+    // Another dialog's MESSAGE is ignored.
+    sim.send_switch_message(r#"{"event":"MEDIA_SERVER_CALL_END","dialog":{"id":"another"}}"#)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(call.state(), CallState::Connected);
     sim.far_end_hangup(Some("NORMAL_CLEARING")).unwrap();
     let ended = call_state(&mut events, &call.id(), |s| {
         matches!(s, CallState::Ended { .. })

@@ -779,6 +779,12 @@ impl Simulator {
         )
     }
 
+    /// The switch sends a side-channel `MESSAGE` with `body` as it is (e.g. one that is not
+    /// JSON).
+    pub fn send_switch_message(&self, body: &str) -> Result<()> {
+        self.shared.switch.raw_message(&self.shared, body)
+    }
+
     /// The agent's side sends `agentDetails` (its extension) for the newest call.
     pub fn send_agent_details(&self) -> Result<()> {
         self.shared.switch.side_message(

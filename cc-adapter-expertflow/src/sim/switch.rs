@@ -756,6 +756,27 @@ impl Switch {
         } else {
             None
         };
+        Self::send_message(sh, &st, conn, target, &body.to_string());
+        drop(st);
+        close_later(media);
+        Ok(())
+    }
+
+    /// Sends a side-channel `MESSAGE` with `body` as it is (for malformed-body tests).
+    pub(crate) fn raw_message(&self, sh: &Shared, body: &str) -> Result<()> {
+        let st = self.lock();
+        let Some((conn, target)) = st.registered.clone() else {
+            return Err(cc_core::Error::invalid(
+                V,
+                "call",
+                "no client is registered",
+            ));
+        };
+        Self::send_message(sh, &st, conn, target, body);
+        Ok(())
+    }
+
+    fn send_message(sh: &Shared, st: &SwitchState, conn: u64, target: String, body: &str) {
         let m = SipMessage::request(Method::Message, target)
             .with_header(
                 "Via",
@@ -772,11 +793,8 @@ impl Switch {
             .with_header("To", format!("<sip:{EXTENSION}@{SIP_DOMAIN}>"))
             .with_header("Call-ID", random_token(16))
             .with_header("CSeq", "1 MESSAGE")
-            .with_body(SIDE_CHANNEL_CONTENT_TYPE, body.to_string());
-        send(sh, &st, conn, &m);
-        drop(st);
-        close_later(media);
-        Ok(())
+            .with_body(SIDE_CHANNEL_CONTENT_TYPE, body);
+        send(sh, st, conn, &m);
     }
 }
 
