@@ -23,7 +23,7 @@ use super::{Shared, State};
 use crate::wire::Push;
 use crate::wire::av::{AVMODE_OFF, AVMODE_VIDEO, AvConfigs, AvSignal};
 
-/// How long the simulated CSO rings before answering.
+/// How long the simulated CSO rings before answering, unless `SimControl::set_ring_time` says otherwise.
 const RING: Duration = Duration::from_millis(200);
 /// How long it rings before giving up with `NoAnswer`.
 const NO_ANSWER_AFTER: Duration = Duration::from_secs(1);
@@ -275,7 +275,8 @@ pub(crate) fn on_customer(sh: &Arc<Shared>, st: &mut State, i: usize, msg: &Valu
 
 /// Rings, then answers with a far-end media peer.
 async fn answer(sh: Arc<Shared>, sid: String, offer: String, avtype: String) {
-    tokio::time::sleep(RING).await;
+    let ring = sh.lock().ring.unwrap_or(RING);
+    tokio::time::sleep(ring).await;
     let video = avtype == AVMODE_VIDEO;
     {
         let mut st = sh.lock();

@@ -167,6 +167,8 @@ pub(crate) struct State {
     pub(crate) tokens: Vec<String>,
     /// How the CSO side treats the next calls.
     pub(crate) call_answer: CallAnswer,
+    /// How long the CSO rings before answering; `None` is the default ring.
+    pub(crate) ring: Option<std::time::Duration>,
     /// Every call, oldest first.
     pub(crate) calls: Vec<av::SimCall>,
 }
@@ -883,6 +885,11 @@ impl SimControl for Simulator {
 
     async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {
         self.shared.lock().call_answer = answer;
+        Ok(())
+    }
+
+    async fn set_ring_time(&self, ring: std::time::Duration) -> Result<()> {
+        self.shared.lock().ring = Some(ring);
         Ok(())
     }
 
