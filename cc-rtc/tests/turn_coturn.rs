@@ -254,6 +254,7 @@ async fn media_flows_through_the_turn_relay() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", coturn.log()));
     host.connected(Duration::from_secs(5)).await.unwrap();
+    eprintln!("relayed: offer to connected: {:?}", started.elapsed());
     until(
         Duration::from_secs(5),
         "audio both ways through the relay",

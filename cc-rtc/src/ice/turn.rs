@@ -300,6 +300,17 @@ impl TurnRelay {
             return;
         }
         self.permit_into(to.ip(), now, out);
+        // A permission queued by `permit` goes out ahead of the data it is for.
+        let server = self.server;
+        if let Some(p) = self
+            .pending
+            .iter_mut()
+            .find(|p| p.purpose == Purpose::Permission(to.ip()) && p.sent == 0)
+        {
+            out.push((server, p.bytes.clone()));
+            p.sent = 1;
+            p.next_retry = now + RTO;
+        }
         let bytes = MessageBuilder::new(Method::Send, Class::Indication, new_trans_id())
             .xor_addr(attr::XOR_PEER_ADDRESS, to)
             .attr(attr::DATA, data)
@@ -580,6 +591,27 @@ mod tests {
             relay.handle_incoming(&data, now, &mut more),
             Some((peer, b"from peer".to_vec()))
         );
+    }
+
+    #[test]
+    fn a_permission_asked_for_early_goes_out_before_the_first_data() {
+        let now = Instant::now();
+        let mut relay = allocated(now);
+        let peer: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        relay.permit(peer.ip(), now);
+        assert_eq!(relay.poll_timeout(), Some(now), "due at once");
+        let mut out = Vec::new();
+        relay.send_to(peer, b"check", now, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            Message::parse(&out[0].1).unwrap().method,
+            Method::CreatePermission
+        );
+        assert_eq!(Message::parse(&out[1].1).unwrap().method, Method::Send);
+        // Not sent twice.
+        out.clear();
+        relay.on_timeout(now, &mut out);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

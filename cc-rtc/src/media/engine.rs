@@ -201,6 +201,7 @@ impl Engine {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| self.protocol("SDP answer", e))?;
+        self.permit_candidates(sdp);
         self.after_negotiation();
         Ok(())
     }
@@ -226,6 +227,7 @@ impl Engine {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| self.protocol("SDP offer", e))?;
+        self.permit_candidates(sdp);
         self.after_negotiation();
         Ok(answer.to_sdp_string())
     }
@@ -271,6 +273,24 @@ impl Engine {
         });
         self.local_hold = on;
         Ok(offer.to_sdp_string())
+    }
+
+    /// Asks the TURN servers to let the far end's candidates in before ICE checks arrive.
+    fn permit_candidates(&mut self, sdp: &str) {
+        if self.relays.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for line in sdp.lines() {
+            let Some(c) = line.trim().strip_prefix("a=") else {
+                continue;
+            };
+            if let Ok(c) = Candidate::from_sdp_string(c) {
+                for relay in &mut self.relays {
+                    relay.permit(c.addr().ip(), now);
+                }
+            }
+        }
     }
 
     /// Forgets the offer waiting for an answer (the far end refused it): the session goes back
