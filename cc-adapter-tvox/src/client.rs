@@ -62,6 +62,9 @@ use crate::wire::{self, Call, CustomerInfo, MultiChannelType};
 
 const V: Vendor = Vendor::Tvox;
 
+/// How long a shutdown waits for TVox to acknowledge the hang-up of the session's calls.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 type StatusKey = (MultiChannelType, String);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -789,7 +792,8 @@ impl Stream for MediaSessionStream {
 
 /// One TVox audio or video call ([`Session::start_call`]): the neutral `CallSession`.
 ///
-/// Its id is the TVox session id. Mute goes to the media (no more packets) and, as
+/// Its id is the TVox session id. The call lives until it is hung up (by either side) or
+/// its session shuts down; dropping the handle does not end it. Mute goes to the media (no more packets) and, as
 /// `webrtc.mediaState`, to the agent's UI; hold is a re-offer (`a=sendonly`, resumed with
 /// `a=sendrecv`); DTMF travels in the media as RFC 4733 events; hang-up is
 /// `call.close` / `video.close`.
@@ -1120,12 +1124,12 @@ impl Driver {
                 },
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Shutdown(done)) => {
-                        self.shutdown().await;
+                        self.shutdown(&mut events).await;
                         let _ = done.send(());
                         false
                     }
                     Some(cmd) => { self.on_cmd(cmd); true }
-                    None => { self.shutdown().await; false }
+                    None => { self.shutdown(&mut events).await; false }
                 },
                 () = sleep => { self.engine.on_timeout(now()); true }
             };
@@ -1158,15 +1162,28 @@ impl Driver {
         }
     }
 
-    async fn shutdown(&mut self) {
+    async fn shutdown(&mut self, events: &mut cc_transport::WsEvents) {
         // The session's calls end with it (their media cannot outlive the session): each is
-        // hung up, so TVox hears `call.close` before `widget.bye`.
+        // hung up, and TVox's answers to the `call.close`s are awaited (up to a second)
+        // before `widget.bye`, so the closes are read before the socket goes.
         let calls: Vec<Arc<str>> = self.calls.keys().cloned().collect();
         for call in calls {
             let token = self.engine.call_command(now(), &call, CallCommand::Hangup);
             self.replies.remove(&token);
         }
         self.flush().await;
+        let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+        while self.engine.is_up() && self.engine.closing_calls() {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(ev)) => {
+                    if !self.on_ws(ev) {
+                        break;
+                    }
+                    self.flush().await;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
         if self.engine.is_up() {
             let bye = wire::codec::encode_request(wire::RpcId::Str("bye".into()), &Call::Bye {});
             let _ = self.ws.send_now(bye).await;
@@ -1331,7 +1348,18 @@ impl Driver {
                         && let Ok(v) = &result
                         && let Some(id) = v.get("sessionId").and_then(Value::as_str)
                     {
-                        self.register_call(inner.as_ref(), Arc::from(id), parts);
+                        let id: Arc<str> = Arc::from(id);
+                        // `start_call` gave up waiting (timeout, dropped): nobody holds the
+                        // call, so it is hung up rather than left running.
+                        let abandoned = match self.replies.get(&token) {
+                            Some(ReplyTo::Value(tx)) => tx.is_closed(),
+                            _ => true,
+                        };
+                        self.register_call(inner.as_ref(), id.clone(), parts);
+                        if abandoned {
+                            let t = self.engine.call_command(now(), &id, CallCommand::Hangup);
+                            self.replies.remove(&t);
+                        }
                     }
                     self.answer(token, result, inner.as_ref());
                 }

@@ -702,6 +702,13 @@ impl Engine {
         }
     }
 
+    /// Whether a `call.close` / `video.close` waits for TVox's answer.
+    pub fn closing_calls(&self) -> bool {
+        self.pending
+            .values()
+            .any(|p| matches!(p, Pending::CallClose { .. }))
+    }
+
     /// The neutral state of one of this session's calls, while it is tracked.
     pub fn call_state(&self, call: &str) -> Option<cc_core::CallState> {
         self.calls.get(call).map(|c| c.machine.state().clone())

@@ -566,6 +566,10 @@ impl Simulator {
             )
             .with_state(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
+        // Small frames go out at once (answers, pushes), not after the client's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
