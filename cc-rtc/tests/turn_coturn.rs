@@ -43,6 +43,25 @@ impl Coturn {
                  or set CC_SKIP_SYSTEM_PEERS=1"
             );
         }
+        // A free port can be taken between our probe and the server's bind (another test's
+        // relay port): try a few ports.
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let coturn = Coturn::spawn();
+            if coturn.wait_ready() {
+                return Some(coturn);
+            }
+            last_log = coturn.log();
+        }
+        let tail: Vec<&str> = last_log.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "{test}: turnserver did not answer; the end of its log:\n{}",
+            tail.join("\n")
+        );
+    }
+
+    fn spawn() -> Coturn {
         let port = StdUdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -62,7 +81,15 @@ impl Coturn {
                 "--allow-loopback-peers",
                 "--no-multicast-peers",
             ])
-            .args(["--no-tls", "--no-dtls", "--no-cli"])
+            // UDP only: no TCP/TLS/DTLS listeners, no RFC 5780 second port.
+            .args([
+                "--no-tls",
+                "--no-dtls",
+                "--no-tcp",
+                "--no-tcp-relay",
+                "--no-rfc5780",
+            ])
+            .args(["--no-cli", "--relay-threads", "1"])
             .arg(format!(
                 "--pidfile={}",
                 dir.join("turnserver.pid").display()
@@ -74,13 +101,11 @@ impl Coturn {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("turnserver starts");
-        let coturn = Coturn { child, port, dir };
-        coturn.wait_ready();
-        Some(coturn)
+        Coturn { child, port, dir }
     }
 
-    /// Waits until the server answers a STUN Binding request.
-    fn wait_ready(&self) {
+    /// Waits (at most 3 s) until the server answers a STUN Binding request.
+    fn wait_ready(&self) -> bool {
         let socket = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -88,7 +113,7 @@ impl Coturn {
         // A Binding request: type 0x0001, length 0, magic cookie, transaction id.
         let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
         request.extend_from_slice(b"cc-rtc-ready");
-        let end = Instant::now() + Duration::from_secs(5);
+        let end = Instant::now() + Duration::from_secs(3);
         let mut buf = [0u8; 512];
         while Instant::now() < end {
             let _ = socket.send_to(&request, ("127.0.0.1", self.port));
@@ -96,14 +121,10 @@ impl Coturn {
                 && n >= 20
                 && buf[..2] == [0x01, 0x01]
             {
-                return;
+                return true;
             }
         }
-        panic!(
-            "turnserver did not answer on port {}: {}",
-            self.port,
-            self.log()
-        );
+        false
     }
 
     fn log(&self) -> String {
