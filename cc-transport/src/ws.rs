@@ -450,18 +450,19 @@ impl WsEvent {
 /// reading the socket) while it is full. Dropping it stops the task.
 #[derive(Debug)]
 pub struct WsEvents {
-    rx: mpsc::Receiver<WsEvent>,
+    // Boxed: the channel preallocates a block of 32 items, and an idle connection keeps it.
+    rx: mpsc::Receiver<Box<WsEvent>>,
 }
 
 impl WsEvents {
     /// The next event; `None` after [`WsEvent::GaveUp`] / [`WsEvent::Closed`].
     pub async fn recv(&mut self) -> Option<WsEvent> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|e| *e)
     }
 
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<WsEvent> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv().ok().map(|e| *e)
     }
 }
 
@@ -623,7 +624,7 @@ struct Task {
     config: Arc<WsConfig>,
     cmd: mpsc::UnboundedReceiver<Command>,
     queue: mpsc::Receiver<Box<Frame>>,
-    events: mpsc::Sender<WsEvent>,
+    events: mpsc::Sender<Box<WsEvent>>,
     /// A queued frame taken off the queue whose write failed; it goes first next time.
     pending: Option<Frame>,
 }
@@ -637,7 +638,7 @@ impl Task {
 
     /// Sends an event; false when nobody listens any more.
     async fn emit(&self, event: WsEvent) -> bool {
-        self.events.send(event).await.is_ok()
+        self.events.send(Box::new(event)).await.is_ok()
     }
 
     fn drain_unsent(&mut self) -> Vec<Frame> {

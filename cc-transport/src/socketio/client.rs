@@ -268,18 +268,19 @@ impl SioEvent {
 /// The receiving end of a client's events. Dropping it stops the client.
 #[derive(Debug)]
 pub struct SioEvents {
-    rx: mpsc::Receiver<SioEvent>,
+    // Boxed: the channel preallocates a block of 32 items, and an idle connection keeps it.
+    rx: mpsc::Receiver<Box<SioEvent>>,
 }
 
 impl SioEvents {
     /// The next event; `None` after [`SioEvent::Closed`].
     pub async fn recv(&mut self) -> Option<SioEvent> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|e| *e)
     }
 
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<SioEvent> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv().ok().map(|e| *e)
     }
 }
 
@@ -519,7 +520,7 @@ impl SioClient {
 struct Driver {
     shared: Arc<Shared>,
     ws: WsHandle,
-    events: mpsc::Sender<SioEvent>,
+    events: mpsc::Sender<Box<SioEvent>>,
     handshake_timeout: Duration,
     /// The current WebSocket connection, 0 while none.
     connection: u64,
@@ -544,7 +545,8 @@ impl Driver {
             let deadline = self.deadline.as_ref().map(|(t, _)| *t);
             let step = tokio::select! {
                 ev = ws_events.recv() => match ev {
-                    Some(ev) => self.on_ws(ev).await,
+                    // Boxed: the driver future stays small while idle.
+                    Some(ev) => Box::pin(self.on_ws(ev)).await,
                     None => Step::Stop("closed".to_owned()),
                 },
                 _ = stop.recv() => {
@@ -566,11 +568,14 @@ impl Driver {
         };
         self.shared.connected.store(0, Ordering::Release);
         self.shared.fail_acks(&reason);
-        let _ = self.events.send(SioEvent::Closed { reason }).await;
+        let _ = self
+            .events
+            .send(Box::new(SioEvent::Closed { reason }))
+            .await;
     }
 
     async fn emit(&self, ev: SioEvent) {
-        let _ = self.events.send(ev).await;
+        let _ = self.events.send(Box::new(ev)).await;
     }
 
     fn error(&self, frame: &'static str, reason: impl Into<String>) -> SioEvent {
