@@ -251,8 +251,27 @@ fn looks_like_jwt(v: &str) -> bool {
         })
 }
 
+/// The target of the load. A simulator is started on a port of its own rather than on port
+/// 0: the load injects no faults, and a simulator started on port 0 may sit behind its
+/// fault-injection proxy (Avaya's does), which adds two sockets to every connection: with a
+/// long poll held per customer, 5,000 customers would need 20,000 descriptors, more than
+/// the process may open here.
+async fn open_target(args: &TargetArgs) -> Result<Target, BoxError> {
+    let Some(vendor) = args.sim else {
+        return Target::open(args).await;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let sim = crate::target::start_sim(vendor, args.transport.clone(), port).await?;
+    Ok(Target {
+        config: sim.config.clone(),
+        sim: Some(sim),
+    })
+}
+
 async fn load(args: &Args) -> Result<Report, BoxError> {
-    let target = Target::open(&args.target).await?;
+    let target = open_target(&args.target).await?;
     if !args.allow_remote {
         check_loopback(&target.config).await?;
     }
@@ -466,7 +485,7 @@ async fn customer(
     let session = match tokio::time::timeout(plan.step, cc_sdk::connect(&config)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            result.error = Some(format!("connect: {e}"));
+            result.error = Some(format!("connect: {}", causes(&e)));
             return result;
         }
         Err(_) => {
@@ -491,6 +510,22 @@ async fn customer(
     result
 }
 
+/// An error with its causes (`transport failure in HTTP request: … : Connection refused`),
+/// so the report says what failed underneath.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// The name of customer `i` (its id and nickname, and how the simulator's chat finds it).
 fn customer_name(plan: &Plan, i: usize) -> String {
     format!("load-{}-{i:05}", plan.run_id)
@@ -509,7 +544,7 @@ async fn identity(
     if simulated && config.vendor == cc_sdk::Vendor::Avaya {
         return cc_sdk::avaya::sim::customer_config(config, name)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| causes(&e));
     }
     Ok(config.clone())
 }
@@ -550,7 +585,7 @@ async fn scenario(
     let chat = tokio::time::timeout(plan.step, session.start_chat(request))
         .await
         .map_err(|_| format!("start a chat: no answer within {:?}", plan.step))?
-        .map_err(|e| format!("start a chat: {e}"))?;
+        .map_err(|e| format!("start a chat: {}", causes(&e)))?;
     router.alias(chat.id().as_str(), &name);
     let sim_chat = match routed {
         Some(rx) => Some(
@@ -589,7 +624,7 @@ async fn scenario(
         let sent = match chat.send(Content::text(text.clone())).await {
             Ok(s) => s,
             Err(e) => {
-                failure = Some(format!("send: {e}"));
+                failure = Some(format!("send: {}", causes(&e)));
                 break;
             }
         };
@@ -692,7 +727,9 @@ async fn scenario(
         return Err(f);
     }
 
-    chat.end(None).await.map_err(|e| format!("end: {e}"))?;
+    chat.end(None)
+        .await
+        .map_err(|e| format!("end: {}", causes(&e)))?;
     let me = chat.id();
     watch
         .wait(
