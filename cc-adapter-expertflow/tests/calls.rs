@@ -601,9 +601,6 @@ async fn setup_time_without_ringing() {
     eprintln!(
         "start_call returned after {returned:?} (widget config, media, REGISTER with digest); Connected after {connected:?}; first RTP at the far end after {far_first:?}"
     );
-    assert!(
-        connected < Duration::from_secs(2),
-        "{connected:?} on loopback"
-    );
+    // The figures are for reading; `cargo bench -p cc-bench --bench call_setup` measures.
     call.hangup().await.unwrap();
 }

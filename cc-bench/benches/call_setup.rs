@@ -5,6 +5,10 @@
 //! request goes out at once; registration is done by a warm-up call first) to the first
 //! audio frame from the far end decoded into the app's sink, and to `Event::Call`
 //! `Connected`. Medians over the calls of one run.
+//!
+//! A second figure isolates the SIP path: our `UserAgent`, registered at the Expertflow
+//! simulator's switch once, sends an INVITE with a `MediaSession` offer; the time runs from
+//! the INVITE to the first audio frame the far end sent, decoded into the sink.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -68,7 +72,79 @@ fn main() -> Result<(), BoxError> {
     if measured == 0 {
         return Err("no simulator with calls to measure".into());
     }
+    if std::env::var("CC_BENCH_VENDOR").map_or(true, |v| v == "expertflow") {
+        let invite = rt.block_on(sip_invite(calls))?;
+        eprintln!(
+            "expertflow switch, SIP user agent: INVITE -> first far-end audio frame median \
+             {invite:.1} ms over {calls} calls"
+        );
+        report(
+            "sip_invite_to_first_audio",
+            "expertflow/switch",
+            invite,
+            "ms",
+        );
+    }
     Ok(())
+}
+
+/// INVITE → first far-end audio frame through the Expertflow simulator's switch, with the
+/// SIP user agent and the media engine used directly.
+async fn sip_invite(calls: usize) -> Result<f64, BoxError> {
+    use cc_sdk::Secret;
+    use cc_sdk::expertflow::sim::{
+        DIALLING_URI, EXTENSION, PASSWORD, SIP_DOMAIN, SimOptions, Simulator,
+    };
+    use cc_sdk::rtc::media::{MediaConfig, MediaSession};
+    use cc_sdk::rtc::sip::{DialogEvent, UaConfig, UserAgent};
+    use cc_sdk::testkit::SimControl;
+
+    let vendor = cc_sdk::Vendor::Expertflow;
+    let sim = Simulator::start(SimOptions::default()).await?;
+    sim.set_ring_time(Duration::ZERO).await?;
+    let mut config = UaConfig::new(url::Url::parse(&sim.switch_url())?, SIP_DOMAIN, EXTENSION);
+    config.password = Some(Secret::new(PASSWORD));
+    let ua = UserAgent::start(vendor, config).await?;
+    ua.register().await?;
+    let target = format!("sip:{DIALLING_URI}@{SIP_DOMAIN}");
+    let mut samples = Vec::new();
+    for i in 0..=calls {
+        let first = Arc::new(FirstFrame::default());
+        let devices = MediaDevices {
+            audio_in: Some(Arc::new(ToneSource::new(440.0))),
+            audio_out: Some(first.clone()),
+            ..MediaDevices::default()
+        };
+        let media = MediaSession::start(vendor, MediaConfig::loopback(), devices).await?;
+        let offer = media.create_offer()?;
+        let t0 = Instant::now();
+        let dialog = ua.invite(&target, Vec::new(), offer).await?;
+        loop {
+            match tokio::time::timeout(STEP, dialog.next_event()).await {
+                Err(_) => return Err("no answer to the INVITE within 10 s".into()),
+                Ok(None) => return Err("the dialog ended before an answer".into()),
+                Ok(Some(DialogEvent::Answered { sdp })) => {
+                    media.apply_answer(&sdp)?;
+                    break;
+                }
+                Ok(Some(DialogEvent::Failed { status, reason })) => {
+                    return Err(format!("INVITE failed: {status} {reason}").into());
+                }
+                Ok(Some(_)) => {}
+            }
+        }
+        tokio::time::timeout(STEP, first.arrived.notified())
+            .await
+            .map_err(|_| "no far-end audio within 10 s")?;
+        let at = first.at.get().ok_or("the first-frame time is missing")?;
+        if i > 0 {
+            samples.push(ms(at.duration_since(t0)));
+        }
+        dialog.bye(Vec::new()).await?;
+        media.close().await;
+    }
+    ua.close().await;
+    Ok(median(&samples))
 }
 
 async fn lane_run(sim: &SimThread, calls: usize) -> Result<Option<(f64, f64)>, BoxError> {
