@@ -138,6 +138,11 @@ fn frame_json(m: &SipMessage) -> Value {
 /// Serves the switch on `listener` until the task is dropped.
 pub(crate) async fn serve(sh: Arc<Shared>, listener: tokio::net::TcpListener) {
     let app = Router::new().fallback(upgrade).with_state(sh);
+    // SIP answers go out in bursts of small frames (100, 180, 200): without TCP_NODELAY
+    // each one after the first waits for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let _ = axum::serve(listener, app).await;
 }
 
