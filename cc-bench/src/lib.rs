@@ -12,8 +12,9 @@
 //! test -p cc-bench --benches`), each runs a small smoke version. Every figure is printed as
 //! one line `BENCH <metric> <vendor>/<transport> <value> <unit>` for tools to collect.
 //!
-//! Environment: `CC_BENCH_VENDOR` keeps one vendor; `CC_BENCH_SESSIONS` sets the session
-//! count of `memory` (10,000 by default).
+//! Environment: `CC_BENCH_VENDOR` keeps one vendor; `CC_BENCH_TRANSPORT` keeps one transport
+//! (also one `memory` does not measure by default, e.g. `tetherfi`'s `ws`);
+//! `CC_BENCH_SESSIONS` sets the session count of `memory` (10,000 by default).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,20 +36,30 @@ pub fn full_run() -> bool {
 /// simulators never reports an empty success.
 pub fn lanes(default_only: bool) -> Result<Vec<(SimEntry, &'static str)>, BoxError> {
     let only = std::env::var("CC_BENCH_VENDOR").ok();
+    let transport = std::env::var("CC_BENCH_TRANSPORT").ok();
     let mut out = Vec::new();
     for entry in cc_sdk::sims() {
         if only.as_deref().is_some_and(|v| v != entry.vendor.key()) {
             continue;
         }
-        let transports = if default_only {
-            &entry.transports[..1]
-        } else {
-            entry.transports
+        let transports = match &transport {
+            // A named transport is measured even where only the default one would be.
+            Some(t) => entry
+                .transports
+                .iter()
+                .filter(|x| **x == t.as_str())
+                .copied()
+                .collect::<Vec<_>>(),
+            None if default_only => entry.transports[..1].to_vec(),
+            None => entry.transports.to_vec(),
         };
-        out.extend(transports.iter().map(|t| (entry, *t)));
+        out.extend(transports.into_iter().map(|t| (entry, t)));
     }
     if out.is_empty() {
-        return Err("no simulator to benchmark (check CC_BENCH_VENDOR and cc-sdk's sims())".into());
+        return Err(
+            "no simulator to benchmark (check CC_BENCH_VENDOR, CC_BENCH_TRANSPORT and cc-sdk's sims())"
+                .into(),
+        );
     }
     Ok(out)
 }
