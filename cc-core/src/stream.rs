@@ -29,7 +29,7 @@ use futures_core::Stream;
 use crate::{EngagementId, Event};
 
 /// The default ring capacity: how far a subscriber may fall behind before it lags. Memory
-/// is only used for events not read yet (see the [module docs](self)).
+/// is only used for events not read yet (see [`EventBus`]).
 pub const DEFAULT_CAPACITY: usize = 64;
 
 /// A ring that has grown past this many slots is shrunk back once it is empty.
