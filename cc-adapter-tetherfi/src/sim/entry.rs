@@ -28,8 +28,11 @@ fn start(start: SimStart) -> StartSimFuture {
                 ));
             }
         };
+        // Tools serve many customers at once (`cc-cli load`, the memory benchmark): no cap on
+        // concurrent chats; the tests of the vendor's cap set `max_concurrent` themselves.
         let sim = Simulator::start(SimOptions {
             port: start.port,
+            max_concurrent: usize::MAX,
             ..SimOptions::default()
         })
         .await?;
