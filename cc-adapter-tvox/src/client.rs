@@ -127,7 +127,9 @@ struct Inner {
     channels: Mutex<BTreeMap<String, bool>>,
     resume: Mutex<Option<Secret>>,
     ice_servers: Mutex<Vec<wire::codec::IceServer>>,
-    media: broadcast::Sender<MediaSessionUpdate>,
+    /// Media-session updates for the monitors; made on the first monitor, so a session that
+    /// never monitors does not carry the channel's 64 preallocated slots.
+    media: std::sync::OnceLock<broadcast::Sender<MediaSessionUpdate>>,
     shut: AtomicBool,
 }
 
@@ -251,7 +253,7 @@ impl TvoxSession {
             channels: Mutex::new(BTreeMap::new()),
             resume: Mutex::new(None),
             ice_servers: Mutex::new(Vec::new()),
-            media: broadcast::channel(64).0,
+            media: std::sync::OnceLock::new(),
             shut: AtomicBool::new(false),
         });
         let (handle, events) = WsClient::connect(ws);
@@ -475,7 +477,11 @@ impl TvoxSession {
         channel: MultiChannelType,
     ) -> Result<MediaSessionStream> {
         self.media_channel(&channel)?;
-        let rx = self.inner.media.subscribe();
+        let rx = self
+            .inner
+            .media
+            .get_or_init(|| broadcast::channel(64).0)
+            .subscribe();
         let ch = channel.clone();
         ask(&self.inner.cmd, self.timeout(), "session monitor", |tx| {
             Cmd::MediaMonitor(ch, tx)
@@ -1370,9 +1376,9 @@ impl Driver {
                     session,
                     state,
                 } => {
-                    if let Some(inner) = &inner {
+                    if let Some(media) = inner.as_ref().and_then(|i| i.media.get()) {
                         // Nobody listening is fine: the monitor's subscribers come and go.
-                        let _ = inner.media.send(MediaSessionUpdate {
+                        let _ = media.send(MediaSessionUpdate {
                             channel,
                             session,
                             state,
