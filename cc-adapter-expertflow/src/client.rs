@@ -42,6 +42,8 @@ const V: Vendor = Vendor::Expertflow;
 /// Least time between two `TYPING_STARTED` frames (the widget's cadence).
 const TYPING_COOLDOWN: Duration = Duration::from_millis(3000);
 
+/// What the socket's acknowledgement callbacks hand the driver. Sent boxed: an unbounded
+/// channel preallocates a block of 32 items per session, so the item stays pointer-sized.
 enum Cmd {
     Acked {
         client_id: cc_core::ClientMessageId,
@@ -76,7 +78,7 @@ struct Inner {
     io: SioHandle,
     bus: EventBus,
     state: Mutex<State>,
-    cmd: mpsc::UnboundedSender<Cmd>,
+    cmd: mpsc::UnboundedSender<Box<Cmd>>,
     /// Wakes the writer task (the outbox may have something to write).
     kick: Arc<Notify>,
 }
@@ -726,7 +728,7 @@ impl Inner {
                 Ok(ack) => ack.wait().await,
                 Err(e) => Err(e),
             };
-            let _ = inner.cmd.send(Cmd::Resumed { result });
+            let _ = inner.cmd.send(Box::new(Cmd::Resumed { result }));
         });
     }
 
@@ -810,7 +812,7 @@ impl Inner {
         tokio::spawn(async move {
             let result = ack.wait().await;
             if let Some(inner) = inner.upgrade() {
-                let _ = inner.cmd.send(Cmd::Acked { client_id, result });
+                let _ = inner.cmd.send(Box::new(Cmd::Acked { client_id, result }));
             }
         });
     }
@@ -888,7 +890,7 @@ async fn sleep_until(t: Option<Instant>) {
 async fn drive(
     inner: std::sync::Weak<Inner>,
     mut events: cc_transport::socketio::SioEvents,
-    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    mut cmds: mpsc::UnboundedReceiver<Box<Cmd>>,
 ) {
     loop {
         tokio::select! {
@@ -904,7 +906,7 @@ async fn drive(
             cmd = cmds.recv() => {
                 let Some(cmd) = cmd else { return };
                 let Some(inner) = inner.upgrade() else { return };
-                match cmd {
+                match *cmd {
                     Cmd::Acked { client_id, result } => inner.on_acked(client_id, result),
                     Cmd::Resumed { result } => on_resumed(&inner, result),
                 }
