@@ -647,8 +647,10 @@ impl MessagingEngine {
     }
 
     /// Clears the conversation (Presence `Clear`), as `endChat`.
+    /// Allowed while history is still being read after a resume (`backfilling`): only
+    /// messages wait for the backfill, which decides what was already delivered.
     pub fn clear(&mut self) -> Result<(), Error> {
-        if !self.can_send() {
+        if !matches!(self.state, MessagingState::Configured { .. }) {
             return Err(Error::closed(Vendor::Genesys, "web messaging socket"));
         }
         let tracing_id = Some(self.next_tracing_id("clear"));
