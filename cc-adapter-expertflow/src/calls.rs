@@ -309,26 +309,9 @@ async fn route_to(switch: &url::Url) -> Result<std::net::IpAddr> {
         .ok_or_else(|| Error::invalid(V, "webRtc.wssFs", "no host"))?
         .trim_matches(['[', ']']);
     let port = switch.port_or_known_default().unwrap_or(7443);
-    let fail = |e: std::io::Error| Error::transport(V, "finding the media address", e);
-    let remote = tokio::net::lookup_host((host, port))
+    cc_rtc::media::route_address(host, port)
         .await
-        .map_err(fail)?
-        .next()
-        .ok_or_else(|| {
-            Error::transport(
-                V,
-                "finding the media address",
-                format!("{host} has no address"),
-            )
-        })?;
-    let any: std::net::SocketAddr = if remote.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let probe = tokio::net::UdpSocket::bind(any).await.map_err(fail)?;
-    probe.connect(remote).await.map_err(fail)?;
-    Ok(probe.local_addr().map_err(fail)?.ip())
+        .map_err(|e| Error::transport(V, "finding the media address", e))
 }
 
 /// The registration failed: a refusal (`401`/`403`/`407`, `Error::Auth` from the user agent)

@@ -620,19 +620,9 @@ async fn route_address(inner: &Inner) -> Result<std::net::IpAddr> {
             ),
         )
     };
-    let target = tokio::net::lookup_host((host.as_str(), port))
+    cc_rtc::media::route_address(&host, port)
         .await
-        .map_err(fail)?
-        .next()
-        .ok_or_else(|| fail(std::io::Error::other("no address")))?;
-    let any: std::net::SocketAddr = if target.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = tokio::net::UdpSocket::bind(any).await.map_err(fail)?;
-    socket.connect(target).await.map_err(fail)?;
-    Ok(socket.local_addr().map_err(fail)?.ip())
+        .map_err(fail)
 }
 
 /// `Session::start_call`: see the [module docs](self).

@@ -36,6 +36,26 @@
 
 mod engine;
 
+/// The local address the system sends from towards `host:port`: a UDP socket is
+/// `connect`ed there (which sends nothing) and asked for its local address. What a media
+/// session binds when the app leaves the choice to the SDK (the vendor's host, or an ICE
+/// server, is the far side). Brackets around an IPv6 literal are accepted.
+pub async fn route_address(host: &str, port: u16) -> std::io::Result<std::net::IpAddr> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let target = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} has no address")))?;
+    let any: std::net::SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let probe = tokio::net::UdpSocket::bind(any).await?;
+    probe.connect(target).await?;
+    Ok(probe.local_addr()?.ip())
+}
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -494,5 +514,13 @@ mod tests {
         assert_eq!(dtmf_event('a'), Some(12));
         assert_eq!(dtmf_event('x'), None);
         assert_eq!(dtmf_char(16), None);
+    }
+
+    #[tokio::test]
+    async fn the_route_to_loopback_starts_on_loopback() {
+        let ip = route_address("127.0.0.1", 9).await.unwrap();
+        assert_eq!(ip, std::net::IpAddr::from([127, 0, 0, 1]));
+        let err = route_address("", 9).await.unwrap_err();
+        assert!(!err.to_string().is_empty());
     }
 }
