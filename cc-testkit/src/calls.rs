@@ -109,23 +109,34 @@ async fn connected_call(h: &mut Harness, video: bool) -> Result<Arc<dyn CallSess
         f.answered && f.stats.audio_packets_received >= FLOWING
     })
     .await?;
-    let step = "client receives audio";
+    wait_client(h, "client receives audio", &*call, |s| {
+        s.audio_packets_received >= FLOWING
+    })
+    .await?;
+    Ok(call)
+}
+
+/// Polls the client's own `stats()` until `done` accepts them.
+async fn wait_client(
+    h: &Harness,
+    step: &str,
+    call: &dyn CallSession,
+    mut done: impl FnMut(&cc_core::CallStats) -> bool,
+) -> Outcome {
     let deadline = tokio::time::Instant::now() + h.timeout();
     loop {
         let stats = call.stats().step(step)?;
-        if stats.audio_packets_received >= FLOWING {
-            break;
+        if done(&stats) {
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(Failure::new(format!(
-                "step `{step}`: {} packets within {:?}: {stats:?}",
-                stats.audio_packets_received,
+                "step `{step}`: not within {:?}: {stats:?}",
                 h.timeout()
             )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(call)
 }
 
 /// Hangs up and checks both sides saw the end.
@@ -223,21 +234,10 @@ pub(crate) async fn call_video(h: &mut Harness) -> Outcome {
     check(far.video, "far end negotiated video", || {
         format!("the far end says no video: {far:?}")
     })?;
-    let step = "client receives video";
-    let deadline = tokio::time::Instant::now() + h.timeout();
-    loop {
-        let stats = call.stats().step(step)?;
-        if stats.video_frames_received >= 10 {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Failure::new(format!(
-                "step `{step}`: not within {:?}: {stats:?}",
-                h.timeout()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_client(h, "client receives video", &*call, |s| {
+        s.video_frames_received >= 10
+    })
+    .await?;
     hang_up(h, &*call).await
 }
 
