@@ -130,14 +130,10 @@ pub(crate) async fn route_source(config: &MediaConfig) -> Option<IpAddr> {
         let Some(addr) = resolve(&host, port, want_v4).await else {
             continue;
         };
-        let probe = UdpSocket::bind(SocketAddr::new(config.bind, 0))
-            .await
-            .ok()?;
-        if probe.connect(addr).await.is_ok()
-            && let Ok(local) = probe.local_addr()
-            && !local.ip().is_unspecified()
+        if let Ok(local) = crate::media::probe_route(config.bind, addr).await
+            && !local.is_unspecified()
         {
-            return Some(local.ip());
+            return Some(local);
         }
     }
     None

@@ -46,12 +46,21 @@ pub async fn route_address(host: &str, port: u16) -> std::io::Result<std::net::I
         .await?
         .next()
         .ok_or_else(|| std::io::Error::other(format!("{host} has no address")))?;
-    let any: std::net::SocketAddr = if target.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    let any: std::net::IpAddr = if target.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
     } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        std::net::Ipv6Addr::UNSPECIFIED.into()
     };
-    let probe = tokio::net::UdpSocket::bind(any).await?;
+    probe_route(any, target).await
+}
+
+/// The local address a UDP socket bound to `bind` sends from towards `target`: the
+/// socket is `connect`ed (which sends nothing) and asked for its local address.
+pub(crate) async fn probe_route(
+    bind: std::net::IpAddr,
+    target: std::net::SocketAddr,
+) -> std::io::Result<std::net::IpAddr> {
+    let probe = tokio::net::UdpSocket::bind((bind, 0)).await?;
     probe.connect(target).await?;
     Ok(probe.local_addr()?.ip())
 }
