@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cc_sdk::rtc::{RecordingSink, ToneSource};
-use cc_sdk::testkit::{CallAnswer, Received, RunningSim, SimChat, SimControl, SimEntry, SimStart};
+use cc_sdk::testkit::{
+    CallAnswer, FarEndWait, Received, RunningSim, SimChat, SimControl, SimEntry, SimStart,
+};
 use cc_sdk::{
     CallRequest, CallState, Capabilities, ChatRequest, ConnectionState, Content, Customer,
     Engagement, Event, EventStream, Feature, MediaDevices, Receipt, Role, Session, Upload, Vendor,
@@ -595,23 +597,29 @@ impl Lane {
         .await
         .map_err(|e| (step, e))?;
         // Media both ways: 25 packets (half a second of audio) on each end.
+        let far = match control
+            .wait_far_end(STEP_TIMEOUT, &|f| f.stats.audio_packets_received >= 25)
+            .await
+            .map_err(err)?
+        {
+            FarEndWait::Done(far) => far,
+            FarEndWait::TimedOut(far) => {
+                return Err((
+                    step,
+                    format!("the far end did not receive audio within {STEP_TIMEOUT:?}: {far:?}"),
+                ));
+            }
+        };
         let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-        let (mine, far) = loop {
+        let mine = loop {
             let mine = call.stats().map_err(err)?;
-            let far = control
-                .far_end_call()
-                .await
-                .map_err(err)?
-                .unwrap_or_default();
-            if mine.audio_packets_received >= 25 && far.stats.audio_packets_received >= 25 {
-                break (mine, far);
+            if mine.audio_packets_received >= 25 {
+                break mine;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err((
                     step,
-                    format!(
-                        "audio did not flow both ways within {STEP_TIMEOUT:?}: {mine:?}, far end {far:?}"
-                    ),
+                    format!("no audio received within {STEP_TIMEOUT:?}: {mine:?}"),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -627,22 +635,14 @@ impl Lane {
         )));
         if caps.call_dtmf {
             call.dtmf("42#").await.map_err(err)?;
-            let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-            loop {
-                let far = control
-                    .far_end_call()
-                    .await
-                    .map_err(err)?
-                    .unwrap_or_default();
-                if far.stats.dtmf_received.contains("42#") {
-                    self.line(&self.paint.dim("DTMF 42# heard by the far end"));
-                    break;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    return Err((step, format!("the far end did not hear DTMF 42#: {far:?}")));
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            let heard = control
+                .wait_far_end(STEP_TIMEOUT, &|f| f.stats.dtmf_received.contains("42#"))
+                .await
+                .map_err(err)?;
+            if let FarEndWait::TimedOut(far) = heard {
+                return Err((step, format!("the far end did not hear DTMF 42#: {far:?}")));
             }
+            self.line(&self.paint.dim("DTMF 42# heard by the far end"));
         }
         call.hangup().await.map_err(err)?;
         self.expect(

@@ -21,7 +21,7 @@ use cc_rtc::{CountingVideoSink, RecordingSink, TestPatternVideo, ToneSource};
 use crate::Failure;
 use crate::harness::{Harness, Outcome, StepExt, check};
 use crate::scenarios::{customer_says, start_and_join};
-use crate::sim::{CallAnswer, FarEndCall};
+use crate::sim::{CallAnswer, FarEndCall, FarEndWait};
 
 /// Packets each side must have received before media counts as flowing.
 const FLOWING: u64 = 25;
@@ -66,24 +66,17 @@ async fn expect_call_state(
 async fn wait_far_end(
     h: &mut Harness,
     step: &str,
-    mut done: impl FnMut(&FarEndCall) -> bool,
+    done: impl Fn(&FarEndCall) -> bool + Send + Sync,
 ) -> Result<FarEndCall, Failure> {
-    let deadline = tokio::time::Instant::now() + h.timeout();
-    loop {
-        let seen = h.sim().far_end_call().await.step(step)?;
-        if let Some(far) = &seen
-            && done(far)
-        {
-            return Ok(far.clone());
-        }
-        if tokio::time::Instant::now() >= deadline {
+    match h.sim().wait_far_end(h.timeout(), &done).await.step(step)? {
+        FarEndWait::Done(far) => Ok(far),
+        FarEndWait::TimedOut(seen) => {
             h.events.drain();
-            return Err(h.events.failure(
+            Err(h.events.failure(
                 step,
                 &format!("not within {:?}; the far end saw {seen:#?}", h.timeout()),
-            ));
+            ))
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -178,6 +178,37 @@ pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
     async fn far_end_call(&self) -> Result<Option<FarEndCall>> {
         Err(Error::unsupported(self.vendor(), Feature::CallsAudio))
     }
+
+    /// Polls [`far_end_call`](Self::far_end_call) every 20 ms until `done` accepts what the
+    /// far end saw, or `timeout` passes ([`FarEndWait::TimedOut`] then carries the last view).
+    async fn wait_far_end(
+        &self,
+        timeout: Duration,
+        done: &(dyn for<'f> Fn(&'f FarEndCall) -> bool + Send + Sync),
+    ) -> Result<FarEndWait> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let seen = self.far_end_call().await?;
+            if let Some(far) = &seen
+                && done(far)
+            {
+                return Ok(FarEndWait::Done(far.clone()));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(FarEndWait::TimedOut(seen));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// How [`SimControl::wait_far_end`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FarEndWait {
+    /// The far end's view that was accepted.
+    Done(FarEndCall),
+    /// Not within the timeout: the last view seen, `None` if no call reached the far end.
+    TimedOut(Option<FarEndCall>),
 }
 
 /// How a simulator's far end treats a call.
