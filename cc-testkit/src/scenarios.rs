@@ -434,49 +434,65 @@ async fn typing_in(h: &mut Harness) -> Outcome {
 
 /// Delivery receipts both ways: the vendor's for our message, ours for the agent's.
 async fn delivery_receipts(h: &mut Harness) -> Outcome {
-    let (eng, chat) = start_and_join(h).await?;
-    let sent = customer_says(h, &*eng, &chat, "please confirm delivery").await?;
-    let id = sent_ack(h, "MessageSent", sent.client_id).await?;
-    h.expect("MessageDelivered for the customer's message", |e| {
-        matches!(e, Event::MessageDelivered { client_id, id: ev_id, .. }
-            if about(sent.client_id, &id, client_id, ev_id))
-    })
-    .await?;
-    let agent_msg = agent_says(h, &chat, "delivered to you?").await?;
-    eng.mark(&agent_msg, Receipt::Delivered)
-        .await
-        .step("customer marks the agent's message delivered")?;
-    h.wait_received("simulator receives the delivered receipt", &chat, |got| {
-        got.contains(&Received::Receipt {
-            message_id: agent_msg.to_string(),
-            state: "delivered".to_owned(),
-        })
-    })
-    .await?;
-    Ok(())
+    receipts_both_ways(h, Receipt::Delivered).await
 }
 
 /// Read receipts both ways.
 async fn read_receipts(h: &mut Harness) -> Outcome {
+    receipts_both_ways(h, Receipt::Read).await
+}
+
+/// Receipts of one kind both ways: the vendor's for the customer's message (after the agent
+/// reads, for read receipts), then the customer's `mark` of an agent message.
+async fn receipts_both_ways(h: &mut Harness, receipt: Receipt) -> Outcome {
+    let (ours, theirs, state) = match receipt {
+        Receipt::Delivered => ("please confirm delivery", "delivered to you?", "delivered"),
+        Receipt::Read => ("please read this", "read this too", "read"),
+    };
     let (eng, chat) = start_and_join(h).await?;
-    let sent = customer_says(h, &*eng, &chat, "please read this").await?;
+    let sent = customer_says(h, &*eng, &chat, ours).await?;
     let id = sent_ack(h, "MessageSent", sent.client_id).await?;
-    h.sim().agent_reads(&chat).await.step("agent reads")?;
-    h.expect("MessageRead for the customer's message", |e| {
-        matches!(e, Event::MessageRead { client_id, id: ev_id, .. }
-            if about(sent.client_id, &id, client_id, ev_id))
+    if receipt == Receipt::Read {
+        h.sim().agent_reads(&chat).await.step("agent reads")?;
+    }
+    let step = match receipt {
+        Receipt::Delivered => "MessageDelivered for the customer's message",
+        Receipt::Read => "MessageRead for the customer's message",
+    };
+    h.expect(step, |e| match (receipt, e) {
+        (
+            Receipt::Delivered,
+            Event::MessageDelivered {
+                client_id,
+                id: ev_id,
+                ..
+            },
+        )
+        | (
+            Receipt::Read,
+            Event::MessageRead {
+                client_id,
+                id: ev_id,
+                ..
+            },
+        ) => about(sent.client_id, &id, client_id, ev_id),
+        _ => false,
     })
     .await?;
-    let agent_msg = agent_says(h, &chat, "read this too").await?;
-    eng.mark(&agent_msg, Receipt::Read)
+    let agent_msg = agent_says(h, &chat, theirs).await?;
+    eng.mark(&agent_msg, receipt)
         .await
-        .step("customer marks the agent's message read")?;
-    h.wait_received("simulator receives the read receipt", &chat, |got| {
-        got.contains(&Received::Receipt {
-            message_id: agent_msg.to_string(),
-            state: "read".to_owned(),
-        })
-    })
+        .step(&format!("customer marks the agent's message {state}"))?;
+    h.wait_received(
+        &format!("simulator receives the {state} receipt"),
+        &chat,
+        |got| {
+            got.contains(&Received::Receipt {
+                message_id: agent_msg.to_string(),
+                state: state.to_owned(),
+            })
+        },
+    )
     .await?;
     Ok(())
 }
