@@ -144,6 +144,9 @@ struct Lane {
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A failed step: its name and what went wrong.
+type StepError = (&'static str, String);
+
 /// A session's event stream with the events read but not yet matched, so a step can find
 /// an event that arrived before it asked, in whatever order the events of one step arrive.
 struct Watch {
@@ -194,20 +197,25 @@ impl Lane {
     }
 
     /// Waits for an event matching `pred`, printing every event read on the way.
+    /// Waits for an event `pred` accepts (or takes it from those kept unread); a failure
+    /// names `step`.
     async fn expect(
         &mut self,
+        step: &'static str,
         watch: &mut Watch,
         what: &str,
         pred: impl Fn(&Event) -> bool,
-    ) -> Result<Event, String> {
+    ) -> Result<Event, StepError> {
         if let Some(i) = watch.unread.iter().position(&pred) {
             return Ok(watch.unread.remove(i).expect("index in range"));
         }
         let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
         loop {
             match tokio::time::timeout_at(deadline, watch.stream.next()).await {
-                Err(_) => return Err(format!("no {what} within {STEP_TIMEOUT:?}")),
-                Ok(None) => return Err(format!("the event stream ended before {what}")),
+                Err(_) => return Err((step, format!("no {what} within {STEP_TIMEOUT:?}"))),
+                Ok(None) => {
+                    return Err((step, format!("the event stream ended before {what}")));
+                }
                 Ok(Some(ev)) => {
                     let text = self.paint.event(&cc_sdk::testkit::describe(&ev));
                     self.line(&format!("event {text}"));
@@ -276,7 +284,7 @@ impl Lane {
         sim: &RunningSim,
         session: &dyn Session,
         watch: &mut Watch,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), StepError> {
         let caps = session.capabilities();
         self.caps_rate = caps.messages_per_second;
         let control = Arc::clone(&sim.control);
@@ -302,11 +310,10 @@ impl Lane {
             .wait_for_chat(STEP_TIMEOUT)
             .await
             .map_err(|e| (step, e.to_string()))?;
-        self.expect(watch, "EngagementStarted", |e| {
+        self.expect(step, watch, "EngagementStarted", |e| {
             matches!(e, Event::EngagementStarted { .. })
         })
-        .await
-        .map_err(|e| (step, e))?;
+        .await?;
         self.record(step, Outcome::Passed);
 
         let step = "queued";
@@ -314,9 +321,8 @@ impl Lane {
             .queue(&chat, 2, Some(Duration::from_secs(45)))
             .await
             .map_err(|e| (step, e.to_string()))?;
-        self.expect(watch, "Queued", |e| matches!(e, Event::Queued { .. }))
-            .await
-            .map_err(|e| (step, e))?;
+        self.expect(step, watch, "Queued", |e| matches!(e, Event::Queued { .. }))
+            .await?;
         self.record(step, Outcome::Passed);
 
         let step = "agent joins";
@@ -324,11 +330,10 @@ impl Lane {
             .agent_joins(&chat, "Alex Agent")
             .await
             .map_err(|e| (step, e.to_string()))?;
-        self.expect(watch, "an agent joining", |e| {
+        self.expect(step, watch, "an agent joining", |e| {
             matches!(e, Event::ParticipantJoined { participant, .. } if participant.role == Role::Agent)
         })
-        .await
-        .map_err(|e| (step, e))?;
+        .await?;
         self.record(step, Outcome::Passed);
 
         self.messages_both_ways(&control, &chat, chat_handle.as_ref(), watch)
@@ -348,28 +353,29 @@ impl Lane {
             .end(None)
             .await
             .map_err(|e| (step, e.to_string()))?;
-        self.expect(watch, "EngagementEnded", |e| {
+        self.expect(step, watch, "EngagementEnded", |e| {
             matches!(e, Event::EngagementEnded { .. })
         })
-        .await
-        .map_err(|e| (step, e))?;
+        .await?;
         self.record(step, Outcome::Passed);
         Ok(())
     }
 
     async fn send_and_confirm(
         &mut self,
+        step: &'static str,
         chat: &dyn Engagement,
         watch: &mut Watch,
         text: &str,
-    ) -> Result<Duration, String> {
+    ) -> Result<Duration, StepError> {
         let t0 = Instant::now();
         let sent = chat
             .send(Content::text(text))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (step, e.to_string()))?;
         let id = sent.client_id;
         self.expect(
+            step,
             watch,
             "MessageSent",
             move |e| matches!(e, Event::MessageSent(m) if m.client_id == Some(id)),
@@ -384,7 +390,7 @@ impl Lane {
         chat: &SimChat,
         handle: &dyn Engagement,
         watch: &mut Watch,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), StepError> {
         let step = "messages both ways";
         let mut texts = Vec::new();
         // Send no faster than the vendor accepts, so the round trip measures the SDK and the
@@ -395,10 +401,7 @@ impl Lane {
                 tokio::time::sleep(gap).await;
             }
             let text = format!("Hello, this is message {i} from the customer");
-            let rtt = self
-                .send_and_confirm(handle, watch, &text)
-                .await
-                .map_err(|e| (step, e))?;
+            let rtt = self.send_and_confirm(step, handle, watch, &text).await?;
             self.round_trips.push(rtt);
             texts.push(text);
         }
@@ -410,11 +413,10 @@ impl Lane {
                 .agent_says(chat, text)
                 .await
                 .map_err(|e| (step, e.to_string()))?;
-            self.expect(watch, "the agent's message", |e| {
+            self.expect(step, watch, "the agent's message", |e| {
                 matches!(e, Event::MessageReceived(m) if m.id.as_ref().is_some_and(|m| m.as_str() == id))
             })
-            .await
-            .map_err(|e| (step, e))?;
+            .await?;
         }
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         once_each_in_order(control.as_ref(), chat, &texts)
@@ -431,18 +433,17 @@ impl Lane {
         chat: &SimChat,
         handle: &dyn Engagement,
         watch: &mut Watch,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), StepError> {
         let step = "customer typing";
         if caps.typing_out {
             handle
                 .typing(true)
                 .await
                 .map_err(|e| (step, e.to_string()))?;
-            wait_received(control.as_ref(), chat, |r| {
+            wait_received(step, control.as_ref(), chat, |r| {
                 matches!(r, Received::Typing { on: true })
             })
-            .await
-            .map_err(|e| (step, e))?;
+            .await?;
             self.record(step, Outcome::Passed);
         } else {
             self.record(step, Outcome::Skipped(format!("no {}", Feature::TypingOut)));
@@ -453,11 +454,10 @@ impl Lane {
                 .agent_typing(chat, true)
                 .await
                 .map_err(|e| (step, e.to_string()))?;
-            self.expect(watch, "the agent typing", |e| {
+            self.expect(step, watch, "the agent typing", |e| {
                 matches!(e, Event::Typing { on: true, .. })
             })
-            .await
-            .map_err(|e| (step, e))?;
+            .await?;
             self.record(step, Outcome::Passed);
         } else {
             self.record(step, Outcome::Skipped(format!("no {}", Feature::TypingIn)));
@@ -472,7 +472,7 @@ impl Lane {
         chat: &SimChat,
         handle: &dyn Engagement,
         watch: &mut Watch,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), StepError> {
         let step = "read receipt";
         if caps.read_receipts {
             let last = handle
@@ -489,28 +489,25 @@ impl Lane {
                 .mark(&last, Receipt::Read)
                 .await
                 .map_err(|e| (step, e.to_string()))?;
-            wait_received(control.as_ref(), chat, |r| {
+            wait_received(step, control.as_ref(), chat, |r| {
                 matches!(r, Received::Receipt { .. })
             })
-            .await
-            .map_err(|e| (step, e))?;
+            .await?;
             control
                 .agent_reads(chat)
                 .await
                 .map_err(|e| (step, e.to_string()))?;
-            self.expect(watch, "MessageRead", |e| {
+            self.expect(step, watch, "MessageRead", |e| {
                 matches!(e, Event::MessageRead { .. })
             })
-            .await
-            .map_err(|e| (step, e))?;
+            .await?;
             self.record(step, Outcome::Passed);
         } else if caps.delivery_receipts {
             let step = "delivery receipt";
-            self.expect(watch, "MessageDelivered", |e| {
+            self.expect(step, watch, "MessageDelivered", |e| {
                 matches!(e, Event::MessageDelivered { .. })
             })
-            .await
-            .map_err(|e| (step, e))?;
+            .await?;
             self.record(step, Outcome::Passed);
         } else {
             self.record(step, Outcome::Skipped("no receipts".into()));
@@ -524,7 +521,7 @@ impl Lane {
         control: &Arc<dyn SimControl>,
         chat: &SimChat,
         handle: &dyn Engagement,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), StepError> {
         let step = "attachment";
         if !caps.attachments {
             self.record(
@@ -544,12 +541,12 @@ impl Lane {
             .await
             .map_err(|e| (step, e.to_string()))?;
         wait_received(
+            step,
             control.as_ref(),
             chat,
             |r| matches!(r, Received::File { name, size: s } if name == "parcel.txt" && *s == size),
         )
-        .await
-        .map_err(|e| (step, e))?;
+        .await?;
         self.record(step, Outcome::Passed);
         Ok(())
     }
@@ -562,7 +559,7 @@ impl Lane {
         control: &Arc<dyn SimControl>,
         session: &dyn Session,
         watch: &mut Watch,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), StepError> {
         let step = "audio call";
         if !caps.calls_audio {
             self.record(
@@ -590,12 +587,12 @@ impl Lane {
             .map_err(err)?;
         let id = call.id();
         self.expect(
+            step,
             watch,
             "the call connected",
             |e| matches!(e, Event::Call { call, state: CallState::Connected } if *call == id),
         )
-        .await
-        .map_err(|e| (step, e))?;
+        .await?;
         // Media both ways: 25 packets (half a second of audio) on each end.
         let far = match control
             .wait_far_end(STEP_TIMEOUT, &|f| f.stats.audio_packets_received >= 25)
@@ -646,12 +643,12 @@ impl Lane {
         }
         call.hangup().await.map_err(err)?;
         self.expect(
+            step,
             watch,
             "the call ended",
             |e| matches!(e, Event::Call { call, state: CallState::Ended { .. } } if *call == id),
         )
-        .await
-        .map_err(|e| (step, e))?;
+        .await?;
         self.record(step, Outcome::Passed);
         Ok(())
     }
@@ -662,7 +659,7 @@ impl Lane {
         chat: &SimChat,
         handle: &dyn Engagement,
         watch: &mut Watch,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), StepError> {
         let step = "forced reconnect, nothing lost";
         // Only events after the drop count here: an earlier `Connected` must not satisfy it.
         self.drain(watch);
@@ -671,11 +668,10 @@ impl Lane {
             .drop_connections()
             .await
             .map_err(|e| (step, e.to_string()))?;
-        self.expect(watch, "Reconnecting", |e| {
+        self.expect(step, watch, "Reconnecting", |e| {
             matches!(e, Event::Connection(ConnectionState::Reconnecting { .. }))
         })
-        .await
-        .map_err(|e| (step, e))?;
+        .await?;
         let texts = [
             "Sent while the line was down (1)",
             "Sent while the line was down (2)",
@@ -690,19 +686,18 @@ impl Lane {
                     .client_id,
             );
         }
-        self.expect(watch, "Connected", |e| {
+        self.expect(step, watch, "Connected", |e| {
             matches!(e, Event::Connection(ConnectionState::Connected))
         })
-        .await
-        .map_err(|e| (step, e))?;
+        .await?;
         for id in ids {
             self.expect(
+                step,
                 watch,
                 "MessageSent after the reconnect",
                 move |e| matches!(e, Event::MessageSent(m) if m.client_id == Some(id)),
             )
-            .await
-            .map_err(|e| (step, e))?;
+            .await?;
         }
         once_each_in_order(control.as_ref(), chat, &texts)
             .await
@@ -761,20 +756,28 @@ async fn server_texts(control: &dyn SimControl, chat: &SimChat) -> Result<Vec<St
         .collect())
 }
 
+/// Polls what the simulator received until `pred` accepts an item; a failure names `step`.
 async fn wait_received(
+    step: &'static str,
     control: &dyn SimControl,
     chat: &SimChat,
     pred: impl Fn(&Received) -> bool,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let got = control.received(chat).await.map_err(|e| e.to_string())?;
+        let got = control
+            .received(chat)
+            .await
+            .map_err(|e| (step, e.to_string()))?;
         if got.iter().any(&pred) {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "the simulator did not receive it within {STEP_TIMEOUT:?} (received: {got:?})"
+            return Err((
+                step,
+                format!(
+                    "the simulator did not receive it within {STEP_TIMEOUT:?} (received: {got:?})"
+                ),
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
