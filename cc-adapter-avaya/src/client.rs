@@ -120,6 +120,10 @@ struct Eng {
     outbox: Outbox,
     transcript: Transcript,
     delivered: IncomingDedup<String>,
+    /// The messages the event stream announced (`MessageReceived`), by server id. A joined
+    /// engagement reads its history in the background while the stream runs, so a message
+    /// may be in the transcript before its event arrives; the event announces it all the same.
+    announced: IncomingDedup<String>,
     /// The outbox was stopped by a failed send; it reopens with the next good poll.
     held: bool,
 }
@@ -135,6 +139,7 @@ impl Eng {
             had_agent: false,
             transcript: Transcript::new(),
             delivered: IncomingDedup::new(512),
+            announced: IncomingDedup::new(512),
             held: false,
         }
     }
@@ -968,9 +973,7 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
                     }
                     EchoMatch::Unmatched => {
                         // Sent from another session of the same customer.
-                        if eng.transcript.upsert(msg.clone()) == Upsert::Inserted {
-                            inner.emit(Event::MessageReceived(Arc::new(msg.clone())));
-                        }
+                        announce(inner, eng, &m.message.message_id, msg.clone());
                         (msg.clone(), None)
                     }
                 };
@@ -988,8 +991,8 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
                         client_id,
                     });
                 }
-            } else if eng.transcript.upsert(msg.clone()) == Upsert::Inserted {
-                inner.emit(Event::MessageReceived(Arc::new(msg)));
+            } else {
+                announce(inner, eng, &m.message.message_id, msg);
             }
         }
         ServerEvent::ParticipantAdded(p) => {
@@ -1100,6 +1103,17 @@ fn apply_event(inner: &Inner, st: &mut State, ev: ServerEvent, now: Instant, wal
         ServerEvent::Unknown { event_type, raw } => {
             inner.emit(vendor(&event_type, raw));
         }
+    }
+}
+
+/// A message the event stream delivered: into the transcript, and announced
+/// (`MessageReceived`) unless it was announced before. Being in the transcript already does
+/// not count: the history read of a joined engagement may have put it there first.
+fn announce(inner: &Inner, eng: &mut Eng, server_id: &str, msg: Message) {
+    let inserted = eng.transcript.upsert(msg.clone()) == Upsert::Inserted;
+    let first = eng.announced.insert(server_id.to_owned());
+    if inserted || first {
+        inner.emit(Event::MessageReceived(Arc::new(msg)));
     }
 }
 

@@ -847,3 +847,77 @@ async fn a_drop_refuses_requests_briefly_then_the_server_is_back() {
     let s = connect(cfg).await;
     s.shutdown().await.unwrap();
 }
+
+/// A resumed chat reads its history in the background while the stream already runs. When
+/// that read answers after the agent's next message was posted, the history holds the message
+/// before its event arrives: the event must still announce it, once.
+#[tokio::test]
+async fn a_message_the_resumed_history_already_holds_is_still_announced_once() {
+    let sim = sim().await;
+    let (a, _a_events, eng, chat) = chat_with_agent(&sim).await;
+    sim.agent_says(&chat, "Hi Tess").await.unwrap();
+    eng.leave().await.unwrap();
+    a.shutdown().await.unwrap();
+
+    let b = connect(sim.client_config().unwrap()).await;
+    let mut events = b.events();
+    sim.hold_history(true);
+    sim.hold_events(true);
+    let resumed = b
+        .engagements()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.id() == eng.id())
+        .expect("the ongoing engagement");
+    sim.agent_says(&chat, "welcome back").await.unwrap();
+    // The history read answers first, with the new message in it ...
+    sim.hold_history(false);
+    let has = |text: &str| {
+        resumed
+            .transcript()
+            .iter()
+            .any(|m| m.content == Content::text(text))
+    };
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !has("welcome back") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the history was not read within {STEP:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(has("Hi Tess"), "the earlier exchange is in the history");
+    // ... then the stream delivers its event.
+    sim.hold_events(false);
+    wait_for(&mut events, "the agent's message", |e| {
+        is_text(e, "welcome back")
+    })
+    .await;
+    sim.agent_says(&chat, "anything else?").await.unwrap();
+    let mut seen = Vec::new();
+    wait_for(&mut events, "the next message", |e| {
+        if let Event::MessageReceived(m) = e {
+            seen.push(m.content.clone());
+        }
+        is_text(e, "anything else?")
+    })
+    .await;
+    assert_eq!(
+        seen,
+        [Content::text("anything else?")],
+        "each message is announced once"
+    );
+    let texts: Vec<Content> = resumed
+        .transcript()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|c| **c == Content::text("welcome back"))
+            .count(),
+        1
+    );
+}

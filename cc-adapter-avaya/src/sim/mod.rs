@@ -41,7 +41,7 @@ use cc_core::{Error, Feature, Result, Secret, Vendor};
 use cc_testkit::{Frame, Proxy, Received, SimChat, SimControl};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::client::Clock;
 use crate::wire::{
@@ -191,6 +191,17 @@ pub(crate) struct Inner {
     pub(crate) chat_started: Notify,
     pub(crate) secret: Vec<u8>,
     pub(crate) clients: Mutex<Vec<(Clock, Duration, Duration)>>,
+    /// While `true`, history reads wait ([`Simulator::hold_history`]).
+    pub(crate) history_held: watch::Sender<bool>,
+    /// While `true`, polls wait before sending anything ([`Simulator::hold_events`]).
+    pub(crate) events_held: watch::Sender<bool>,
+}
+
+/// Waits until `gate` is open (`false`).
+pub(crate) async fn pass(gate: &watch::Sender<bool>) {
+    let mut rx = gate.subscribe();
+    // The sender lives as long as the simulator: an error means it is going away.
+    let _ = rx.wait_for(|held| !held).await;
 }
 
 impl Inner {
@@ -287,6 +298,8 @@ impl Simulator {
             chat_started: Notify::new(),
             secret: uuid::Uuid::new_v4().as_bytes().to_vec(),
             clients: Mutex::new(Vec::new()),
+            history_held: watch::channel(false).0,
+            events_held: watch::channel(false).0,
         });
         let app = server::router(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -403,6 +416,18 @@ impl Simulator {
         st.fail_probes = if probes_too { 3 * n } else { 0 };
         drop(st);
         self.inner.events.notify_waiters();
+    }
+
+    /// While `held`, history reads (`GET …/engagements/{id}/messages`) wait; released, they
+    /// answer with the history as it is then, as a slow server would.
+    pub fn hold_history(&self, held: bool) {
+        self.inner.history_held.send_replace(held);
+    }
+
+    /// While `held`, long polls send nothing (events queue up); released, they answer with
+    /// everything queued then, as a slow server or network would. Probes still answer.
+    pub fn hold_events(&self, held: bool) {
+        self.inner.events_held.send_replace(held);
     }
 
     /// How many disconnection probes (`x-route-request`) the simulator got.

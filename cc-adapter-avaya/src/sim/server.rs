@@ -221,6 +221,7 @@ async fn handle(
         }
         (Method::POST, ["engagements", id, "messages"]) => send(&inner, &claims, id, &body),
         (Method::GET, ["engagements", id, "messages"]) => {
+            super::pass(&inner.history_held).await;
             list(&inner, &claims, id, &q, &headers, &path)
         }
         _ => problem(StatusCode::NOT_FOUND, "Not Found", "No such path"),
@@ -653,6 +654,9 @@ async fn poll(
         }
     }
     loop {
+        if !probe {
+            super::pass(&inner.events_held).await;
+        }
         let notified = inner.events.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
