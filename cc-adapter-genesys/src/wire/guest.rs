@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::common::{EntityPage, decode_body, decode_json, to_value};
 use super::{DecodeError, WireToken};
 
 /// The path prefix of every guest chat REST call.
@@ -260,53 +261,10 @@ pub struct MessageEntityList {
 }
 
 /// `WebChatMemberInfoEntityList`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MemberEntityList {
-    /// Members.
-    #[serde(default)]
-    pub entities: Vec<MemberInfo>,
-    /// Page size.
-    #[serde(default)]
-    pub page_size: u32,
-    /// Page number.
-    #[serde(default)]
-    pub page_number: u32,
-    /// Total.
-    #[serde(default)]
-    pub total: u64,
-    /// Page count.
-    #[serde(default)]
-    pub page_count: u32,
-}
+pub type MemberEntityList = EntityPage<MemberInfo>;
 
 /// The platform `ErrorBody`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorBody {
-    /// HTTP status.
-    #[serde(default)]
-    pub status: u16,
-    /// Error code (`chat.error.member.state`).
-    #[serde(default)]
-    pub code: String,
-    /// Text.
-    #[serde(default)]
-    pub message: String,
-    /// Correlation id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_id: Option<String>,
-    /// Field details.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<Value>,
-}
-
-impl ErrorBody {
-    /// Decodes an error body; never panics.
-    pub fn decode(text: &str) -> Result<ErrorBody, DecodeError> {
-        serde_json::from_str(text).map_err(|e| DecodeError::new("error body", e))
-    }
-}
+pub use super::common::ErrorBody;
 
 /// One event-stream text frame, before its body is decoded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -383,16 +341,10 @@ pub const HEARTBEAT: &str = "WebSocket Heartbeat";
 
 const STREAM: &str = "guest chat event";
 
-fn decode_body<T: serde::de::DeserializeOwned>(kind: &str, v: Value) -> Result<T, DecodeError> {
-    serde_json::from_value(v).map_err(|e| DecodeError::new(STREAM, format!("{kind} body: {e}")))
-}
-
 impl StreamEvent {
     /// Decodes one event-stream frame; never panics.
     pub fn decode(text: &str) -> Result<StreamEvent, DecodeError> {
-        let n: Notification =
-            serde_json::from_str(text).map_err(|e| DecodeError::new(STREAM, e))?;
-        Self::from_notification(n)
+        Self::from_notification(decode_json(STREAM, text)?)
     }
 
     /// Decodes the body of a notification.
@@ -412,15 +364,16 @@ impl StreamEvent {
         let kind = n.metadata.as_ref().map(|m| m.kind.clone());
         let chats = n.topic_name.starts_with("v2.conversations.chats.");
         match (chats, kind.as_deref()) {
-            (true, Some("message")) if n.topic_name.ends_with(".messages") => {
-                Ok(StreamEvent::Message(decode_body("message", n.event_body)?))
-            }
+            (true, Some("message")) if n.topic_name.ends_with(".messages") => Ok(
+                StreamEvent::Message(decode_body(STREAM, "message", n.event_body)?),
+            ),
             (true, Some("typing-indicator")) => Ok(StreamEvent::Typing(decode_body(
+                STREAM,
                 "typing-indicator",
                 n.event_body,
             )?)),
             (true, Some("member-change")) if n.topic_name.ends_with(".members") => Ok(
-                StreamEvent::MemberChange(decode_body("member-change", n.event_body)?),
+                StreamEvent::MemberChange(decode_body(STREAM, "member-change", n.event_body)?),
             ),
             _ => Ok(StreamEvent::Unknown {
                 topic: n.topic_name,
@@ -438,24 +391,23 @@ impl StreamEvent {
                 kind: kind.to_owned(),
             })
         };
-        let v = |x: &dyn erased::Ser| x.value();
         match self {
             StreamEvent::Message(m) => Notification {
                 topic_name: format!("v2.conversations.chats.{conversation}.messages"),
                 version: Some("2".into()),
-                event_body: v(m),
+                event_body: to_value(m),
                 metadata: meta("message"),
             },
             StreamEvent::Typing(t) => Notification {
                 topic_name: format!("v2.conversations.chats.{conversation}.messages"),
                 version: Some("2".into()),
-                event_body: v(t),
+                event_body: to_value(t),
                 metadata: meta("typing-indicator"),
             },
             StreamEvent::MemberChange(c) => Notification {
                 topic_name: format!("v2.conversations.chats.{conversation}.members"),
                 version: Some("2".into()),
-                event_body: v(c),
+                event_body: to_value(c),
                 metadata: meta("member-change"),
             },
             StreamEvent::Heartbeat => Notification {
@@ -479,20 +431,6 @@ impl StreamEvent {
                     kind: k.clone(),
                 }),
             },
-        }
-    }
-}
-
-mod erased {
-    use serde_json::Value;
-
-    pub(super) trait Ser {
-        fn value(&self) -> Value;
-    }
-
-    impl<T: serde::Serialize> Ser for T {
-        fn value(&self) -> Value {
-            serde_json::to_value(self).expect("wire bodies always serialize")
         }
     }
 }

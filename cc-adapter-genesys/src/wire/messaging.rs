@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::common::{EntityPage, decode_body, decode_json, to_value};
 use super::{DecodeError, WireToken};
 
 const FRAME: &str = "web messaging frame";
@@ -168,7 +169,7 @@ impl Request {
 
     /// Decodes a request (the simulator's side); never panics.
     pub fn decode(text: &str) -> Result<Request, DecodeError> {
-        serde_json::from_str(text).map_err(|e| DecodeError::new("web messaging request", e))
+        decode_json("web messaging request", text)
     }
 }
 
@@ -845,14 +846,13 @@ pub struct ServerFrame {
 }
 
 fn body<T: serde::de::DeserializeOwned>(class: &str, v: Value) -> Result<T, DecodeError> {
-    serde_json::from_value(v).map_err(|e| DecodeError::new(FRAME, format!("{class} body: {e}")))
+    decode_body(FRAME, class, v)
 }
 
 impl ServerFrame {
     /// Decodes one text frame; never panics.
     pub fn decode(text: &str) -> Result<ServerFrame, DecodeError> {
-        let env: Envelope = serde_json::from_str(text).map_err(|e| DecodeError::new(FRAME, e))?;
-        Self::from_envelope(env)
+        Self::from_envelope(decode_json(FRAME, text)?)
     }
 
     /// Decodes the body of an envelope.
@@ -935,37 +935,15 @@ impl ServerFrame {
     }
 }
 
-fn to_value<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).expect("wire bodies always serialize")
-}
+/// A history page from `GET /api/v2/webmessaging/messages` (messages newest first).
+pub type HistoryPage = EntityPage<StructuredMessage>;
 
-/// A history page from `GET /api/v2/webmessaging/messages`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryPage {
-    /// Messages, newest first.
-    #[serde(default)]
-    pub entities: Vec<StructuredMessage>,
-    /// Page size.
-    #[serde(default)]
-    pub page_size: u32,
-    /// Page number, 1-based.
-    #[serde(default)]
-    pub page_number: u32,
-    /// Total messages.
-    #[serde(default)]
-    pub total: u64,
-    /// Number of pages.
-    #[serde(default)]
-    pub page_count: u32,
-}
-
-impl HistoryPage {
+impl EntityPage<StructuredMessage> {
     /// Decodes a history body; never panics.
     pub fn decode(text: &str) -> Result<HistoryPage, DecodeError> {
-        serde_json::from_str(text).map_err(|e| DecodeError::new("web messaging history page", e))
+        decode_json("web messaging history page", text)
     }
 }
 
 /// The REST error body (platform `ErrorBody`), shared with the guest API.
-pub use super::guest::ErrorBody;
+pub use super::common::ErrorBody;

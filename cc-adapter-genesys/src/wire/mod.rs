@@ -3,10 +3,12 @@
 //! - [`messaging`]: the Web Messaging guest API (WebSocket `action` requests, the
 //!   `type`/`class`/`code`/`body` envelope, history over REST).
 //! - [`guest`]: ACD Web Chat v2 "guest chat" (REST bodies and the JWT event stream).
+//! - [`common`]: what both share (the platform error body, numbered entity pages).
 //!
 //! Decoders never panic: malformed or truncated JSON is a [`DecodeError`], and an unknown
 //! `class`, topic or enum value decodes to an `Unknown` arm that keeps the raw JSON.
 
+pub mod common;
 pub mod guest;
 pub mod messaging;
 
