@@ -60,7 +60,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cc_core::{ConnectionState, Error, Result, Vendor};
@@ -68,18 +68,22 @@ use futures_util::{SinkExt, StreamExt};
 use http::HeaderMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 use crate::backoff::BackoffPolicy;
-use crate::http::parse_retry_after;
 use crate::tls::TlsConfig;
 
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+mod upgrade;
+
+type Socket = WebSocketStream<upgrade::Stream>;
+
+/// How long closing a connection may take: writing what was queued, the close frame, and
+/// waiting for the server's close frame and the end of the stream.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// One outgoing WebSocket message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -570,8 +574,11 @@ impl WsHandle {
         let _ = self.shared.cmd.send(Command::Reconnect);
     }
 
-    /// Closes the connection (close code 1000) and stops the task. Returns the queued frames
-    /// that were never written. Safe to call more than once.
+    /// Closes the connection and stops the task. When the connection's gate is open the
+    /// frames already queued are written first; then the close frame (code 1000) is sent and
+    /// the server's close frame awaited, all within one second, before the TCP connection
+    /// is dropped. Returns the queued frames that were never written. Safe to call more
+    /// than once.
     pub async fn close(&self) -> Vec<Frame> {
         let (tx, rx) = oneshot::channel();
         if self.shared.cmd.send(Command::Close(tx)).is_err() {
@@ -764,6 +771,28 @@ impl Task {
         }
     }
 
+    /// Ends a connection for good: writes what is queued when the gate is open (a frame
+    /// whose write fails or runs out of time stays unsent and is returned by
+    /// [`WsHandle::close`]), then closes the socket with the closing handshake.
+    async fn finish(&mut self, socket: &mut Socket, gate_open: bool) {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        if gate_open {
+            while let Some(frame) = self
+                .pending
+                .take()
+                .or_else(|| self.queue.try_recv().ok().map(|f| *f))
+            {
+                let write = socket.feed(frame.clone().into_message());
+                if !matches!(tokio::time::timeout_at(deadline, write).await, Ok(Ok(()))) {
+                    self.pending = Some(frame);
+                    break;
+                }
+            }
+        }
+        // The close frame follows the queued frames and flushes them.
+        close_socket(socket, deadline, true).await;
+    }
+
     /// Runs one connection until it ends.
     async fn drive(&mut self, mut socket: Box<Socket>, connection: u64) -> End {
         let vendor = self.config.vendor;
@@ -804,11 +833,11 @@ impl Task {
                 biased;
                 cmd = self.cmd.recv() => match cmd {
                     None => {
-                        close_socket(&mut socket).await;
+                        self.finish(&mut socket, gate_open).await;
                         return End::Stop(None);
                     }
                     Some(Command::Close(reply)) => {
-                        close_socket(&mut socket).await;
+                        self.finish(&mut socket, gate_open).await;
                         return End::Stop(Some(reply));
                     }
                     Some(Command::SendNow(send)) => {
@@ -841,7 +870,7 @@ impl Task {
                         }
                     }
                     Some(Command::Reconnect) => {
-                        close_socket(&mut socket).await;
+                        close_socket(&mut socket, Instant::now() + CLOSE_WAIT, true).await;
                         return End::Lost(Disconnect::Requested);
                     }
                 },
@@ -866,7 +895,7 @@ impl Task {
                         Some(Ok(Message::Binary(b))) => WsEvent::Binary(b),
                         Some(Ok(Message::Close(frame))) => {
                             // Let tungstenite answer the close handshake.
-                            close_socket(&mut socket).await;
+                            close_socket(&mut socket, Instant::now() + CLOSE_WAIT, true).await;
                             let (code, reason) = match frame {
                                 Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
                                 None => (1005, String::new()),
@@ -877,14 +906,14 @@ impl Task {
                         Some(Ok(_)) => continue,
                     };
                     if !self.emit(event).await {
-                        close_socket(&mut socket).await;
+                        close_socket(&mut socket, Instant::now() + CLOSE_WAIT, true).await;
                         return End::Stop(None);
                     }
                 }
                 frame = self.queue.recv(), if gate_open => {
                     let Some(frame) = frame else {
                         // Unreachable while a handle exists: `Shared` owns the sender.
-                        close_socket(&mut socket).await;
+                        close_socket(&mut socket, Instant::now() + CLOSE_WAIT, true).await;
                         return End::Stop(None);
                     };
                     let frame = *frame;
@@ -907,7 +936,8 @@ impl Task {
                 }
                 () = dead => {
                     let silent_for = Instant::now().saturating_duration_since(last_rx);
-                    close_socket(&mut socket).await;
+                    // The peer looks dead: no waiting for its close frame.
+                    close_socket(&mut socket, Instant::now() + CLOSE_WAIT, false).await;
                     return End::Lost(Disconnect::Dead { silent_for });
                 }
             }
@@ -915,13 +945,26 @@ impl Task {
     }
 }
 
-async fn close_socket(socket: &mut Socket) {
+/// Sends a close frame (code 1000) and, with `await_reply`, waits for the server's close
+/// frame and the end of the stream, all until `deadline` (a dead peer must not hold the
+/// task). Only then is the TCP stream dropped: dropping it while input is unread makes the
+/// kernel reset the connection, and a reset makes the server discard what it has not read
+/// yet, such as the last frames written before the close.
+async fn close_socket(socket: &mut Socket, deadline: Instant, await_reply: bool) {
     let frame = CloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),
     };
-    // Bounded: a dead peer must not hold the task.
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
+    let sent = tokio::time::timeout_at(deadline, socket.close(Some(frame))).await;
+    if !matches!(sent, Ok(Ok(()))) || !await_reply {
+        return;
+    }
+    // The stream ends after the server's close frame (tungstenite answers or completes the
+    // handshake); frames still arriving until then are no longer wanted.
+    let _ = tokio::time::timeout_at(deadline, async {
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
 }
 
 fn write_error(vendor: Vendor, e: tungstenite::Error) -> Disconnect {
@@ -939,91 +982,16 @@ fn is_fatal(e: &Error) -> bool {
 }
 
 async fn connect(config: Arc<WsConfig>, attempt: u32) -> Result<(Box<Socket>, Option<String>)> {
-    let vendor = config.vendor;
     let url = config.url.url(attempt).await?;
-    let secure = match url.scheme() {
-        "wss" => true,
-        "ws" => false,
-        other => {
-            return Err(Error::invalid(
-                vendor,
-                "url",
-                format!("unsupported WebSocket scheme `{other}` (want ws or wss)"),
-            ));
-        }
-    };
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| Error::invalid(vendor, "url", e.to_string()))?;
-    for (name, value) in &config.headers {
-        request.headers_mut().append(name, value.clone());
-    }
-    if !config.subprotocols.is_empty() {
-        let value = config.subprotocols.join(", ");
-        let value = http::HeaderValue::from_str(&value)
-            .map_err(|e| Error::invalid(vendor, "subprotocols", e.to_string()))?;
-        request
-            .headers_mut()
-            .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
-    }
-    let connector = if secure {
-        Connector::Rustls(config.tls.ws_client_config())
-    } else {
-        Connector::Plain
-    };
-    let fut = tokio_tungstenite::connect_async_tls_with_config(
-        request,
+    let upgraded = upgrade::upgrade(&config, &url).await?;
+    // The bytes read past the response head start the read buffer, whose capacity is
+    // `read_buffer_size`: nothing of the handshake's buffers stays with the connection.
+    let socket = WebSocketStream::from_partially_read(
+        upgraded.stream,
+        upgraded.tail,
+        Role::Client,
         Some(config.tungstenite_config()),
-        true,
-        Some(connector),
-    );
-    let (socket, response) = tokio::time::timeout(config.connect_timeout, fut)
-        .await
-        .map_err(|_| Error::Timeout {
-            vendor,
-            operation: "websocket connect",
-            after: config.connect_timeout,
-        })?
-        .map_err(|e| handshake_error(vendor, e))?;
-    let protocol = response
-        .headers()
-        .get(http::header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Ok((Box::new(socket), protocol))
-}
-
-fn handshake_error(vendor: Vendor, e: tungstenite::Error) -> Error {
-    let tungstenite::Error::Http(response) = e else {
-        return Error::transport(vendor, "websocket connect", e);
-    };
-    let status = response.status();
-    let body = response
-        .body()
-        .as_deref()
-        .map(|b| String::from_utf8_lossy(&b[..b.len().min(512)]).into_owned())
-        .unwrap_or_default();
-    let retry_after = response
-        .headers()
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    let message = format!("WebSocket upgrade refused with HTTP {status}: {body}");
-    match status.as_u16() {
-        401 | 403 => Error::Auth {
-            vendor,
-            code: Some(status.as_u16().to_string()),
-            message,
-        },
-        408 | 429 | 500..=599 if retry_after.is_none() => {
-            Error::transport(vendor, "websocket connect", message)
-        }
-        _ => Error::Rejected {
-            vendor,
-            code: status.as_u16().to_string(),
-            message,
-            retry_after,
-        },
-    }
+    )
+    .await;
+    Ok((Box::new(socket), upgraded.protocol))
 }

@@ -4,4 +4,5 @@ mod http;
 mod longpoll;
 mod server;
 mod tls;
+mod upgrade;
 mod ws;

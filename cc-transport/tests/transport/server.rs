@@ -20,6 +20,10 @@ pub(crate) struct WsState {
     pub(crate) connections: AtomicUsize,
     pub(crate) received: Mutex<Vec<String>>,
     pub(crate) headers: Mutex<Vec<HeaderMap>>,
+    /// Each close frame received: how many frames had been received before it, and its code.
+    pub(crate) closes: Mutex<Vec<(usize, u16)>>,
+    /// How many connections the server has finished with.
+    pub(crate) ended: AtomicUsize,
 }
 
 impl WsState {
@@ -30,7 +34,8 @@ impl WsState {
 
 /// `/ws?mode=echo|silent&token=..`: echo server. Text commands: `drop` drops the TCP
 /// connection without a close frame, `close:<code>` sends a close frame with that code.
-/// `mode=silent` never reads nor writes (no pongs). `token=bad` is refused with 401.
+/// `mode=silent` never reads nor writes (no pongs); `mode=slow` waits 20 ms before each
+/// read, so frames pile up unread in its socket. `token=bad` is refused with 401.
 pub(crate) fn ws_router(state: Arc<WsState>) -> Router {
     Router::new()
         .route("/ws", get(ws_handler))
@@ -48,17 +53,25 @@ async fn ws_handler(
     }
     state.connections.fetch_add(1, Ordering::SeqCst);
     state.headers.lock().unwrap().push(headers);
-    let silent = q.get("mode").map(String::as_str) == Some("silent");
-    ws.protocols(["sip"])
-        .on_upgrade(move |socket| serve_socket(socket, state, silent))
+    let mode = q.get("mode").cloned().unwrap_or_default();
+    ws.protocols(["sip"]).on_upgrade(move |socket| async move {
+        serve_socket(socket, state.clone(), mode).await;
+        state.ended.fetch_add(1, Ordering::SeqCst);
+    })
 }
 
-async fn serve_socket(mut socket: WebSocket, state: Arc<WsState>, silent: bool) {
-    if silent {
+async fn serve_socket(mut socket: WebSocket, state: Arc<WsState>, mode: String) {
+    if mode == "silent" {
         tokio::time::sleep(Duration::from_secs(30)).await;
         return;
     }
-    while let Some(Ok(msg)) = socket.recv().await {
+    loop {
+        if mode == "slow" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let Some(Ok(msg)) = socket.recv().await else {
+            return;
+        };
         match msg {
             Message::Text(t) => {
                 let text = t.as_str().to_owned();
@@ -89,6 +102,11 @@ async fn serve_socket(mut socket: WebSocket, state: Arc<WsState>, silent: bool) 
                 if socket.send(Message::Binary(b)).await.is_err() {
                     return;
                 }
+            }
+            Message::Close(frame) => {
+                let code = frame.map_or(1005, |f| f.code);
+                let before = state.received.lock().unwrap().len();
+                state.closes.lock().unwrap().push((before, code));
             }
             _ => {}
         }

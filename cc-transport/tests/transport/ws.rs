@@ -424,3 +424,76 @@ async fn gated_text_heartbeat_starts_after_ready() {
     assert_eq!(text(&mut events).await, "beat-1");
     handle.close().await;
 }
+
+/// Waits until the server is done with the connection; returns the frames it received and
+/// the close frames it saw.
+async fn server_saw_close(state: &WsState) -> (Vec<String>, Vec<(usize, u16)>) {
+    let start = tokio::time::Instant::now();
+    while state.ended.load(Ordering::SeqCst) == 0 {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the server did not end the connection"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (state.received(), state.closes.lock().unwrap().clone())
+}
+
+#[tokio::test]
+async fn close_writes_the_queued_frames_then_the_close_frame() {
+    const N: usize = 100;
+    let (state, url) = echo_server().await;
+    let (handle, mut events) = WsClient::connect(config(url));
+    let connection = connected(&mut events).await;
+    handle.ready(connection);
+    for i in 0..N {
+        handle.send(format!("frame-{i}")).unwrap();
+    }
+    // Closing at once: every frame queued before the close is written, none is returned.
+    let unsent = handle.close().await;
+    assert!(unsent.is_empty(), "{} frames unsent", unsent.len());
+    let (received, closes) = server_saw_close(&state).await;
+    let expected: Vec<String> = (0..N).map(|i| format!("frame-{i}")).collect();
+    assert_eq!(received, expected);
+    assert_eq!(closes, vec![(N, 1000)]);
+    assert!(matches!(
+        until(&mut events, |e| matches!(e, WsEvent::Closed)).await,
+        WsEvent::Closed
+    ));
+}
+
+/// The server reads slowly and echoes every frame, so echoes still arrive after the client
+/// has sent its close frame. Dropping the TCP stream then makes the client's kernel answer
+/// them with a reset, and the reset makes the server's kernel discard what the server has
+/// not read yet: the last frames ("bye") and the close frame. The client must wait for the
+/// server's close frame before it drops the stream.
+#[tokio::test]
+async fn close_right_after_sending_loses_no_frame() {
+    const N: usize = 5;
+    let (state, mut url) = echo_server().await;
+    url.set_query(Some("mode=slow"));
+    let (handle, mut events) = WsClient::connect(config(url));
+    connected(&mut events).await;
+    for i in 0..N {
+        handle.send_now(format!("frame-{i}")).await.unwrap();
+    }
+    handle.send_now("bye").await.unwrap();
+    assert!(handle.close().await.is_empty());
+    let (received, closes) = server_saw_close(&state).await;
+    assert_eq!(received.len(), N + 1, "{received:?}");
+    assert_eq!(received.last().map(String::as_str), Some("bye"));
+    assert_eq!(closes, vec![(N + 1, 1000)]);
+}
+
+#[tokio::test]
+async fn close_with_the_gate_closed_returns_the_queue() {
+    let (state, url) = echo_server().await;
+    let (handle, mut events) = WsClient::connect(config(url));
+    connected(&mut events).await;
+    handle.send("held").unwrap();
+    // The gate never opened: the frame is returned, not written.
+    assert_eq!(handle.close().await, vec![Frame::from("held")]);
+    let (received, closes) = server_saw_close(&state).await;
+    assert!(received.is_empty(), "{received:?}");
+    assert_eq!(closes, vec![(0, 1000)]);
+}
