@@ -137,8 +137,8 @@ async fn answering(answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static) -> Soc
     .await
 }
 
-/// The first failure of a client of `addr`, and the text of its cause.
-async fn fails_with(addr: SocketAddr, c: WsConfig) -> (std::sync::Arc<Error>, String) {
+/// The first failure of a client with `c`, and the text of its cause.
+async fn fails_with(c: WsConfig) -> (std::sync::Arc<Error>, String) {
     let (handle, mut events) = WsClient::connect(c);
     let err = failure(&mut events).await;
     handle.close().await;
@@ -163,7 +163,7 @@ async fn receives(addr: SocketAddr, texts: &[&str]) {
 async fn a_wrong_accept_key_is_refused() {
     let addr =
         answering(|_| switching(&derive_accept_key(b"not the key that was sent")).into()).await;
-    let (err, text) = fails_with(addr, config(addr)).await;
+    let (err, text) = fails_with(config(addr)).await;
     assert!(err.is_retryable(), "{err:?}");
     assert!(text.contains("Sec-WebSocket-Accept"), "{text}");
     assert!(text.contains("does not match"), "{text}");
@@ -177,7 +177,7 @@ async fn a_101_without_upgrade_is_refused() {
             .into()
     })
     .await;
-    let (_, text) = fails_with(addr, config(addr)).await;
+    let (_, text) = fails_with(config(addr)).await;
     assert!(text.contains("no `Upgrade: websocket`"), "{text}");
 }
 
@@ -220,7 +220,7 @@ async fn an_oversized_head_is_refused() {
         head.into()
     })
     .await;
-    let (_, text) = fails_with(addr, config(addr)).await;
+    let (_, text) = fails_with(config(addr)).await;
     assert!(text.contains("larger than 16 KiB"), "{text}");
 }
 
@@ -271,7 +271,7 @@ async fn a_503_without_retry_after_is_a_transport_error() {
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy".to_vec()
     })
     .await;
-    let (err, text) = fails_with(addr, config(addr)).await;
+    let (err, text) = fails_with(config(addr)).await;
     assert!(
         matches!(
             &*err,
@@ -298,7 +298,7 @@ async fn the_message_size_limit_still_applies() {
     .await;
     let mut c = config(addr);
     c.max_message_size = 1024;
-    let (_, text) = fails_with(addr, c).await;
+    let (_, text) = fails_with(c).await;
     assert!(text.contains("too long"), "{text}");
 }
 
