@@ -266,6 +266,14 @@ impl GenesysSession {
             .ok_or_else(|| Error::closed(V, "session"))
     }
 
+    /// Applies `ev` to the engagement's view, then publishes it unless it changed nothing.
+    fn publish(&self, ev: &Event) {
+        let eng = lock(&self.shared.engagement).clone();
+        if apply(eng.as_ref(), ev) {
+            self.shared.bus.emit(ev.clone());
+        }
+    }
+
     fn new_engagement(&self, id: EngagementId) -> Arc<GenesysEngagement> {
         let e = Arc::new(GenesysEngagement {
             id,
@@ -319,7 +327,7 @@ impl GenesysSession {
         let driver = MessagingDriver {
             session: self.clone(),
             engine,
-            ws: handle,
+            ws: handle.clone(),
             cmd_tx: tx,
             pending: HashMap::new(),
             uploads: HashMap::new(),
@@ -327,7 +335,7 @@ impl GenesysSession {
             id,
             end_waiter: None,
         };
-        tokio::spawn(Box::new(driver).run(events, rx));
+        tokio::spawn(drive(Box::new(driver), self.clone(), handle, events, rx));
         let result = match tokio::time::timeout(CONNECT_TIMEOUT, ready_rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Error::closed(V, "session")),
@@ -512,12 +520,12 @@ impl GenesysSession {
         let driver = GuestDriver {
             session: self.clone(),
             engine,
-            ws: handle,
+            ws: handle.clone(),
             http: http_tx,
             id,
             end_waiter: None,
         };
-        tokio::spawn(Box::new(driver).run(events, rx));
+        tokio::spawn(drive(Box::new(driver), self.clone(), handle, events, rx));
         Ok(eng)
     }
 }
@@ -646,6 +654,64 @@ fn apply(eng: Option<&Arc<GenesysEngagement>>, ev: &Event) -> bool {
     true
 }
 
+/// One API's side of a session's driver task: what [`drive`] calls on each wake-up.
+trait Driver: Send {
+    /// Runs an app command; returns true to stop.
+    async fn command(&mut self, cmd: Cmd) -> bool;
+    /// Acts on everything the engine has output; returns the engine's next deadline.
+    async fn flush(&mut self) -> Option<std::time::Instant>;
+    /// A socket event (its connection state already published) for the engine.
+    fn socket(&mut self, ev: WsEvent);
+    /// The engine's deadline passed.
+    fn timer(&mut self);
+}
+
+/// The loop of a session's driver task: socket events, app commands and the engine's
+/// deadline in, the engine's outputs acted on after each (and once before the first, for
+/// what a restored chat already has). It publishes the socket's connection state and marks
+/// a new connection ready. It ends when the socket closes, the commands stop or a command
+/// says so; then the socket closes and the session takes no more commands.
+///
+/// Boxed: the driver (engine included) lives in one allocation, not copied into the task's
+/// future.
+async fn drive<D: Driver>(
+    mut d: Box<D>,
+    session: GenesysSession,
+    ws: WsHandle,
+    mut events: cc_transport::WsEvents,
+    mut rx: mpsc::UnboundedReceiver<Box<Cmd>>,
+) {
+    let mut deadline = d.flush().await;
+    loop {
+        let wake = deadline.map(Instant::from_std);
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                if let Some(state) = ev.connection_state() {
+                    session.shared.bus.emit(Event::Connection(state));
+                }
+                match ev {
+                    WsEvent::Closed => break,
+                    WsEvent::Connected { connection, .. } => ws.ready(connection),
+                    _ => {}
+                }
+                d.socket(ev);
+            }
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { break };
+                if Box::pin(d.command(*cmd)).await { break; }
+            }
+            _ = async { tokio::time::sleep_until(wake.expect("checked")).await }, if wake.is_some() => {
+                d.timer();
+            }
+        }
+        // Boxed, like the command above: the driver future stays small while idle.
+        deadline = Box::pin(d.flush()).await;
+    }
+    let _ = ws.close().await;
+    *lock(&session.shared.cmd) = None;
+}
+
 struct MessagingDriver {
     session: GenesysSession,
     engine: MessagingEngine,
@@ -662,55 +728,22 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-impl MessagingDriver {
-    /// Boxed: the driver (engine included) lives in one allocation, not copied into the
-    /// task's future.
-    async fn run(
-        mut self: Box<Self>,
-        mut events: cc_transport::WsEvents,
-        mut rx: mpsc::UnboundedReceiver<Box<Cmd>>,
-    ) {
-        loop {
-            let deadline = self.engine.poll_timeout(now()).map(Instant::from_std);
-            tokio::select! {
-                ev = events.recv() => {
-                    let Some(ev) = ev else { break };
-                    if let Some(state) = ev.connection_state() {
-                        self.session.shared.bus.emit(Event::Connection(state));
-                    }
-                    match ev {
-                        WsEvent::Connected { connection, .. } => {
-                            self.ws.ready(connection);
-                            self.engine.handle_connected(now());
-                        }
-                        WsEvent::Text(t) => self.engine.handle_text(now(), &t),
-                        WsEvent::Disconnected { .. } => self.engine.handle_disconnected(now()),
-                        WsEvent::GaveUp { reason, .. } => {
-                            self.engine.handle_disconnected(now());
-                            if let Some(r) = self.ready.take() {
-                                let _ = r.send(Err(Error::transport(V, "connect", reason.to_string())));
-                            }
-                        }
-                        WsEvent::Closed => break,
-                        _ => {}
-                    }
-                }
-                cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { break };
-                    if Box::pin(self.command(*cmd)).await { break; }
-                }
-                _ = async { tokio::time::sleep_until(deadline.expect("checked")).await }, if deadline.is_some() => {
-                    self.engine.handle_timeout(now());
+impl Driver for MessagingDriver {
+    fn socket(&mut self, ev: WsEvent) {
+        match ev {
+            WsEvent::Connected { .. } => self.engine.handle_connected(now()),
+            WsEvent::Text(t) => self.engine.handle_text(now(), &t),
+            WsEvent::Disconnected { .. } => self.engine.handle_disconnected(now()),
+            WsEvent::GaveUp { reason, .. } => {
+                self.engine.handle_disconnected(now());
+                if let Some(r) = self.ready.take() {
+                    let _ = r.send(Err(Error::transport(V, "connect", reason.to_string())));
                 }
             }
-            // Boxed, like the command above: the driver future stays small while idle.
-            Box::pin(self.flush()).await;
+            _ => {}
         }
-        let _ = self.ws.close().await;
-        *lock(&self.session.shared.cmd) = None;
     }
 
-    /// Returns true to stop.
     async fn command(&mut self, cmd: Cmd) -> bool {
         match cmd {
             Cmd::Start(attrs, reply) => {
@@ -781,7 +814,7 @@ impl MessagingDriver {
         false
     }
 
-    async fn flush(&mut self) {
+    async fn flush(&mut self) -> Option<std::time::Instant> {
         while let Some(o) = self.engine.poll_output() {
             match o {
                 Output::Send(text) => {
@@ -836,8 +869,15 @@ impl MessagingDriver {
                 _ => self.ready = Some(r),
             }
         }
+        self.engine.poll_timeout(now())
     }
 
+    fn timer(&mut self) {
+        self.engine.handle_timeout(now());
+    }
+}
+
+impl MessagingDriver {
     fn upload_event(&mut self, result: Result<ServerBody>) {
         let id = match &result {
             Ok(ServerBody::UploadSuccess(u)) => u.attachment_id.clone(),
@@ -850,7 +890,6 @@ impl MessagingDriver {
     }
 
     fn publish(&mut self, ev: Event) {
-        let eng = lock(&self.session.shared.engagement).clone();
         let is_end = matches!(
             ev,
             Event::EngagementEnded {
@@ -859,9 +898,7 @@ impl MessagingDriver {
             }
         );
         let is_err = matches!(&ev, Event::Error(e) if e.vendor_code() == Some("403"));
-        if apply(eng.as_ref(), &ev) {
-            self.session.shared.bus.emit(ev.clone());
-        }
+        self.session.publish(&ev);
         if let Some(w) = self.end_waiter.take() {
             if is_end {
                 let _ = w.send(Ok(()));
@@ -950,56 +987,23 @@ struct GuestDriver {
     end_waiter: Option<oneshot::Sender<Result<()>>>,
 }
 
-impl GuestDriver {
-    /// Boxed: the driver (engine included) lives in one allocation, not copied into the
-    /// task's future.
-    async fn run(
-        mut self: Box<Self>,
-        mut events: cc_transport::WsEvents,
-        mut rx: mpsc::UnboundedReceiver<Box<Cmd>>,
-    ) {
-        self.flush().await;
-        loop {
-            let deadline = self.engine.poll_timeout(now()).map(Instant::from_std);
-            tokio::select! {
-                ev = events.recv() => {
-                    let Some(ev) = ev else { break };
-                    if let Some(state) = ev.connection_state() {
-                        self.session.shared.bus.emit(Event::Connection(state));
-                    }
-                    match ev {
-                        WsEvent::Connected { connection, .. } => {
-                            self.ws.ready(connection);
-                            self.engine.handle_connected(now());
-                        }
-                        WsEvent::Text(t) => self.engine.handle_text(now(), &t),
-                        WsEvent::Disconnected { .. } => self.engine.handle_disconnected(),
-                        WsEvent::GaveUp { reason, .. } => {
-                            self.engine.handle_disconnected();
-                            if let cc_transport::Disconnect::Error(e) = &reason
-                                && e.kind() == cc_core::ErrorKind::Auth
-                            {
-                                // The stream is authenticated by the JWT in its URI.
-                                self.engine.handle_token_expired();
-                            }
-                        }
-                        WsEvent::Closed => break,
-                        _ => {}
-                    }
-                }
-                cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { break };
-                    if Box::pin(self.command(*cmd)).await { break; }
-                }
-                _ = async { tokio::time::sleep_until(deadline.expect("checked")).await }, if deadline.is_some() => {
-                    self.engine.handle_timeout(now());
+impl Driver for GuestDriver {
+    fn socket(&mut self, ev: WsEvent) {
+        match ev {
+            WsEvent::Connected { .. } => self.engine.handle_connected(now()),
+            WsEvent::Text(t) => self.engine.handle_text(now(), &t),
+            WsEvent::Disconnected { .. } => self.engine.handle_disconnected(),
+            WsEvent::GaveUp { reason, .. } => {
+                self.engine.handle_disconnected();
+                if let cc_transport::Disconnect::Error(e) = &reason
+                    && e.kind() == cc_core::ErrorKind::Auth
+                {
+                    // The stream is authenticated by the JWT in its URI.
+                    self.engine.handle_token_expired();
                 }
             }
-            // Boxed, like the command above: the driver future stays small while idle.
-            Box::pin(self.flush()).await;
+            _ => {}
         }
-        let _ = self.ws.close().await;
-        *lock(&self.session.shared.cmd) = None;
     }
 
     async fn command(&mut self, cmd: Cmd) -> bool {
@@ -1050,7 +1054,7 @@ impl GuestDriver {
         false
     }
 
-    async fn flush(&mut self) {
+    async fn flush(&mut self) -> Option<std::time::Instant> {
         while let Some(o) = self.engine.poll_output() {
             match o {
                 Output::Http(call) => {
@@ -1067,12 +1071,9 @@ impl GuestDriver {
                     let _ = self.http.send(HttpJob::Member(path));
                 }
                 Output::Event(ev) => {
-                    let eng = lock(&self.session.shared.engagement).clone();
                     let ended = matches!(ev, Event::EngagementEnded { .. });
                     let leave_failed = matches!(&ev, Event::Error(_)) && self.end_waiter.is_some();
-                    if apply(eng.as_ref(), &ev) {
-                        self.session.shared.bus.emit(ev.clone());
-                    }
+                    self.session.publish(&ev);
                     if ended && let Some(w) = self.end_waiter.take() {
                         let _ = w.send(Ok(()));
                     }
@@ -1095,6 +1096,11 @@ impl GuestDriver {
                 Output::Send(_) | Output::Reply { .. } | Output::Backfill | Output::Close => {}
             }
         }
+        self.engine.poll_timeout(now())
+    }
+
+    fn timer(&mut self) {
+        self.engine.handle_timeout(now());
     }
 }
 
