@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cc_chat::outbox::{
-    EchoMatch, Outbox, OutboxConfig, Poll as OutboxPoll, Rate, SendErrorOutcome,
+    EchoMatch, Outbox, OutboxConfig, Poll as OutboxPoll, Rate, ReconcileReport, SendErrorOutcome,
 };
 use cc_chat::{TypingConfig, TypingDebouncer};
 use cc_core::{
@@ -127,6 +127,29 @@ impl Prefilters {
     pub fn matches(&self, text: &str) -> bool {
         self.0.iter().any(|r| r.is_match(text))
     }
+
+    /// Whether `content` is text that matches a filter (and so is hidden).
+    pub fn hides(&self, content: &Content) -> bool {
+        content.as_text().is_some_and(|t| self.matches(t))
+    }
+}
+
+/// Why a customer's rich content is refused: a customer sends text.
+fn rich_from_customer() -> Error {
+    Error::invalid(
+        Vendor::Genesys,
+        "content",
+        "a customer sends text; answer quick replies with their payload as text",
+    )
+}
+
+/// The engagement ended.
+fn ended(engagement: &EngagementId, initiator: Initiator, reason: &str) -> Event {
+    Event::EngagementEnded {
+        engagement: engagement.clone(),
+        initiator,
+        reason: Some(Arc::from(reason)),
+    }
 }
 
 fn participant(role: Role, id: Option<&str>, name: Option<&str>) -> Participant {
@@ -171,6 +194,68 @@ pub fn outbox_config() -> OutboxConfig {
         ack_timeout: None,
         rate: Some(Rate::new(MESSAGES_PER_SECOND as u32, window).with_burst(1)),
     }
+}
+
+/// Queues the customer's message in `outbox` (hidden: kept out of the visible transcript).
+fn queue(outbox: &mut Outbox, content: Content, hidden: bool, now: Instant) -> Message {
+    let local = wall_ms();
+    if hidden {
+        outbox.push_hidden(content, local, now)
+    } else {
+        outbox.push(content, local, now)
+    }
+}
+
+/// One step of draining the outbox.
+enum Drained {
+    /// Write this message now (the outbox already counts it written).
+    Write(Box<cc_chat::outbox::Outgoing>),
+    /// Messages in flight at a drop, settled with no history to compare against.
+    Settled(ReconcileReport),
+}
+
+/// Drains what the outbox lets go now, in order; `wake` is set to when to drain again if
+/// pacing holds messages back.
+fn drain(outbox: &mut Outbox, wake: &mut Option<Instant>, now: Instant) -> Vec<Drained> {
+    let mut steps = Vec::new();
+    loop {
+        match outbox.poll(now) {
+            OutboxPoll::Send(out) => {
+                outbox.on_written(out.client_id(), now);
+                steps.push(Drained::Write(Box::new(out)));
+            }
+            OutboxPoll::WaitUntil(t) => {
+                *wake = Some(t);
+                return steps;
+            }
+            OutboxPoll::Reconcile => steps.push(Drained::Settled(outbox.reconcile(&[], now))),
+            OutboxPoll::Idle => return steps,
+        }
+    }
+}
+
+/// The events of a reconcile report: each confirmed message (its server id now `seen`), then
+/// each failure.
+fn settled(seen: &mut HashSet<String>, report: ReconcileReport) -> Vec<Event> {
+    let mut events = Vec::new();
+    for m in report.confirmed {
+        if let Some(id) = &m.id {
+            seen.insert(id.to_string());
+        }
+        events.push(Event::MessageSent(Arc::new(m)));
+    }
+    events.extend(report.failed.iter().map(|f| f.event()));
+    events
+}
+
+/// A server time (ISO-8601) as a timestamp.
+fn server_time(iso: Option<&str>) -> Option<Timestamp> {
+    iso.and_then(time::parse_ms).map(Timestamp)
+}
+
+/// When the server says a structured message was sent (`channel.time`).
+fn sent_at(m: &StructuredMessage) -> Option<Timestamp> {
+    server_time(m.channel.as_ref().and_then(|c| c.time.as_deref()))
 }
 
 /// Converts server content to the neutral model.
@@ -500,11 +585,7 @@ impl MessagingEngine {
                 ));
             }
             Content::Rich(_) => {
-                return Err(Error::invalid(
-                    Vendor::Genesys,
-                    "content",
-                    "a customer sends text; answer quick replies with their payload as text",
-                ));
+                return Err(rich_from_customer());
             }
             Content::Notice(_) => {
                 return Err(Error::unsupported(
@@ -513,12 +594,7 @@ impl MessagingEngine {
                 ));
             }
         }
-        let local = wall_ms();
-        let message = if hidden {
-            self.outbox.push_hidden(content, local, now)
-        } else {
-            self.outbox.push(content, local, now)
-        };
+        let message = queue(&mut self.outbox, content, hidden, now);
         self.typing.on_sent(now);
         self.pump(now);
         Ok(message)
@@ -571,42 +647,26 @@ impl MessagingEngine {
         if !self.can_send() {
             return;
         }
-        loop {
-            match self.outbox.poll(now) {
-                OutboxPoll::Send(out) => {
-                    let id = out.client_id();
+        // Uncertain messages are settled against history in `handle_history`; one settled
+        // here had none to look at.
+        for step in drain(&mut self.outbox, &mut self.wake, now) {
+            match step {
+                Drained::Write(out) => {
                     let message = self.wire_message(&out.message);
                     self.send(&Request::OnMessage {
                         token: self.token.clone(),
                         message,
-                        tracing_id: Some(id.to_string()),
+                        tracing_id: Some(out.client_id().to_string()),
                     });
-                    self.outbox.on_written(id, now);
                 }
-                OutboxPoll::WaitUntil(t) => {
-                    self.wake = Some(t);
-                    break;
-                }
-                OutboxPoll::Reconcile => {
-                    // Uncertain messages are settled against history in `handle_history`;
-                    // reaching here means there was none to look at.
-                    let report = self.outbox.reconcile(&[], now);
-                    self.reconciled(report);
-                }
-                OutboxPoll::Idle => break,
+                Drained::Settled(report) => self.reconciled(report),
             }
         }
     }
 
-    fn reconciled(&mut self, report: cc_chat::outbox::ReconcileReport) {
-        for m in report.confirmed {
-            if let Some(id) = &m.id {
-                self.seen.insert(id.to_string());
-            }
-            self.emit(Event::MessageSent(Arc::new(m)));
-        }
-        for f in report.failed {
-            self.emit(f.event());
+    fn reconciled(&mut self, report: ReconcileReport) {
+        for e in settled(&mut self.seen, report) {
+            self.emit(e);
         }
     }
 
@@ -807,11 +867,7 @@ impl MessagingEngine {
         self.state = MessagingState::Finished;
         if !self.ended {
             self.ended = true;
-            self.emit(Event::EngagementEnded {
-                engagement: self.engagement.clone(),
-                initiator,
-                reason: Some(Arc::from(reason)),
-            });
+            self.emit(ended(&self.engagement, initiator, reason));
         }
         self.out.push_back(Output::Close);
     }
@@ -887,22 +943,14 @@ impl MessagingEngine {
             .and_then(|t| t.parse().ok())
             .or_else(|| m.meta(CUSTOM_MESSAGE_ID).and_then(|c| c.parse().ok()));
         let content = content_of(m);
-        let hidden = m.meta(FILTERED) == Some("true")
-            || content
-                .as_text()
-                .is_some_and(|t| self.prefilters.matches(t));
+        let hidden = m.meta(FILTERED) == Some("true") || self.prefilters.hides(&content);
         Message {
             id: m.id.clone().map(MessageId::from),
             client_id,
             engagement: self.engagement.clone(),
             sender: self.customer.clone(),
             content,
-            server_time: m
-                .channel
-                .as_ref()
-                .and_then(|c| c.time.as_deref())
-                .and_then(time::parse_ms)
-                .map(Timestamp),
+            server_time: sent_at(m),
             local_time: wall_ms(),
             state: DeliveryState::Sent,
             hidden,
@@ -936,12 +984,7 @@ impl MessagingEngine {
     }
 
     fn on_message(&mut self, now: Instant, tracing: Option<String>, m: StructuredMessage) {
-        let server_time = m
-            .channel
-            .as_ref()
-            .and_then(|c| c.time.as_deref())
-            .and_then(time::parse_ms)
-            .map(Timestamp);
+        let server_time = sent_at(&m);
         if m.kind == mw::MessageType::Event || (!m.events.is_empty() && m.text.is_none()) {
             self.on_events(now, &m);
             return;
@@ -976,9 +1019,7 @@ impl MessagingEngine {
                     });
                 }
                 let content = content_of(&m);
-                let hidden = content
-                    .as_text()
-                    .is_some_and(|t| self.prefilters.matches(t));
+                let hidden = self.prefilters.hides(&content);
                 let msg = Message {
                     id: m.id.clone().map(MessageId::from),
                     client_id: None,
@@ -1064,15 +1105,12 @@ impl MessagingEngine {
                         }
                         if !self.ended {
                             self.ended = true;
-                            self.emit(Event::EngagementEnded {
-                                engagement: self.engagement.clone(),
-                                initiator: Initiator::Agent,
-                                reason: Some(Arc::from(if self.read_only {
-                                    "disconnected (read-only)"
-                                } else {
-                                    "disconnected"
-                                })),
-                            });
+                            let reason = if self.read_only {
+                                "disconnected (read-only)"
+                            } else {
+                                "disconnected"
+                            };
+                            self.emit(ended(&self.engagement, Initiator::Agent, reason));
                         }
                     } else if kind == Some(PresenceType::Join) {
                         // An agent (or bot) announced on the channel.
@@ -1310,12 +1348,7 @@ impl GuestEngine {
                 format!("{n} characters, more than {GUEST_MAX_CHARS}"),
             ));
         }
-        let local = wall_ms();
-        let message = if hidden {
-            self.outbox.push_hidden(content, local, now)
-        } else {
-            self.outbox.push(content, local, now)
-        };
+        let message = queue(&mut self.outbox, content, hidden, now);
         self.typing.on_sent(now);
         self.pump(now);
         Ok(message)
@@ -1338,11 +1371,7 @@ impl GuestEngine {
                 ));
             }
             Content::Rich(_) => {
-                return Err(Error::invalid(
-                    Vendor::Genesys,
-                    "content",
-                    "a customer sends text; answer quick replies with their payload as text",
-                ));
+                return Err(rich_from_customer());
             }
         })
     }
@@ -1352,39 +1381,23 @@ impl GuestEngine {
         if !self.connected || self.backfilling || self.ended {
             return;
         }
-        loop {
-            match self.outbox.poll(now) {
-                OutboxPoll::Send(out) => {
-                    let id = out.client_id();
+        for step in drain(&mut self.outbox, &mut self.wake, now) {
+            match step {
+                Drained::Write(out) => {
                     let path = format!("{}/members/{}/messages", self.base(), self.member);
                     let body = Self::body_of(&out.message.content)
                         .ok()
                         .and_then(|b| serde_json::to_value(&b).ok());
-                    self.call("POST", path, body, Purpose::Message(id));
-                    self.outbox.on_written(id, now);
+                    self.call("POST", path, body, Purpose::Message(out.client_id()));
                 }
-                OutboxPoll::WaitUntil(t) => {
-                    self.wake = Some(t);
-                    break;
-                }
-                OutboxPoll::Reconcile => {
-                    let report = self.outbox.reconcile(&[], now);
-                    self.reconciled(report);
-                }
-                OutboxPoll::Idle => break,
+                Drained::Settled(report) => self.reconciled(report),
             }
         }
     }
 
-    fn reconciled(&mut self, report: cc_chat::outbox::ReconcileReport) {
-        for m in report.confirmed {
-            if let Some(id) = &m.id {
-                self.seen.insert(id.to_string());
-            }
-            self.emit(Event::MessageSent(Arc::new(m)));
-        }
-        for f in report.failed {
-            self.emit(f.event());
+    fn reconciled(&mut self, report: ReconcileReport) {
+        for e in settled(&mut self.seen, report) {
+            self.emit(e);
         }
     }
 
@@ -1449,11 +1462,7 @@ impl GuestEngine {
             (Purpose::Message(client_id), Ok(v)) => {
                 match serde_json::from_value::<gw::WebChatMessage>(v) {
                     Ok(m) => {
-                        let time = m
-                            .timestamp
-                            .as_deref()
-                            .and_then(time::parse_ms)
-                            .map(Timestamp);
+                        let time = server_time(m.timestamp.as_deref());
                         self.seen.insert(m.id.clone());
                         self.last_seen = Some(m.id.clone());
                         let id = Some(MessageId::from(m.id));
@@ -1546,20 +1555,14 @@ impl GuestEngine {
             BodyType::Notice => notice_of(&m.body),
             _ => Content::Text(m.body.clone()),
         };
-        let hidden = content
-            .as_text()
-            .is_some_and(|t| self.prefilters.matches(t));
+        let hidden = self.prefilters.hides(&content);
         Message {
             id: Some(MessageId::from(m.id.clone())),
             client_id: None,
             engagement: self.engagement.clone(),
             sender: self.customer.clone(),
             content,
-            server_time: m
-                .timestamp
-                .as_deref()
-                .and_then(time::parse_ms)
-                .map(Timestamp),
+            server_time: server_time(m.timestamp.as_deref()),
             local_time: wall_ms(),
             state: DeliveryState::Sent,
             hidden,
@@ -1575,11 +1578,7 @@ impl GuestEngine {
             {
                 self.emit(f.event());
             }
-            self.emit(Event::EngagementEnded {
-                engagement: self.engagement.clone(),
-                initiator,
-                reason: Some(Arc::from(reason)),
-            });
+            self.emit(ended(&self.engagement, initiator, reason));
         }
     }
 
@@ -1746,11 +1745,7 @@ impl GuestEngine {
             });
         }
         let _ = now;
-        let server_time = m
-            .timestamp
-            .as_deref()
-            .and_then(time::parse_ms)
-            .map(Timestamp);
+        let server_time = server_time(m.timestamp.as_deref());
         let content = match m.body_type {
             BodyType::Standard => Content::Text(m.body.clone()),
             BodyType::Notice => notice_of(&m.body),
@@ -1771,9 +1766,7 @@ impl GuestEngine {
                 return;
             }
         };
-        let hidden = content
-            .as_text()
-            .is_some_and(|t| self.prefilters.matches(t));
+        let hidden = self.prefilters.hides(&content);
         let msg = Message {
             id: Some(MessageId::from(m.id)),
             client_id: None,
