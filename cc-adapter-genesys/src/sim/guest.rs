@@ -45,7 +45,76 @@ fn error(st: &mut State, endpoint: &str, status: u16, code: &str, message: &str)
     resp
 }
 
-fn ok(st: &mut State, endpoint: &str, v: Value) -> Response {
+/// `401 bad.credentials`: a bearer that is not a guest chat JWT.
+fn bad_credentials(st: &mut State, endpoint: &str) -> Response {
+    error(
+        st,
+        endpoint,
+        401,
+        "bad.credentials",
+        "Invalid login credentials.",
+    )
+}
+
+/// `403 not.authorized` for this `what` (conversation, member).
+fn not_authorized(st: &mut State, endpoint: &str, what: &str) -> Response {
+    error(
+        st,
+        endpoint,
+        403,
+        "not.authorized",
+        &format!("Not authorized for this {what}."),
+    )
+}
+
+/// `400 chat.error.notnull.<request>.<field>`: a required `field` of `request` is missing.
+fn not_null(st: &mut State, endpoint: &str, request: &str, field: &str) -> Response {
+    error(
+        st,
+        endpoint,
+        400,
+        &format!("chat.error.notnull.{request}.{}", field.to_lowercase()),
+        &format!("{field} may not be null"),
+    )
+}
+
+/// `404 chat.error.not.found`: no such `what` (member, message).
+fn not_found(st: &mut State, endpoint: &str, what: &str) -> Response {
+    error(
+        st,
+        endpoint,
+        404,
+        "chat.error.not.found",
+        &format!("The {what} was not found."),
+    )
+}
+
+/// `400 invalid.query.param.value`, saying what the parameter may be.
+fn invalid_query(st: &mut State, endpoint: &str, message: &str) -> Response {
+    error(st, endpoint, 400, "invalid.query.param.value", message)
+}
+
+/// The JSON request body, or `400 bad.request` naming what is wrong with it.
+#[allow(clippy::result_large_err)] // the error is the HTTP response itself
+fn parse_body<T: serde::de::DeserializeOwned>(
+    st: &mut State,
+    endpoint: &str,
+    body: &[u8],
+) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            st,
+            endpoint,
+            400,
+            "bad.request",
+            &format!("Invalid body: {e}"),
+        )
+    })
+}
+
+/// `200` with `body` as JSON.
+fn ok(st: &mut State, endpoint: &str, body: &impl serde::Serialize) -> Response {
+    let v = serde_json::to_value(body).unwrap_or(Value::Null);
     st.record_json(Direction::ServerToClient, endpoint, v.clone());
     axum::Json(v).into_response()
 }
@@ -84,13 +153,7 @@ fn auth(st: &mut State, endpoint: &str, headers: &HeaderMap, cid: &str) -> Resul
         ));
     };
     let Some(jwt) = value.strip_prefix("Bearer ") else {
-        return Err(error(
-            st,
-            endpoint,
-            401,
-            "bad.credentials",
-            "Invalid login credentials.",
-        ));
+        return Err(bad_credentials(st, endpoint));
     };
     if st.expired_jwts.contains(jwt) {
         return Err(error(
@@ -103,20 +166,8 @@ fn auth(st: &mut State, endpoint: &str, headers: &HeaderMap, cid: &str) -> Resul
     }
     match st.jwts.get(jwt) {
         Some(JwtOwner::Guest(i)) if st.chats[*i].id == cid => Ok(*i),
-        Some(JwtOwner::Guest(_)) => Err(error(
-            st,
-            endpoint,
-            403,
-            "not.authorized",
-            "Not authorized for this conversation.",
-        )),
-        _ => Err(error(
-            st,
-            endpoint,
-            401,
-            "bad.credentials",
-            "Invalid login credentials.",
-        )),
+        Some(JwtOwner::Guest(_)) => Err(not_authorized(st, endpoint, "conversation")),
+        _ => Err(bad_credentials(st, endpoint)),
     }
 }
 
@@ -145,13 +196,7 @@ fn authorized_member(
 ) -> Result<usize, Response> {
     let i = authorized(st, endpoint, headers, cid)?;
     if gchat(st, i).member != mid {
-        return Err(error(
-            st,
-            endpoint,
-            403,
-            "not.authorized",
-            "Not authorized for this member.",
-        ));
+        return Err(not_authorized(st, endpoint, "member"));
     }
     Ok(i)
 }
@@ -258,63 +303,25 @@ pub(super) async fn create(
     if let Some(r) = injected(&mut st, endpoint) {
         return r;
     }
-    let req: CreateConversationRequest = match serde_json::from_slice(&body) {
+    let req: CreateConversationRequest = match parse_body(&mut st, endpoint, &body) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                &mut st,
-                endpoint,
-                400,
-                "bad.request",
-                &format!("Invalid body: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
-    let n = "chat.error.notnull.createconversationrequest";
+    const REQUEST: &str = "createconversationrequest";
     let Some(org) = req.organization_id.as_deref() else {
-        return error(
-            &mut st,
-            endpoint,
-            400,
-            &format!("{n}.organizationid"),
-            "organizationId may not be null",
-        );
+        return not_null(&mut st, endpoint, REQUEST, "organizationId");
     };
     let Some(dep) = req.deployment_id.as_deref() else {
-        return error(
-            &mut st,
-            endpoint,
-            400,
-            &format!("{n}.deploymentid"),
-            "deploymentId may not be null",
-        );
+        return not_null(&mut st, endpoint, REQUEST, "deploymentId");
     };
     let Some(routing) = req.routing_target.as_ref() else {
-        return error(
-            &mut st,
-            endpoint,
-            400,
-            &format!("{n}.routingtarget"),
-            "routingTarget may not be null",
-        );
+        return not_null(&mut st, endpoint, REQUEST, "routingTarget");
     };
     let Some(member) = req.member_info.as_ref() else {
-        return error(
-            &mut st,
-            endpoint,
-            400,
-            &format!("{n}.memberinfo"),
-            "memberInfo may not be null",
-        );
+        return not_null(&mut st, endpoint, REQUEST, "memberInfo");
     };
     if member.display_name.as_deref().is_none_or(str::is_empty) {
-        return error(
-            &mut st,
-            endpoint,
-            400,
-            &format!("{n}.memberinfo.displayname"),
-            "memberInfo.displayName may not be null",
-        );
+        return not_null(&mut st, endpoint, REQUEST, "memberInfo.displayName");
     }
     if routing.target_type != "QUEUE" || routing.target_address.is_empty() {
         return error(
@@ -373,11 +380,7 @@ pub(super) async fn create(
             ..MemberInfo::default()
         },
     };
-    ok(
-        &mut st,
-        endpoint,
-        serde_json::to_value(&resp).unwrap_or(Value::Null),
-    )
+    ok(&mut st, endpoint, &resp)
 }
 
 pub(super) async fn upgrade(
@@ -447,21 +450,11 @@ pub(super) async fn send_message(
         endpoint,
         &String::from_utf8_lossy(&body),
     );
-    let i = match authorized(&mut st, endpoint, &headers, &cid) {
+    let i = match authorized_member(&mut st, endpoint, &headers, &cid, &mid) {
         Ok(i) => i,
         Err(r) => return r,
     };
-    let g = gchat(&mut st, i);
-    if g.member != mid {
-        return error(
-            &mut st,
-            endpoint,
-            403,
-            "not.authorized",
-            "Not authorized for this member.",
-        );
-    }
-    let state = g
+    let state = gchat(&mut st, i)
         .members
         .iter()
         .find(|m| m.id.as_deref() == Some(mid.as_str()))
@@ -475,25 +468,16 @@ pub(super) async fn send_message(
             "The member is not connected.",
         );
     }
-    let req: SendMessageRequest = match serde_json::from_slice(&body) {
+    let req: SendMessageRequest = match parse_body(&mut st, endpoint, &body) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                &mut st,
-                endpoint,
-                400,
-                "bad.request",
-                &format!("Invalid body: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     let Some(text) = req.body else {
-        return error(
+        return not_null(
             &mut st,
             endpoint,
-            400,
-            "chat.error.notnull.createconversationmessagerequest.body",
-            "body may not be null",
+            "createconversationmessagerequest",
+            "body",
         );
     };
     if text.chars().count() > inner.opts.max_chars {
@@ -530,11 +514,7 @@ pub(super) async fn send_message(
     };
     st.chats[i].received.push(received);
     let m = add_message(&mut st, i, &mid, &text, kind);
-    ok(
-        &mut st,
-        endpoint,
-        serde_json::to_value(&m).unwrap_or(Value::Null),
-    )
+    ok(&mut st, endpoint, &m)
 }
 
 pub(super) async fn typing(
@@ -564,11 +544,7 @@ pub(super) async fn typing(
         timestamp: Some(iso(ms)),
     };
     push_event(&mut st, i, &StreamEvent::Typing(t.clone()));
-    ok(
-        &mut st,
-        endpoint,
-        serde_json::to_value(&t).unwrap_or(Value::Null),
-    )
+    ok(&mut st, endpoint, &t)
 }
 
 pub(super) async fn leave(
@@ -611,18 +587,8 @@ pub(super) async fn member(
         .find(|m| m.id.as_deref() == Some(mid.as_str()))
         .cloned();
     match m {
-        Some(m) => ok(
-            &mut st,
-            endpoint,
-            serde_json::to_value(&m).unwrap_or(Value::Null),
-        ),
-        None => error(
-            &mut st,
-            endpoint,
-            404,
-            "chat.error.not.found",
-            "The member was not found.",
-        ),
+        Some(m) => ok(&mut st, endpoint, &m),
+        None => not_found(&mut st, endpoint, "member"),
     }
 }
 
@@ -671,11 +637,7 @@ pub(super) async fn members(
         total,
         page_count: total.div_ceil(u64::from(size.max(1))) as u32,
     };
-    ok(
-        &mut st,
-        endpoint,
-        serde_json::to_value(&list).unwrap_or(Value::Null),
-    )
+    ok(&mut st, endpoint, &list)
 }
 
 pub(super) async fn messages(
@@ -695,26 +657,14 @@ pub(super) async fn messages(
         None => 100,
         Some(Ok(n)) if (1..=100).contains(&n) => n,
         Some(_) => {
-            return error(
-                &mut st,
-                endpoint,
-                400,
-                "invalid.query.param.value",
-                "maxResults must be 1 to 100",
-            );
+            return invalid_query(&mut st, endpoint, "maxResults must be 1 to 100");
         }
     };
     let descending = match param(&q, "sortOrder") {
         None | Some("ascending") => false,
         Some("descending") => true,
         Some(_) => {
-            return error(
-                &mut st,
-                endpoint,
-                400,
-                "invalid.query.param.value",
-                "sortOrder is ascending or descending",
-            );
+            return invalid_query(&mut st, endpoint, "sortOrder is ascending or descending");
         }
     };
     let all = gchat(&mut st, i).messages.clone();
@@ -725,13 +675,7 @@ pub(super) async fn messages(
         match pos(a) {
             Some(p) => lo = p + 1,
             None => {
-                return error(
-                    &mut st,
-                    endpoint,
-                    404,
-                    "chat.error.not.found",
-                    "The message was not found.",
-                );
+                return not_found(&mut st, endpoint, "message");
             }
         }
     }
@@ -739,13 +683,7 @@ pub(super) async fn messages(
         match pos(b) {
             Some(p) => hi = p,
             None => {
-                return error(
-                    &mut st,
-                    endpoint,
-                    404,
-                    "chat.error.not.found",
-                    "The message was not found.",
-                );
+                return not_found(&mut st, endpoint, "message");
             }
         }
     }
@@ -786,11 +724,7 @@ pub(super) async fn messages(
             page
         },
     };
-    ok(
-        &mut st,
-        endpoint,
-        serde_json::to_value(&list).unwrap_or(Value::Null),
-    )
+    ok(&mut st, endpoint, &list)
 }
 
 pub(super) async fn message(
@@ -811,18 +745,8 @@ pub(super) async fn message(
         .find(|m| m.id == msg)
         .cloned();
     match m {
-        Some(m) => ok(
-            &mut st,
-            endpoint,
-            serde_json::to_value(&m).unwrap_or(Value::Null),
-        ),
-        None => error(
-            &mut st,
-            endpoint,
-            404,
-            "chat.error.not.found",
-            "The message was not found.",
-        ),
+        Some(m) => ok(&mut st, endpoint, &m),
+        None => not_found(&mut st, endpoint, "message"),
     }
 }
 

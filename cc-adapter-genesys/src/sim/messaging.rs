@@ -589,6 +589,11 @@ fn push_stored(st: &mut State, token: &str, tracing: Option<String>, m: Structur
     if let Some(s) = st.sessions.get_mut(token) {
         s.history.push(m.clone());
     }
+    push_message(st, token, tracing, m);
+}
+
+/// Pushes `m` to the sockets of `token` as a `StructuredMessage` (not kept in history).
+fn push_message(st: &mut State, token: &str, tracing: Option<String>, m: StructuredMessage) {
     let text = frame(
         EnvelopeType::Message,
         200,
@@ -687,13 +692,7 @@ pub(super) fn agent_typing(st: &mut State, i: usize, on: bool) -> Result<()> {
         presence: None,
     });
     let token = token_of(st, i);
-    let text = frame(
-        EnvelopeType::Message,
-        200,
-        None,
-        ServerBody::Message(Box::new(m)),
-    );
-    st.push_token(&token, text);
+    push_message(st, &token, None, m);
     Ok(())
 }
 
@@ -727,13 +726,7 @@ pub(super) fn agent_says_swapped(
         s.history.push(b.clone());
     }
     for m in [b, a] {
-        let text = frame(
-            EnvelopeType::Message,
-            200,
-            None,
-            ServerBody::Message(Box::new(m)),
-        );
-        st.push_token(&token, text);
+        push_message(st, &token, None, m);
     }
     Ok(ids)
 }
