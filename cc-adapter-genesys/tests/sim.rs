@@ -1,12 +1,13 @@
 //! The simulator and the client beyond the conformance suite: vendor error codes, limits,
 //! out-of-order delivery, history paging, prefilters, WebChatService extensions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cc_adapter_genesys::sim::{SimOptions, Simulator};
 use cc_adapter_genesys::{GenesysConfig, GenesysSession, Transport};
-use cc_core::{Content, Event, Session, TlsSettings};
-use cc_testkit::{Received, SimControl};
+use cc_core::{Content, Engagement, Event, Session, TlsSettings};
+use cc_testkit::{Received, SimChat, SimControl};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -17,6 +18,50 @@ async fn wm() -> (Simulator, GenesysSession) {
         .await
         .unwrap();
     (sim, s)
+}
+
+/// A guest chat v2 configuration for the simulator's organization and queue.
+fn guest_config(sim: &Simulator) -> GenesysConfig {
+    let mut cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
+    cfg.transport = Transport::GuestChatV2;
+    cfg.org_id = Some("sim-org".into());
+    cfg.routing.target_address = Some("Support".into());
+    cfg
+}
+
+async fn guest() -> (Simulator, GenesysSession) {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let s = GenesysSession::connect(guest_config(&sim), &TlsSettings::default())
+        .await
+        .unwrap();
+    (sim, s)
+}
+
+/// Starts the default chat request on `s`: the engagement and the simulator's chat.
+async fn start(sim: &Simulator, s: &GenesysSession) -> (Arc<dyn Engagement>, SimChat) {
+    let eng = s
+        .start_chat(cc_testkit::default_chat_request())
+        .await
+        .unwrap();
+    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    (eng, chat)
+}
+
+/// The texts of `messages`, in order.
+fn texts<'a>(messages: impl IntoIterator<Item = &'a cc_core::Message>) -> Vec<String> {
+    messages
+        .into_iter()
+        .filter_map(|m| m.content.as_text().map(str::to_owned))
+        .collect()
+}
+
+/// Waits for the agent message `text`.
+async fn received(events: &mut cc_core::EventStream, text: &str) {
+    next_matching(
+        events,
+        |e| matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some(text)),
+    )
+    .await;
 }
 
 async fn next_matching(events: &mut cc_core::EventStream, pred: impl Fn(&Event) -> bool) -> Event {
@@ -36,63 +81,36 @@ async fn next_matching(events: &mut cc_core::EventStream, pred: impl Fn(&Event) 
 async fn out_of_order_agent_messages_are_ordered_by_server_time() {
     let (sim, s) = wm().await;
     let mut ev = s.events();
-    let eng = s
-        .start_chat(cc_testkit::default_chat_request())
-        .await
-        .unwrap();
-    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let (eng, chat) = start(&sim, &s).await;
     sim.agent_joins(&chat, "Ann").await.unwrap();
     sim.agent_says_out_of_order(&chat, "first", "second")
         .unwrap();
     for _ in 0..2 {
         next_matching(&mut ev, |e| matches!(e, Event::MessageReceived(_))).await;
     }
-    let texts: Vec<String> = eng
-        .transcript()
-        .iter()
-        .filter_map(|m| m.content.as_text().map(str::to_owned))
-        .collect();
-    assert_eq!(texts, ["first", "second"]);
+    assert_eq!(texts(&eng.transcript()), ["first", "second"]);
 }
 
 #[tokio::test]
 async fn history_pager_walks_pages_newest_first() {
     let (sim, s) = wm().await;
-    let eng = s
-        .start_chat(cc_testkit::default_chat_request())
-        .await
-        .unwrap();
-    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let (eng, chat) = start(&sim, &s).await;
     sim.agent_joins(&chat, "Ann").await.unwrap();
     for i in 0..5 {
         sim.agent_says(&chat, &format!("m{i}")).await.unwrap();
     }
     let mut pager = eng.history(2).await.unwrap();
     let p1 = pager.previous_page().await.unwrap().unwrap();
-    let t1: Vec<_> = p1
-        .messages
-        .iter()
-        .filter_map(|m| m.content.as_text())
-        .collect();
-    assert_eq!(t1, ["m3", "m4"]);
+    assert_eq!(texts(&p1.messages), ["m3", "m4"]);
     assert!(p1.has_older);
     let p2 = pager.previous_page().await.unwrap().unwrap();
-    let t2: Vec<_> = p2
-        .messages
-        .iter()
-        .filter_map(|m| m.content.as_text())
-        .collect();
-    assert_eq!(t2, ["m1", "m2"]);
+    assert_eq!(texts(&p2.messages), ["m1", "m2"]);
 }
 
 #[tokio::test]
 async fn too_long_messages_are_refused_before_the_wire() {
     let (sim, s) = wm().await;
-    let eng = s
-        .start_chat(cc_testkit::default_chat_request())
-        .await
-        .unwrap();
-    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let (eng, chat) = start(&sim, &s).await;
     let e = eng.send(Content::text("x".repeat(4001))).await.unwrap_err();
     assert!(e.to_string().contains("content.text"), "{e}");
     assert!(sim.received(&chat).await.unwrap().is_empty());
@@ -101,11 +119,7 @@ async fn too_long_messages_are_refused_before_the_wire() {
 #[tokio::test]
 async fn burst_is_paced_not_dropped() {
     let (sim, s) = wm().await;
-    let eng = s
-        .start_chat(cc_testkit::default_chat_request())
-        .await
-        .unwrap();
-    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let (eng, chat) = start(&sim, &s).await;
     for i in 0..5 {
         eng.send(Content::text(format!("b{i}"))).await.unwrap();
     }
@@ -132,11 +146,7 @@ async fn burst_is_paced_not_dropped() {
 async fn prefilters_and_hidden_messages_stay_out_of_the_transcript() {
     let (sim, s) = wm().await;
     let mut ev = s.events();
-    let eng = s
-        .start_chat(cc_testkit::default_chat_request())
-        .await
-        .unwrap();
-    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let (eng, chat) = start(&sim, &s).await;
     let g = s.engagements().await.unwrap();
     assert_eq!(g.len(), 1);
     let ge = s.current_engagement().unwrap();
@@ -146,17 +156,8 @@ async fn prefilters_and_hidden_messages_stay_out_of_the_transcript() {
     sim.agent_joins(&chat, "Ann").await.unwrap();
     sim.agent_says(&chat, "#code 42").await.unwrap();
     sim.agent_says(&chat, "visible").await.unwrap();
-    next_matching(
-        &mut ev,
-        |e| matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some("visible")),
-    )
-    .await;
-    let texts: Vec<_> = eng
-        .transcript()
-        .iter()
-        .filter_map(|m| m.content.as_text().map(str::to_owned))
-        .collect();
-    assert_eq!(texts, ["visible"]);
+    received(&mut ev, "visible").await;
+    assert_eq!(texts(&eng.transcript()), ["visible"]);
     let got = sim.received(&chat).await.unwrap();
     assert!(got.contains(&Received::Text {
         text: "token 1234".into(),
@@ -242,20 +243,9 @@ async fn guest_create_validates_and_answers_with_documented_codes() {
 
 #[tokio::test]
 async fn guest_chat_notice_typing_and_end() {
-    let sim = Simulator::start(SimOptions::default()).await.unwrap();
-    let mut cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
-    cfg.transport = Transport::GuestChatV2;
-    cfg.org_id = Some("sim-org".into());
-    cfg.routing.target_address = Some("Support".into());
-    let s = GenesysSession::connect(cfg, &TlsSettings::default())
-        .await
-        .unwrap();
+    let (sim, s) = guest().await;
     let mut ev = s.events();
-    let eng = s
-        .start_chat(cc_testkit::default_chat_request())
-        .await
-        .unwrap();
-    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let (eng, chat) = start(&sim, &s).await;
     assert_eq!(chat.customer_name.as_deref(), Some("Casey"));
     eng.send(Content::Notice(cc_core::Notice {
         kind: "cobrowse".into(),
@@ -303,20 +293,9 @@ async fn guest_chat_notice_typing_and_end() {
 
 #[tokio::test]
 async fn guest_expired_jwt_is_reported_with_the_vendor_code() {
-    let sim = Simulator::start(SimOptions::default()).await.unwrap();
-    let mut cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
-    cfg.transport = Transport::GuestChatV2;
-    cfg.org_id = Some("sim-org".into());
-    cfg.routing.target_address = Some("Support".into());
-    let s = GenesysSession::connect(cfg, &TlsSettings::default())
-        .await
-        .unwrap();
+    let (sim, s) = guest().await;
     let mut ev = s.events();
-    let eng = s
-        .start_chat(cc_testkit::default_chat_request())
-        .await
-        .unwrap();
-    sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let (eng, _) = start(&sim, &s).await;
     next_matching(&mut ev, |e| {
         matches!(e, Event::Connection(cc_core::ConnectionState::Connected))
     })
@@ -349,11 +328,7 @@ async fn both_transports_over_tls_with_the_simulator_ca() {
         ca_file: None,
     };
     // Certificate checks stay on: without the CA the handshake fails.
-    let mut guest_cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
-    guest_cfg.transport = Transport::GuestChatV2;
-    guest_cfg.org_id = Some("sim-org".into());
-    guest_cfg.routing.target_address = Some("Support".into());
-    let untrusting = GenesysSession::connect(guest_cfg, &TlsSettings::default())
+    let untrusting = GenesysSession::connect(guest_config(&sim), &TlsSettings::default())
         .await
         .unwrap();
     let err = untrusting
@@ -364,39 +339,21 @@ async fn both_transports_over_tls_with_the_simulator_ca() {
     let cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
     let s = GenesysSession::connect(cfg, &tls).await.unwrap();
     let mut ev = s.events();
-    let eng = s
-        .start_chat(cc_testkit::default_chat_request())
-        .await
-        .unwrap();
-    let chat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let (eng, chat) = start(&sim, &s).await;
     sim.agent_joins(&chat, "Ann").await.unwrap();
     sim.agent_says(&chat, "over wss").await.unwrap();
-    next_matching(
-        &mut ev,
-        |e| matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some("over wss")),
-    )
-    .await;
+    received(&mut ev, "over wss").await;
     eng.send(Content::text("hello")).await.unwrap();
     next_matching(&mut ev, |e| matches!(e, Event::MessageSent(_))).await;
 
-    let mut cfg = GenesysConfig::web_messaging(&sim.base_url(), "sim-deployment");
-    cfg.transport = Transport::GuestChatV2;
-    cfg.org_id = Some("sim-org".into());
-    cfg.routing.target_address = Some("Support".into());
-    let g = GenesysSession::connect(cfg, &tls).await.unwrap();
-    let mut gev = g.events();
-    let geng = g
-        .start_chat(cc_testkit::default_chat_request())
+    let g = GenesysSession::connect(guest_config(&sim), &tls)
         .await
         .unwrap();
-    let gchat = sim.wait_for_chat(Duration::from_secs(5)).await.unwrap();
+    let mut gev = g.events();
+    let (geng, gchat) = start(&sim, &g).await;
     geng.send(Content::text("over https")).await.unwrap();
     next_matching(&mut gev, |e| matches!(e, Event::MessageSent(_))).await;
     sim.agent_joins(&gchat, "Bo").await.unwrap();
     sim.agent_says(&gchat, "stream over wss").await.unwrap();
-    next_matching(
-        &mut gev,
-        |e| matches!(e, Event::MessageReceived(m) if m.content.as_text() == Some("stream over wss")),
-    )
-    .await;
+    received(&mut gev, "stream over wss").await;
 }

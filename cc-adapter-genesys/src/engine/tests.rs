@@ -40,6 +40,18 @@ fn configured(now: Instant) -> MessagingEngine {
     e
 }
 
+/// The client id of a message the engine accepted.
+fn sent_id(accepted: Result<Message, Error>) -> ClientMessageId {
+    accepted.unwrap().client_id.unwrap()
+}
+
+/// The agent's Presence `Disconnect` of a conversation that stays read-only.
+fn read_only_disconnect() -> String {
+    json!({"type":"message","class":"StructuredMessage","code":200,"body":{"type":"Event","direction":"Outbound",
+        "id":"p1","events":[{"eventType":"Presence","presence":{"type":"Disconnect"}}],"metadata":{"readOnly":"true"}}})
+    .to_string()
+}
+
 fn echo(tracing: &str, id: &str, text: &str) -> String {
     json!({"type":"message","class":"StructuredMessage","code":200,"tracingId":tracing,
         "body":{"id":id,"type":"Text","text":text,"direction":"Inbound",
@@ -80,11 +92,7 @@ fn paces_two_messages_per_second_and_queues_the_rest() {
 fn echo_with_tracing_id_acknowledges_once() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    let id = e
-        .send_message(t0, Content::text("hi"), false)
-        .unwrap()
-        .client_id
-        .unwrap();
+    let id = sent_id(e.send_message(t0, Content::text("hi"), false));
     let (f, ..) = drain(&mut e);
     assert_eq!(f[0]["tracingId"], id.to_string());
     assert_eq!(
@@ -107,11 +115,7 @@ fn echo_with_tracing_id_acknowledges_once() {
 fn rate_limit_requeues_at_the_head() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    let id = e
-        .send_message(t0, Content::text("a"), false)
-        .unwrap()
-        .client_id
-        .unwrap();
+    let id = sent_id(e.send_message(t0, Content::text("a"), false));
     drain(&mut e);
     e.handle_text(
         t0,
@@ -132,11 +136,7 @@ fn rate_limit_requeues_at_the_head() {
 fn message_error_fails_that_message() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    let id = e
-        .send_message(t0, Content::text("a"), false)
-        .unwrap()
-        .client_id
-        .unwrap();
+    let id = sent_id(e.send_message(t0, Content::text("a"), false));
     drain(&mut e);
     e.handle_text(
         t0,
@@ -155,10 +155,7 @@ fn reconnect_checks_history_before_resending() {
     let t0 = Instant::now();
     let mut e = configured(t0);
     let send = |e: &mut MessagingEngine, t: Instant, text: &str| {
-        e.send_message(t, Content::text(text), false)
-            .unwrap()
-            .client_id
-            .unwrap()
+        sent_id(e.send_message(t, Content::text(text), false))
     };
     let a = send(&mut e, t0, "a");
     let _b = send(&mut e, t0, "b");
@@ -235,8 +232,7 @@ fn typing_cooldown() {
 fn presence_disconnect_ends_and_unknown_class_is_vendor() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    e.handle_text(t0, &json!({"type":"message","class":"StructuredMessage","code":200,"body":{"type":"Event","direction":"Outbound",
-        "id":"p1","events":[{"eventType":"Presence","presence":{"type":"Disconnect"}}],"metadata":{"readOnly":"true"}}}).to_string());
+    e.handle_text(t0, &read_only_disconnect());
     e.handle_text(
         t0,
         r#"{"type":"message","class":"BrandNewEvent","code":200,"body":{"x":1}}"#,
@@ -269,6 +265,14 @@ fn prefilters_hide_matching_messages() {
 
 fn guest() -> GuestEngine {
     GuestEngine::new("conv".into(), "me".into(), me())
+}
+
+/// An event-stream frame of conversation `conv`: `topic` (`messages`, `members`), metadata
+/// `kind`, `body`.
+fn stream(topic: &str, kind: &str, body: Value) -> String {
+    json!({"topicName":format!("v2.conversations.chats.conv.{topic}"),"version":"2","eventBody":body,
+        "metadata":{"CorrelationId":"c","type":kind}})
+    .to_string()
 }
 
 fn gdrain(e: &mut GuestEngine) -> (Vec<HttpCall>, Vec<Event>, Vec<Output>) {
@@ -305,9 +309,7 @@ fn guest_messages_are_posted_paced_and_deduped() {
     let reply = json!({"id":"m-1","conversation":{"id":"conv"},"sender":{"id":"me"},"body":"m0","bodyType":"standard","timestamp":"2024-01-01T00:00:00.000Z"});
     e.handle_response(t0, &calls[0], Ok(reply.clone()));
     // The stream echo of the same message is not reported again.
-    let frame = json!({"topicName":"v2.conversations.chats.conv.messages","version":"2","eventBody":reply,
-        "metadata":{"CorrelationId":"c","type":"message"}});
-    e.handle_text(t0, &frame.to_string());
+    e.handle_text(t0, &stream("messages", "message", reply));
     let (_, ev, _) = gdrain(&mut e);
     assert_eq!(ev.len(), 1);
     assert!(matches!(&ev[0], Event::MessageSent(m) if m.client_id == Some(ids[0])));
@@ -316,9 +318,7 @@ fn guest_messages_are_posted_paced_and_deduped() {
     let (calls, ..) = gdrain(&mut e);
     assert_eq!(calls.len(), 1);
     let echo = json!({"id":"m-2","conversation":{"id":"conv"},"sender":{"id":"me"},"body":"m1","bodyType":"standard","timestamp":"2024-01-01T00:00:01.000Z"});
-    let frame = json!({"topicName":"v2.conversations.chats.conv.messages","version":"2","eventBody":echo,
-        "metadata":{"CorrelationId":"c","type":"message"}});
-    e.handle_text(t0, &frame.to_string());
+    e.handle_text(t0, &stream("messages", "message", echo.clone()));
     e.handle_response(t0, &calls[0], Ok(echo));
     let (_, ev, _) = gdrain(&mut e);
     assert_eq!(ev.len(), 1, "{ev:?}");
@@ -331,10 +331,9 @@ fn guest_members_join_leave_and_end() {
     let mut e = guest();
     e.handle_connected(t0);
     let mc = |id: &str, state: &str| {
-        json!({"topicName":"v2.conversations.chats.conv.members","version":"2",
-            "eventBody":{"conversation":{"id":"conv"},"member":{"id":id,"state":state},"timestamp":"2024-01-01T00:00:00Z"},
-            "metadata":{"CorrelationId":"c","type":"member-change"}})
-        .to_string()
+        let change = json!({"conversation":{"id":"conv"},"member":{"id":id,"state":state},
+            "timestamp":"2024-01-01T00:00:00Z"});
+        stream("members", "member-change", change)
     };
     e.handle_text(t0, &mc("agent", "CONNECTED"));
     let (_, _, other) = gdrain(&mut e);
@@ -367,10 +366,8 @@ fn guest_reconnect_backfills_after_last_seen() {
     let t0 = Instant::now();
     let mut e = guest();
     e.handle_connected(t0);
-    let msg = json!({"topicName":"v2.conversations.chats.conv.messages","version":"2",
-        "eventBody":{"id":"m-9","conversation":{"id":"conv"},"sender":{"id":"agent"},"body":"hello","bodyType":"standard"},
-        "metadata":{"CorrelationId":"c","type":"message"}});
-    e.handle_text(t0, &msg.to_string());
+    let msg = json!({"id":"m-9","conversation":{"id":"conv"},"sender":{"id":"agent"},"body":"hello","bodyType":"standard"});
+    e.handle_text(t0, &stream("messages", "message", msg));
     e.handle_disconnected();
     e.handle_connected(t0);
     let (calls, ev, _) = gdrain(&mut e);
@@ -392,10 +389,8 @@ fn guest_reconnect_backfills_after_last_seen() {
 fn guest_typing_times_out_after_four_seconds() {
     let t0 = Instant::now();
     let mut e = guest();
-    let t = json!({"topicName":"v2.conversations.chats.conv.messages","version":"2",
-        "eventBody":{"id":"t-1","conversation":{"id":"conv"},"sender":{"id":"agent"}},
-        "metadata":{"CorrelationId":"c","type":"typing-indicator"}});
-    e.handle_text(t0, &t.to_string());
+    let t = json!({"id":"t-1","conversation":{"id":"conv"},"sender":{"id":"agent"}});
+    e.handle_text(t0, &stream("messages", "typing-indicator", t));
     assert_eq!(e.poll_timeout(t0), Some(t0 + AGENT_TYPING_TIMEOUT));
     e.handle_timeout(t0 + AGENT_TYPING_TIMEOUT);
     let (_, ev, _) = gdrain(&mut e);
@@ -440,11 +435,7 @@ fn guest_post_lost_in_transit_is_settled_by_history() {
     let t0 = Instant::now();
     let mut e = guest();
     e.handle_connected(t0);
-    let id = e
-        .send_message(t0, Content::text("maybe"), false)
-        .unwrap()
-        .client_id
-        .unwrap();
+    let id = sent_id(e.send_message(t0, Content::text("maybe"), false));
     let (calls, ..) = gdrain(&mut e);
     let err = Error::transport(Vendor::Genesys, "POST", "connection reset");
     e.handle_response(t0, &calls[0], Err(err));
@@ -469,8 +460,7 @@ fn guest_post_lost_in_transit_is_settled_by_history() {
 fn start_after_read_only_asks_for_a_new_conversation() {
     let t0 = Instant::now();
     let mut e = configured(t0);
-    e.handle_text(t0, &json!({"type":"message","class":"StructuredMessage","code":200,"body":{"type":"Event","direction":"Outbound",
-        "id":"p1","events":[{"eventType":"Presence","presence":{"type":"Disconnect"}}],"metadata":{"readOnly":"true"}}}).to_string());
+    e.handle_text(t0, &read_only_disconnect());
     drain(&mut e);
     assert!(e.read_only());
     e.start(t0, BTreeMap::new());
