@@ -434,13 +434,26 @@ impl Simulator {
         first: &str,
         second: &str,
     ) -> Result<(String, String)> {
+        self.by_transport(
+            chat,
+            |st, i| messaging::agent_says_swapped(&self.inner, st, i, first, second),
+            |st, i| guest::agent_says_swapped(st, i, first, second),
+        )
+    }
+
+    /// Runs the Web Messaging (`wm`) or the guest chat side of an action on `chat`, by the
+    /// transport the chat came over, with the state locked.
+    fn by_transport<T>(
+        &self,
+        chat: &SimChat,
+        wm: impl FnOnce(&mut State, usize) -> Result<T>,
+        guest: impl FnOnce(&mut State, usize) -> Result<T>,
+    ) -> Result<T> {
         let mut st = self.inner.lock();
         let i = st.chat_index(chat)?;
         match st.chats[i].kind {
-            ChatKind::Wm { .. } => {
-                messaging::agent_says_swapped(&self.inner, &mut st, i, first, second)
-            }
-            ChatKind::Guest(_) => guest::agent_says_swapped(&mut st, i, first, second),
+            ChatKind::Wm { .. } => wm(&mut st, i),
+            ChatKind::Guest(_) => guest(&mut st, i),
         }
     }
 
@@ -635,39 +648,31 @@ impl SimControl for Simulator {
         _position: u32,
         _expected_wait: Option<Duration>,
     ) -> Result<()> {
-        let mut st = self.inner.lock();
-        let i = st.chat_index(chat)?;
-        match st.chats[i].kind {
-            ChatKind::Wm { .. } => Ok(()),
-            ChatKind::Guest(_) => guest::queue(&mut st, i),
-        }
+        self.by_transport(chat, |_, _| Ok(()), guest::queue)
     }
 
     async fn agent_joins(&self, chat: &SimChat, agent: &str) -> Result<()> {
-        let mut st = self.inner.lock();
-        let i = st.chat_index(chat)?;
-        match st.chats[i].kind {
-            ChatKind::Wm { .. } => messaging::agent_joins(&mut st, i, agent),
-            ChatKind::Guest(_) => guest::agent_joins(&mut st, i, agent),
-        }
+        self.by_transport(
+            chat,
+            |st, i| messaging::agent_joins(st, i, agent),
+            |st, i| guest::agent_joins(st, i, agent),
+        )
     }
 
     async fn agent_typing(&self, chat: &SimChat, on: bool) -> Result<()> {
-        let mut st = self.inner.lock();
-        let i = st.chat_index(chat)?;
-        match st.chats[i].kind {
-            ChatKind::Wm { .. } => messaging::agent_typing(&mut st, i, on),
-            ChatKind::Guest(_) => guest::agent_typing(&mut st, i, on),
-        }
+        self.by_transport(
+            chat,
+            |st, i| messaging::agent_typing(st, i, on),
+            |st, i| guest::agent_typing(st, i, on),
+        )
     }
 
     async fn agent_says(&self, chat: &SimChat, text: &str) -> Result<String> {
-        let mut st = self.inner.lock();
-        let i = st.chat_index(chat)?;
-        match st.chats[i].kind {
-            ChatKind::Wm { .. } => messaging::agent_says(&mut st, i, text),
-            ChatKind::Guest(_) => guest::agent_says(&mut st, i, text),
-        }
+        self.by_transport(
+            chat,
+            |st, i| messaging::agent_says(st, i, text),
+            |st, i| guest::agent_says(st, i, text),
+        )
     }
 
     async fn agent_sends_file(
@@ -677,15 +682,14 @@ impl SimControl for Simulator {
         mime_type: &str,
         bytes: &[u8],
     ) -> Result<String> {
-        let mut st = self.inner.lock();
-        let i = st.chat_index(chat)?;
-        match st.chats[i].kind {
-            ChatKind::Wm { .. } => {
+        self.by_transport(
+            chat,
+            |st, i| {
                 let base = st.base(self.inner.addr);
-                messaging::agent_sends_file(&mut st, i, &base, name, mime_type, bytes)
-            }
-            ChatKind::Guest(_) => Err(Error::unsupported(Vendor::Genesys, Feature::AttachmentsIn)),
-        }
+                messaging::agent_sends_file(st, i, &base, name, mime_type, bytes)
+            },
+            |_, _| Err(Error::unsupported(Vendor::Genesys, Feature::AttachmentsIn)),
+        )
     }
 
     async fn agent_reads(&self, _chat: &SimChat) -> Result<()> {
@@ -693,38 +697,37 @@ impl SimControl for Simulator {
     }
 
     async fn agent_leaves(&self, chat: &SimChat) -> Result<()> {
-        let mut st = self.inner.lock();
-        let i = st.chat_index(chat)?;
-        match st.chats[i].kind {
-            ChatKind::Wm { .. } => Err(Error::Rejected {
-                vendor: Vendor::Genesys,
-                code: "sim".into(),
-                message: "Web Messaging has no agent-left event on the guest channel".into(),
-                retry_after: None,
-            }),
-            ChatKind::Guest(_) => guest::agent_leaves(&mut st, i),
-        }
+        self.by_transport(
+            chat,
+            |_, _| {
+                Err(Error::Rejected {
+                    vendor: Vendor::Genesys,
+                    code: "sim".into(),
+                    message: "Web Messaging has no agent-left event on the guest channel".into(),
+                    retry_after: None,
+                })
+            },
+            guest::agent_leaves,
+        )
     }
 
     async fn transfer(&self, chat: &SimChat, to_agent: &str) -> Result<()> {
-        let mut st = self.inner.lock();
-        let i = st.chat_index(chat)?;
-        match st.chats[i].kind {
-            ChatKind::Wm { .. } => messaging::agent_joins(&mut st, i, to_agent),
-            ChatKind::Guest(_) => {
-                guest::agent_leaves(&mut st, i)?;
-                guest::agent_joins(&mut st, i, to_agent)
-            }
-        }
+        self.by_transport(
+            chat,
+            |st, i| messaging::agent_joins(st, i, to_agent),
+            |st, i| {
+                guest::agent_leaves(st, i)?;
+                guest::agent_joins(st, i, to_agent)
+            },
+        )
     }
 
     async fn agent_ends(&self, chat: &SimChat) -> Result<()> {
-        let mut st = self.inner.lock();
-        let i = st.chat_index(chat)?;
-        match st.chats[i].kind {
-            ChatKind::Wm { .. } => messaging::agent_ends(&self.inner.opts, &mut st, i),
-            ChatKind::Guest(_) => guest::agent_ends(&mut st, i),
-        }
+        self.by_transport(
+            chat,
+            |st, i| messaging::agent_ends(&self.inner.opts, st, i),
+            guest::agent_ends,
+        )
     }
 
     async fn received(&self, chat: &SimChat) -> Result<Vec<Received>> {
