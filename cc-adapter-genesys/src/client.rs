@@ -789,8 +789,7 @@ impl Driver for MessagingDriver {
                 }
             },
             Cmd::Prefilter(p, reply) => {
-                let refs: Vec<&str> = p.iter().map(String::as_str).collect();
-                let _ = reply.send(self.engine.prefilters_mut().add(&refs));
+                let _ = reply.send(self.engine.prefilters_mut().add(&p));
             }
             Cmd::Context(c) => self.engine.set_custom_attributes(c),
             Cmd::KeepAlive(reply) => {
@@ -1028,8 +1027,7 @@ impl Driver for GuestDriver {
                 self.end_waiter = Some(reply);
             }
             Cmd::Prefilter(p, reply) => {
-                let refs: Vec<&str> = p.iter().map(String::as_str).collect();
-                let _ = reply.send(self.engine.prefilters_mut().add(&refs));
+                let _ = reply.send(self.engine.prefilters_mut().add(&p));
             }
             Cmd::Shutdown(done) => {
                 let _ = self.ws.close().await;

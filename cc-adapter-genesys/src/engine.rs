@@ -103,7 +103,7 @@ pub struct Prefilters(Vec<Regex>);
 
 impl Prefilters {
     /// Adds patterns; fails naming the bad one.
-    pub fn add(&mut self, patterns: &[&str]) -> Result<Vec<String>, Error> {
+    pub fn add(&mut self, patterns: &[impl AsRef<str>]) -> Result<Vec<String>, Error> {
         if patterns.is_empty() {
             return Err(Error::invalid(
                 Vendor::Genesys,
@@ -112,7 +112,7 @@ impl Prefilters {
             ));
         }
         let mut new = Vec::new();
-        for p in patterns {
+        for p in patterns.iter().map(AsRef::as_ref) {
             new.push(
                 Regex::new(p).map_err(|e| {
                     Error::invalid(Vendor::Genesys, "filters", format!("`{p}`: {e}"))
