@@ -2,14 +2,16 @@
 //! [`Engine`], `cc-transport`'s HTTP client and `cc-chat`'s outbox and transcript.
 //!
 //! One driver task per session runs the long poll (`GET …/sessions/{id}/events`, at most
-//! one at a time, aborted after 40 s), the engine's timers, and every engagement's outbox,
+//! one at a time, aborted after 40 s, sent again at once when its connection fails), the
+//! engine's timers, and every engagement's outbox,
 //! one message at a time so the agent sees them in order. Each reconnecting poll (a retry
 //! attempt, the first poll after a new token or a manual retry) has the disconnection probe
 //! sent along: the server holds a poll with nothing to send,
 //! the probe it answers at once, so the stream is back as soon as the server is. Messages
 //! sent while the stream is down wait in the outbox; after the stream is back, messages whose fate a failure left
 //! uncertain are reconciled against the server's history before anything is sent again, so
-//! each reaches the server exactly once.
+//! each reaches the server exactly once. A send that fails on its connection while the
+//! stream is up is reconciled the same way a second later.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +44,10 @@ pub const HISTORY_PAGE_MAX: u32 = 50;
 pub const POLL_ABORT: Duration = Duration::from_secs(40);
 /// Disconnection probes after a server error.
 const PROBES: usize = 3;
+/// After a send or a reconciliation failed on the connection while the event stream is up,
+/// the outbox reconciles again this much later, rather than when the next poll answers (which
+/// the server holds up to 25 s when it has nothing to send).
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// The session's clock: tokio's clock plus an offset that only moves forward.
 ///
@@ -124,8 +130,11 @@ struct Eng {
     /// engagement reads its history in the background while the stream runs, so a message
     /// may be in the transcript before its event arrives; the event announces it all the same.
     announced: IncomingDedup<String>,
-    /// The outbox was stopped by a failed send; it reopens with the next good poll.
+    /// The outbox was stopped by a failed send; it reopens with the next good poll, or at
+    /// `recheck` if the stream is up then.
     held: bool,
+    /// When a held outbox reconciles without waiting for the next poll's answer.
+    recheck: Option<Instant>,
 }
 
 impl Eng {
@@ -141,6 +150,7 @@ impl Eng {
             delivered: IncomingDedup::new(512),
             announced: IncomingDedup::new(512),
             held: false,
+            recheck: None,
         }
     }
 
@@ -655,11 +665,16 @@ fn poll_request(inner: &Arc<Inner>, cursor: Option<String>) -> PollFuture {
         path.push_str(&url_encode(&c));
     }
     Box::pin(async move {
-        http.request(Method::GET, &path)
-            .timeout(POLL_ABORT)
-            .send()
-            .await
-            .map(|r| r.body.to_vec())
+        let poll = || http.request(Method::GET, &path).timeout(POLL_ABORT).send();
+        let r = match poll().await {
+            // The connection failed under the request (say the server closed a pooled
+            // connection as it was reused). A poll reads and acknowledges nothing the
+            // next one does not (the same `lastEventId`), so it is sent again at once; only
+            // a second failure is the stream's.
+            Err(e) if e.kind() == ErrorKind::Transport => poll().await,
+            r => r,
+        };
+        r.map(|r| r.body.to_vec())
     })
 }
 
@@ -1132,8 +1147,24 @@ async fn run_outboxes(inner: &Arc<Inner>) -> Option<Instant> {
         let mut wait: Option<Instant> = None;
         let job = {
             let mut st = inner.lock();
+            let up = st.engine.stream() == Stream::Connected;
             let mut job = None;
             for e in st.engs.iter_mut().filter(|e| e.status == Status::Active) {
+                if e.held
+                    && let Some(t) = e.recheck
+                {
+                    if !up {
+                        // The stream's own recovery reopens it.
+                        e.recheck = None;
+                    } else if now >= t {
+                        e.held = false;
+                        e.recheck = None;
+                        e.outbox.on_connected();
+                    } else {
+                        wait = Some(wait.map_or(t, |w| w.min(t)));
+                        continue;
+                    }
+                }
                 match e.outbox.poll(now) {
                     Poll::Send(out) => {
                         job = Some(Job::Send(e.id.clone(), e.dialog_id.clone(), Box::new(out)));
@@ -1197,8 +1228,7 @@ async fn send_one(inner: &Arc<Inner>, id: &EngagementId, dialog: String, out: cc
             ) =>
         {
             // Unknown fate (or a token to renew): hold, and reconcile once the stream is up.
-            eng.outbox.on_disconnected();
-            eng.held = true;
+            hold(eng, now, e.kind() != ErrorKind::Auth);
         }
         Err(Error::Closed { .. }) => {
             eng.status = Status::Terminated;
@@ -1248,11 +1278,19 @@ async fn reconcile(inner: &Arc<Inner>, id: &EngagementId, dialog: &str) {
                 inner.emit(f.event());
             }
         }
-        Err(_) => {
-            eng.outbox.on_disconnected();
-            eng.held = true;
-        }
+        Err(e) => hold(eng, now, e.kind() != ErrorKind::Auth),
     }
+}
+
+/// Stops `eng`'s outbox after a failure that leaves the fate of a message unknown: it
+/// reconciles with the server's history before anything is sent again, once the stream is
+/// up, or (`recheck`, for a failed connection rather than a refused token) [`RECHECK`] from
+/// `now` if the stream is still up then: one connection failing, say one the server closed
+/// while the client reused it, is no outage.
+fn hold(eng: &mut Eng, now: Instant, recheck: bool) {
+    eng.outbox.on_disconnected();
+    eng.held = true;
+    eng.recheck = recheck.then_some(now + RECHECK);
 }
 
 #[async_trait]

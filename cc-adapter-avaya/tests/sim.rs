@@ -921,3 +921,110 @@ async fn a_message_the_resumed_history_already_holds_is_still_announced_once() {
         1
     );
 }
+
+/// A simulator that holds an empty poll for the server's 25 s, as AXP does.
+async fn sim_holding() -> Simulator {
+    Simulator::start(SimOptions::default()).await.unwrap()
+}
+
+/// A poll whose connection breaks (the server closed a pooled connection as it was reused)
+/// is sent again at once: no outage is reported and nothing is lost.
+#[tokio::test]
+async fn a_poll_on_a_broken_connection_is_sent_again_without_an_outage() {
+    let sim = sim_holding().await;
+    let (_s, mut events, _eng, chat) = chat_with_agent(&sim).await;
+    sim.break_polls(1);
+    sim.agent_says(&chat, "one").await.unwrap();
+    let mut outage = false;
+    wait_for(&mut events, "the message after the broken poll", |e| {
+        outage |= matches!(
+            e,
+            Event::Connection(
+                ConnectionState::Reconnecting { .. } | ConnectionState::Disconnected { .. }
+            )
+        );
+        is_text(e, "one")
+    })
+    .await;
+    assert!(!outage, "a broken poll connection is no outage");
+    sim.agent_says(&chat, "two").await.unwrap();
+    wait_for(&mut events, "the next message", |e| is_text(e, "two")).await;
+}
+
+/// A send whose connection breaks leaves its fate unknown. While the stream is up, the
+/// message is reconciled with the server's history a second later (not when the held poll
+/// answers, up to 25 s later), and reaches the server exactly once, whether the server took
+/// it or not.
+#[tokio::test]
+async fn a_send_on_a_broken_connection_is_reconciled_at_once_and_arrives_once() {
+    for after_taking in [false, true] {
+        let sim = sim_holding().await;
+        let (_s, mut events, eng, chat) = chat_with_agent(&sim).await;
+        sim.break_sends(1, after_taking);
+        let sent = eng
+            .send(Content::text("through a broken pipe"))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some(Event::MessageSent(m))) if m.client_id == Some(sent.client_id) => break,
+                Ok(Some(Event::MessageFailed { .. })) => panic!("the message failed"),
+                Ok(Some(_)) => {}
+                _ => panic!("not confirmed within 5 s (taken first: {after_taking})"),
+            }
+        }
+        eng.send(Content::text("next")).await.unwrap();
+        assert_eq!(
+            wait_received(&sim, &chat, 2).await,
+            ["through a broken pipe", "next"],
+            "taken first: {after_taking}"
+        );
+        let copies = eng
+            .transcript()
+            .iter()
+            .filter(|m| m.client_id == Some(sent.client_id))
+            .count();
+        assert_eq!(copies, 1);
+    }
+}
+
+/// A load test's customers connect by the thousand while the server is busy: the
+/// simulator's listen queue holds such a burst (the usual 128 overflowed, and with SYN
+/// cookies an overflowing queue ends in connections reset after they seemed open). While
+/// this test's thread connects, the runtime cannot accept, so every connection waits in the
+/// queue.
+#[tokio::test]
+async fn the_listen_queue_holds_a_burst_of_connections() {
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if somaxconn <= 128 {
+        eprintln!("net.core.somaxconn is {somaxconn}: the kernel caps the queue; nothing to check");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sim = Simulator::start(SimOptions {
+        port,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let burst = somaxconn.min(1000);
+    let mut held = Vec::with_capacity(burst);
+    for i in 0..burst {
+        match std::net::TcpStream::connect_timeout(&sim.addr(), Duration::from_millis(500)) {
+            Ok(c) => held.push(c),
+            Err(e) => panic!("connection {i} of {burst} failed: {e}"),
+        }
+    }
+    drop(held);
+    // The server then serves as usual.
+    let session = connect(sim.client_config().unwrap()).await;
+    assert!(!session.session_id().is_empty());
+}

@@ -106,6 +106,9 @@ pub(crate) struct SimSession {
     pub(crate) parameters: std::collections::BTreeMap<String, String>,
     pub(crate) queue: Vec<(u64, Value)>,
     pub(crate) last_seen: tokio::time::Instant,
+    /// Wakes this session's held polls when an event is queued for it (and only them: one
+    /// notifier for every session would wake thousands of polls for each event).
+    pub(crate) wake: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -136,8 +139,16 @@ pub(crate) struct State {
     pub(crate) fail_polls: usize,
     pub(crate) fail_status: u16,
     pub(crate) fail_probes: usize,
+    /// Polls whose connection breaks instead of an answer ([`Simulator::break_polls`]).
+    pub(crate) break_polls: usize,
+    /// Message sends whose connection breaks ([`Simulator::break_sends`]).
+    pub(crate) break_sends: usize,
+    /// Whether a broken send took the message first.
+    pub(crate) break_sends_after: bool,
     pub(crate) frames: Vec<Frame>,
     pub(crate) deleted: Vec<(String, Option<String>)>,
+    /// When the expired sessions were last swept out.
+    pub(crate) last_sweep: Option<tokio::time::Instant>,
 }
 
 impl State {
@@ -147,6 +158,7 @@ impl State {
         let id = self.next_event;
         if let Some(s) = self.sessions.get_mut(session) {
             s.queue.push((id, ev.to_json(&id.to_string())));
+            s.wake.notify_waiters();
         }
     }
 
@@ -157,6 +169,7 @@ impl State {
         v["eventId"] = Value::String(id.to_string());
         if let Some(s) = self.sessions.get_mut(session) {
             s.queue.push((id, v));
+            s.wake.notify_waiters();
         }
     }
 
@@ -186,7 +199,9 @@ pub(crate) fn new_id() -> String {
 pub(crate) struct Inner {
     pub(crate) opts: SimOptions,
     pub(crate) state: Mutex<State>,
-    /// Wakes held polls (new events, revoked tokens).
+    /// Wakes every held poll, for what concerns them all (revoked tokens, forgotten
+    /// sessions, injected failures); a queued event wakes its session's polls only
+    /// ([`SimSession::wake`]).
     pub(crate) events: Notify,
     pub(crate) chat_started: Notify,
     pub(crate) secret: Vec<u8>,
@@ -270,6 +285,20 @@ impl Inner {
 /// the client's first back-off (1 s and more).
 pub const DROP_OUTAGE: Duration = Duration::from_millis(250);
 
+/// The listen backlog of the simulator's socket. The default (128, as the standard library
+/// uses) overflows when thousands of load-test customers connect at once while the machine is
+/// busy, and an overflowing queue with SYN cookies on ends in connections reset after they
+/// seemed open. The kernel caps it at `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
+
+/// A listener on `127.0.0.1:port` with [`BACKLOG`].
+fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    socket.listen(BACKLOG)
+}
+
 /// The running simulator; dropping it stops the server.
 #[derive(Debug)]
 pub struct Simulator {
@@ -284,9 +313,8 @@ impl Simulator {
     pub async fn start(options: SimOptions) -> Result<Simulator> {
         // With a fixed port the server listens there itself; with port 0 it sits behind its
         // own fault proxy (which picks the port), so connections can be reset.
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .map_err(|e| Error::transport(VENDOR, "simulator bind", e))?;
+        let listener =
+            listen(options.port).map_err(|e| Error::transport(VENDOR, "simulator bind", e))?;
         let server_addr = listener
             .local_addr()
             .map_err(|e| Error::transport(VENDOR, "simulator bind", e))?;
@@ -418,6 +446,22 @@ impl Simulator {
         self.inner.events.notify_waiters();
     }
 
+    /// The next `n` long polls (not probes) get their connection broken instead of an
+    /// answer (the reply starts, then the connection drops), as when the server closes a
+    /// pooled connection the client is reusing.
+    pub fn break_polls(&self, n: usize) {
+        self.inner.lock().break_polls = n;
+    }
+
+    /// The next `n` message sends (`POST …/engagements/{id}/messages`) get their connection
+    /// broken: with `after_taking`, once the message is taken (and echoed), else before, so
+    /// the client cannot tell which happened.
+    pub fn break_sends(&self, n: usize, after_taking: bool) {
+        let mut st = self.inner.lock();
+        st.break_sends = n;
+        st.break_sends_after = after_taking;
+    }
+
     /// While `held`, history reads (`GET …/engagements/{id}/messages`) wait; released, they
     /// answer with the history as it is then, as a slow server would.
     pub fn hold_history(&self, held: bool) {
@@ -461,8 +505,6 @@ impl Simulator {
             },
         });
         st.broadcast(i, &ev);
-        drop(st);
-        self.inner.events.notify_waiters();
         Ok(())
     }
 
@@ -471,13 +513,9 @@ impl Simulator {
         chat: &SimChat,
         f: impl FnOnce(&mut State, usize) -> Result<String>,
     ) -> Result<String> {
-        let r = {
-            let mut st = self.inner.lock();
-            let i = index(&st, chat)?;
-            f(&mut st, i)
-        };
-        self.inner.events.notify_waiters();
-        r
+        let mut st = self.inner.lock();
+        let i = index(&st, chat)?;
+        f(&mut st, i)
     }
 }
 
@@ -767,7 +805,6 @@ impl SimControl for Simulator {
                 );
             }
         }
-        self.inner.events.notify_waiters();
         Ok(())
     }
 

@@ -35,6 +35,21 @@ fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
         .into_response()
 }
 
+/// A reply whose body fails after its head is sent: the server drops the connection.
+fn broken() -> Response {
+    let fail = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::other("connection broken by the simulator"))
+    });
+    Response::new(axum::body::Body::from_stream(fail))
+}
+
+/// Takes one of `count` if any is left.
+fn take_one(count: &mut usize) -> bool {
+    let some = *count > 0;
+    *count = count.saturating_sub(1);
+    some
+}
+
 fn ok(v: impl serde::Serialize) -> Response {
     (
         StatusCode::OK,
@@ -86,12 +101,38 @@ fn session_json(st: &State, id: &str) -> Option<WireSession> {
     })
 }
 
-/// Forgets sessions unused for longer than the expiry.
+/// How often the sessions unused for longer than the expiry are swept out. A session is
+/// checked on each of its own requests ([`live_session`]); the sweep only frees the memory
+/// of those nobody asks for, and running it on every request would cost a pass over every
+/// session per request.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Forgets sessions unused for longer than the expiry (at most once per [`SWEEP_EVERY`]).
 fn expire_sessions(inner: &Inner, st: &mut State) {
     let now = tokio::time::Instant::now();
+    if st
+        .last_sweep
+        .is_some_and(|t| now.duration_since(t) < SWEEP_EVERY)
+    {
+        return;
+    }
+    st.last_sweep = Some(now);
     let limit = inner.opts.session_expiry;
     st.sessions
         .retain(|_, s| now.duration_since(s.last_seen) <= limit);
+}
+
+/// The session `id` if it exists and has not expired (an expired one is forgotten now).
+fn live_session<'a>(inner: &Inner, st: &'a mut State, id: &str) -> Option<&'a mut SimSession> {
+    let now = tokio::time::Instant::now();
+    let expired = st
+        .sessions
+        .get(id)
+        .is_some_and(|s| now.duration_since(s.last_seen) > inner.opts.session_expiry);
+    if expired {
+        st.sessions.remove(id);
+    }
+    st.sessions.get_mut(id)
 }
 
 async fn handle(
@@ -174,8 +215,7 @@ async fn handle(
         (Method::POST, ["sessions"]) => create_session(&inner, &claims, &body),
         (Method::GET, ["sessions", id]) => {
             let mut st = inner.lock();
-            expire_sessions(&inner, &mut st);
-            match st.sessions.get_mut(*id) {
+            match live_session(&inner, &mut st, id) {
                 Some(s) if s.customer == claims.sub => {
                     s.last_seen = tokio::time::Instant::now();
                 }
@@ -219,7 +259,21 @@ async fn handle(
                 problem(StatusCode::NOT_FOUND, "Not Found", "No such path")
             }
         }
-        (Method::POST, ["engagements", id, "messages"]) => send(&inner, &claims, id, &body),
+        (Method::POST, ["engagements", id, "messages"]) => {
+            let (brk, after) = {
+                let mut st = inner.lock();
+                (take_one(&mut st.break_sends), st.break_sends_after)
+            };
+            match (brk, after) {
+                (false, _) => send(&inner, &claims, id, &body),
+                (true, false) => broken(),
+                (true, true) => {
+                    // Taken and echoed; the reply is lost with the connection.
+                    let _taken = send(&inner, &claims, id, &body);
+                    broken()
+                }
+            }
+        }
         (Method::GET, ["engagements", id, "messages"]) => {
             super::pass(&inner.history_held).await;
             list(&inner, &claims, id, &q, &headers, &path)
@@ -371,16 +425,19 @@ fn create_session(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
             parameters: req.session_parameters,
             queue: Vec::new(),
             last_seen: tokio::time::Instant::now(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         },
     );
     ok(session_json(&st, &id))
 }
 
-fn own_session<'a>(st: &'a mut State, claims: &Claims, id: &str) -> Option<&'a mut SimSession> {
-    let s = st
-        .sessions
-        .get_mut(id)
-        .filter(|s| s.customer == claims.sub)?;
+fn own_session<'a>(
+    inner: &Inner,
+    st: &'a mut State,
+    claims: &Claims,
+    id: &str,
+) -> Option<&'a mut SimSession> {
+    let s = live_session(inner, st, id).filter(|s| s.customer == claims.sub)?;
     s.last_seen = tokio::time::Instant::now();
     Some(s)
 }
@@ -394,7 +451,7 @@ fn create_engagement(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
     }
     let resp = {
         let mut st = inner.lock();
-        let Some(s) = own_session(&mut st, claims, &req.session_id) else {
+        let Some(s) = own_session(inner, &mut st, claims, &req.session_id) else {
             return problem(StatusCode::NOT_FOUND, "Not Found", "Session not found");
         };
         let me = WireParticipant {
@@ -436,7 +493,6 @@ fn create_engagement(inner: &Inner, claims: &Claims, body: &[u8]) -> Response {
     };
     inner.chat_started.notify_waiters();
     inner.chat_started.notify_one();
-    inner.events.notify_waiters();
     ok(resp)
 }
 
@@ -446,7 +502,7 @@ fn join(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response {
     };
     let resp = {
         let mut st = inner.lock();
-        let Some(s) = own_session(&mut st, claims, &req.session_id) else {
+        let Some(s) = own_session(inner, &mut st, claims, &req.session_id) else {
             return problem(StatusCode::NOT_FOUND, "Not Found", "Session not found");
         };
         let name = s.display_name.clone();
@@ -489,7 +545,6 @@ fn join(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response {
         st.push(&req.session_id, &ev);
         engagement_json(&st.chats[i])
     };
-    inner.events.notify_waiters();
     ok(resp)
 }
 
@@ -499,7 +554,7 @@ fn disconnect(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response
     };
     {
         let mut st = inner.lock();
-        if own_session(&mut st, claims, &req.session_id).is_none() {
+        if own_session(inner, &mut st, claims, &req.session_id).is_none() {
             return problem(StatusCode::NOT_FOUND, "Not Found", "Session not found");
         }
         let Some(i) = st.chats.iter().position(|c| c.id == id && !c.ended) else {
@@ -521,7 +576,6 @@ fn disconnect(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response
             st.push(s, &ev);
         }
     }
-    inner.events.notify_waiters();
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -543,7 +597,7 @@ fn send(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response {
     }
     let m = {
         let mut st = inner.lock();
-        if own_session(&mut st, claims, &req.session_id).is_none() {
+        if own_session(inner, &mut st, claims, &req.session_id).is_none() {
             return problem(StatusCode::NOT_FOUND, "Not Found", "Session not found");
         }
         let Some(i) = st.chats.iter().position(|c| c.id == id && !c.ended) else {
@@ -563,7 +617,6 @@ fn send(inner: &Inner, claims: &Claims, id: &str, body: &[u8]) -> Response {
         });
         post_message(&mut st, i, &me, &text, "PLAINTEXT")
     };
-    inner.events.notify_waiters();
     ok(m)
 }
 
@@ -585,7 +638,7 @@ fn list(
     }
     let mut st = inner.lock();
     let session = q.get("sessionId").cloned().unwrap_or_default();
-    if own_session(&mut st, claims, &session).is_none() {
+    if own_session(inner, &mut st, claims, &session).is_none() {
         return problem(StatusCode::NOT_FOUND, "Not Found", "Session not found");
     }
     let Some(c) = st
@@ -652,22 +705,37 @@ async fn poll(
                 StatusCode::from_u16(st.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return problem(status, "Simulated failure", "injected by the simulator");
         }
+        if !probe && take_one(&mut st.break_polls) {
+            return broken();
+        }
     }
     loop {
         if !probe {
             super::pass(&inner.events_held).await;
         }
-        let notified = inner.events.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+        let everyone = inner.events.notified();
+        tokio::pin!(everyone);
+        everyone.as_mut().enable();
         if let Err(detail) = inner.check_token(bearer) {
             return problem(StatusCode::UNAUTHORIZED, "Unauthorized", &detail);
         }
-        {
+        let not_found = || problem(StatusCode::NOT_FOUND, "Not Found", wire::SESSION_NOT_FOUND);
+        let wake = {
             let mut st = inner.lock();
             expire_sessions(inner, &mut st);
-            let Some(s) = own_session(&mut st, claims, id) else {
-                return problem(StatusCode::NOT_FOUND, "Not Found", wire::SESSION_NOT_FOUND);
+            match own_session(inner, &mut st, claims, id) {
+                Some(s) => s.wake.clone(),
+                None => return not_found(),
+            }
+        };
+        // Listening before the queue is read: an event queued in between wakes this poll.
+        let mine = wake.notified();
+        tokio::pin!(mine);
+        mine.as_mut().enable();
+        {
+            let mut st = inner.lock();
+            let Some(s) = own_session(inner, &mut st, claims, id) else {
+                return not_found();
             };
             if let Some(a) = ack {
                 s.queue.retain(|(eid, _)| *eid > a);
@@ -677,7 +745,13 @@ async fn poll(
                 return ok(batch);
             }
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+        let woken = async {
+            tokio::select! {
+                () = &mut mine => {}
+                () = &mut everyone => {}
+            }
+        };
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
             return ok(Vec::<Value>::new());
         }
     }
