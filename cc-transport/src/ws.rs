@@ -50,9 +50,12 @@
 //!
 //! Timers use `tokio::time`, so tests may run under `tokio::time::pause()`.
 //!
-//! Memory: with the default 2 KiB read buffer an idle `ws://` connection (task, channels,
-//! socket, buffers) adds about 12.5 KiB of resident memory in a release build (16.6 KiB with
-//! an 8 KiB buffer; tungstenite's 128 KiB default would make it about 137 KiB). Measure with
+//! Memory: the opening handshake is our own (a small head buffer, dropped once the head is
+//! parsed), so an idle connection's read buffer is exactly [`WsConfig::read_buffer_size`]
+//! (it grows only for a message larger than that). With the default 2 KiB an idle `ws://`
+//! connection (task, channels, socket, buffers) adds about 9 KiB of resident memory in a
+//! release build (8 KiB with 1 KiB, 15 KiB with 8 KiB; tungstenite's 128 KiB default would
+//! make it about 139 KiB). Measure with
 //! `cargo run -p cc-transport --release --example ws_idle_memory`.
 
 use std::fmt;
