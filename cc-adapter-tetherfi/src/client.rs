@@ -6,7 +6,7 @@
 //! across an `await`. A pump task hands the outbox's messages to the link one at a time, in
 //! order; the link's own task (the DWR poll loop, the WebSocket event loop) feeds pushes in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +21,7 @@ use cc_core::{
 };
 use cc_transport::{HttpClient, HttpConfig, Method, Multipart, TlsConfig};
 use serde_json::{Map, Value, json};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use url::Url;
 
@@ -192,6 +192,10 @@ pub(crate) struct State {
     waiters: Waiters,
     /// The chat proxy's browser-session token.
     pub(crate) ws_token: Option<String>,
+    /// Background calls (acks) not made yet, oldest first.
+    background: VecDeque<Call>,
+    /// Whether the background task runs (started with the first background call).
+    background_started: bool,
 }
 
 pub(crate) struct Inner {
@@ -200,12 +204,18 @@ pub(crate) struct Inner {
     pub(crate) bus: EventBus,
     state: Mutex<State>,
     pub(crate) link: std::sync::OnceLock<Link>,
-    http: HttpClient,
+    /// The REST client (DWR calls, uploads, the status endpoint), made on first use.
+    http: std::sync::OnceLock<HttpClient>,
+    tls: TlsConfig,
+    /// Wakes the pump.
     pub(crate) wake: Notify,
+    /// Whether the pump runs (started with the app's first message).
+    pump_started: AtomicBool,
     pub(crate) closed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     customer: Participant,
-    bg: mpsc::UnboundedSender<Call>,
+    /// Wakes the background task when a call is queued.
+    background_wake: Notify,
     /// This client's page id (DWR `scriptSessionId` suffix, chat-proxy `open.page`).
     pub(crate) page_id: String,
     /// The audio/video calls, by chat.
@@ -215,6 +225,19 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The REST client, made on first use (a chat-proxy session may never need it).
+    pub(crate) fn http(&self) -> Result<&HttpClient> {
+        if let Some(h) = self.http.get() {
+            return Ok(h);
+        }
+        let h = HttpClient::new(
+            HttpConfig::new(V, self.cfg.base()?)
+                .with_tls(self.tls.clone())
+                .with_timeout(self.cfg.request_timeout()),
+        )?;
+        Ok(self.http.get_or_init(|| h))
     }
 
     fn link(&self) -> Result<&Link> {
@@ -250,7 +273,13 @@ impl Inner {
                 }
                 Output::Call(call) => {
                     // One at a time, in order (acks), on the background task.
-                    let _ = self.bg.send(call);
+                    st.background.push_back(call);
+                    if st.background_started {
+                        self.background_wake.notify_one();
+                    } else {
+                        st.background_started = true;
+                        self.spawn(self.clone().background());
+                    }
                 }
                 Output::Started { client_id, result } => {
                     wake = true;
@@ -265,6 +294,10 @@ impl Inner {
                         let (_, tx) = w.remove(i);
                         let _ = tx.send(result);
                     }
+                    if w.is_empty() {
+                        // An idle session keeps no room for waiters.
+                        *w = Vec::new();
+                    }
                 }
                 Output::Opened(result) => {
                     if let (Ok(_), Some(Link::Ws(_))) = (&result, self.link.get()) {
@@ -277,7 +310,7 @@ impl Inner {
                             payload: Arc::new(json!({"code": e.vendor_code()})),
                         });
                     }
-                    for tx in st.waiters.open.drain(..) {
+                    for tx in std::mem::take(&mut st.waiters.open) {
                         let _ = tx.send(match &result {
                             Ok(ids) => Ok(ids.clone()),
                             Err(e) => Err(crate::error::open_failed(
@@ -287,12 +320,12 @@ impl Inner {
                     }
                 }
                 Output::AccessToken(t) => {
-                    for tx in st.waiters.token.drain(..) {
+                    for tx in std::mem::take(&mut st.waiters.token) {
                         let _ = tx.send(t.clone());
                     }
                 }
                 Output::CampaignContact(v) => {
-                    for tx in st.waiters.campaign.drain(..) {
+                    for tx in std::mem::take(&mut st.waiters.campaign) {
                         let _ = tx.send(v.clone());
                     }
                 }
@@ -358,7 +391,9 @@ impl Inner {
     pub(crate) async fn call(self: &Arc<Self>, call: &Call) -> Result<Value> {
         match self.link()? {
             Link::Dwr(d) => {
-                let (value, pushes) = d.call(call).await?;
+                // Boxed: an HTTP request's future is large, and every task that may make a
+                // call (idle most of the time) would otherwise be sized for it.
+                let (value, pushes) = Box::pin(d.call(call)).await?;
                 if !pushes.is_empty() {
                     let mut st = self.lock();
                     let decoded = DwrLink::filter_pushes(&mut st.next_index, pushes);
@@ -415,7 +450,7 @@ impl Inner {
     /// `uploadFiles`: a multipart POST to the upload servlet for chat `engagement`.
     async fn upload(&self, engagement: &EngagementId, file: Upload) -> Result<Value> {
         let url = self.cfg.dwr_url("/upload")?;
-        let mut req = self.http.request(Method::POST, url.as_str()).multipart(
+        let mut req = self.http()?.request(Method::POST, url.as_str()).multipart(
             Multipart::new().text("sid", engagement.as_str()).file(
                 "file",
                 file.name.clone(),
@@ -438,6 +473,33 @@ impl Inner {
         self.apply(&mut st, outs);
     }
 
+    /// The background task: makes the queued background calls one at a time, in order.
+    async fn background(self: Arc<Self>) {
+        loop {
+            let next = self.lock().background.pop_front();
+            match next {
+                Some(call) => {
+                    if let Err(e) = self.call(&call).await {
+                        tracing::debug!(vendor = %V, error = %e, "background call failed");
+                    }
+                }
+                // Started after the session closed (its tasks were stopped already).
+                None if self.closed.load(Ordering::SeqCst) => return,
+                None => self.background_wake.notified().await,
+            }
+        }
+    }
+
+    /// Wakes the pump, starting it with the first message: until then no outbox has
+    /// anything to send.
+    fn wake_pump(self: &Arc<Self>) {
+        if self.pump_started.swap(true, Ordering::SeqCst) {
+            self.wake.notify_one();
+        } else {
+            self.spawn(self.clone().pump());
+        }
+    }
+
     /// The pump: hands the outboxes' messages to the link, one at a time, in order.
     async fn pump(self: Arc<Self>) {
         loop {
@@ -457,7 +519,7 @@ impl Inner {
                         matches!(self.link.get(), Some(Link::Dwr(_))),
                     ),
                     SendOp::Upload(file) => (
-                        self.upload(&s.engagement, file.clone())
+                        Box::pin(self.upload(&s.engagement, file.clone()))
                             .await
                             .map(|_| Value::Null),
                         true,
@@ -539,11 +601,6 @@ impl TetherfiSession {
     pub async fn connect(cfg: TetherfiConfig, tls: &TlsSettings) -> Result<TetherfiSession> {
         cfg.validate()?;
         let tls = TlsConfig::from_settings(V, tls)?;
-        let http = HttpClient::new(
-            HttpConfig::new(V, cfg.base()?)
-                .with_tls(tls.clone())
-                .with_timeout(cfg.request_timeout()),
-        )?;
         let customer = Participant::new(Role::Customer);
         let outbox = OutboxConfig {
             max_attempts: 10,
@@ -560,11 +617,10 @@ impl TetherfiSession {
             Transport::Ws => cfg.resume_token.as_ref().map(|t| t.expose().to_owned()),
             Transport::Dwr => None,
         };
-        let (bg, mut bg_rx) = mpsc::unbounded_channel::<Call>();
         let inner = Arc::new(Inner {
             page_id: uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
             calls: CallHub::default(),
-            bg,
+            background_wake: Notify::new(),
             caps: crate::capabilities_for(&cfg),
             bus: EventBus::default(),
             state: Mutex::new(State {
@@ -572,10 +628,14 @@ impl TetherfiSession {
                 next_index: 0,
                 waiters: Waiters::default(),
                 ws_token,
+                background: VecDeque::new(),
+                background_started: false,
             }),
             link: std::sync::OnceLock::new(),
-            http,
+            http: std::sync::OnceLock::new(),
+            tls: tls.clone(),
             wake: Notify::new(),
+            pump_started: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             customer,
@@ -587,19 +647,9 @@ impl TetherfiSession {
         // Made first, so that a failed connect stops the tasks it started.
         let guard = Arc::new(Guard(inner.clone()));
         match inner.cfg.transport {
-            Transport::Dwr => crate::dwr::start(&inner, tls).await?,
+            Transport::Dwr => crate::dwr::start(&inner).await?,
             Transport::Ws => crate::ws::start(&inner, tls).await?,
         }
-        let me = inner.clone();
-        inner.spawn(async move {
-            while let Some(call) = bg_rx.recv().await {
-                if let Err(e) = me.call(&call).await {
-                    tracing::debug!(vendor = %V, error = %e, "background call failed");
-                }
-            }
-        });
-        let me = inner.clone();
-        inner.spawn(me.pump());
         Ok(TetherfiSession { inner, guard })
     }
 
@@ -774,7 +824,7 @@ impl TetherfiSession {
         let url = self.inner.cfg.dwr_url("/status")?;
         match self
             .inner
-            .http
+            .http()?
             .request(Method::GET, url.as_str())
             .header("accept", "text/plain")
             .send()
@@ -1059,7 +1109,7 @@ impl Engagement for TetherfiEngagement {
             let mut st = self.inner.lock();
             st.engine.push_message(&self.id, content, Clock::system())?
         };
-        self.inner.wake.notify_one();
+        self.inner.wake_pump();
         Ok(sent_message(&m))
     }
 
@@ -1068,7 +1118,7 @@ impl Engagement for TetherfiEngagement {
             let mut st = self.inner.lock();
             st.engine.push_upload(&self.id, file, Clock::system())?
         };
-        self.inner.wake.notify_one();
+        self.inner.wake_pump();
         Ok(sent_message(&m))
     }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cc_core::{ConnectionState, Error, Event, Result, Vendor};
-use cc_transport::{HttpClient, HttpConfig, Method, TlsConfig, header};
+use cc_transport::{HttpClient, Method, header};
 use serde_json::Value;
 
 use crate::client::Inner;
@@ -36,13 +36,10 @@ pub(crate) struct DwrLink {
 type Pushes = Vec<(u64, String)>;
 
 impl DwrLink {
-    fn new(inner: &Inner, tls: TlsConfig) -> Result<DwrLink> {
+    fn new(inner: &Inner) -> Result<DwrLink> {
         let cfg = &inner.cfg;
-        let http = HttpClient::new(
-            HttpConfig::new(V, cfg.base()?)
-                .with_tls(tls)
-                .with_timeout(cfg.request_timeout()),
-        )?;
+        // The session's client: the same base, roots and timeout.
+        let http = inner.http()?.clone();
         let mut cookies = BTreeMap::new();
         if let Some(t) = &cfg.resume_token {
             for part in t.expose().split(';') {
@@ -208,8 +205,8 @@ impl DwrLink {
 }
 
 /// Bootstraps the DWR session, starts the poll loop, and re-attaches with `Open`.
-pub(crate) async fn start(inner: &Arc<Inner>, tls: TlsConfig) -> Result<()> {
-    let link = Arc::new(DwrLink::new(inner, tls)?);
+pub(crate) async fn start(inner: &Arc<Inner>) -> Result<()> {
+    let link = Arc::new(DwrLink::new(inner)?);
     let has_id = link
         .cookies
         .lock()

@@ -274,6 +274,9 @@ impl Engine {
         if self.online {
             chat.outbox.on_connected();
         }
+        // One chat per session is the rule: no room for more until a second one comes
+        // (a `Chat` is large, and a first push would make room for four).
+        self.chats.reserve_exact(1);
         self.chats.push(chat);
         (self.chats.len() - 1, true)
     }
