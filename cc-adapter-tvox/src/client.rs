@@ -78,6 +78,10 @@ fn now() -> Now {
     }
 }
 
+/// The commands' channel. Its items are boxed: an unbounded channel allocates its slots 32
+/// at a time, and every idle session holds one such block.
+type CmdSender = mpsc::UnboundedSender<Box<Cmd>>;
+
 enum Cmd {
     StartChat(Box<StartChat>, oneshot::Sender<Result<Arc<TvoxEngagement>>>),
     Send(EngagementId, Content, oneshot::Sender<Result<Message>>),
@@ -121,12 +125,12 @@ enum ReplyTo {
 struct Inner {
     config: TvoxConfig,
     bus: EventBus,
-    cmd: mpsc::UnboundedSender<Cmd>,
+    cmd: CmdSender,
     chats: Mutex<Vec<Arc<TvoxEngagement>>>,
     status: Mutex<HashMap<StatusKey, watch::Sender<Option<wire::ServiceStatus>>>>,
-    channels: Mutex<BTreeMap<String, bool>>,
+    channels: Mutex<Arc<BTreeMap<String, bool>>>,
     resume: Mutex<Option<Secret>>,
-    ice_servers: Mutex<Vec<wire::codec::IceServer>>,
+    ice_servers: Mutex<Arc<[wire::codec::IceServer]>>,
     /// Media-session updates for the monitors; made on the first monitor, so a session that
     /// never monitors does not carry the channel's 64 preallocated slots.
     media: std::sync::OnceLock<broadcast::Sender<MediaSessionUpdate>>,
@@ -152,7 +156,7 @@ pub struct TvoxSession {
 /// One TVox chat session.
 pub struct TvoxEngagement {
     id: EngagementId,
-    cmd: mpsc::UnboundedSender<Cmd>,
+    cmd: CmdSender,
     bus: EventBus,
     timeout: Duration,
     view: Mutex<ChatView>,
@@ -168,13 +172,13 @@ impl fmt::Debug for TvoxEngagement {
 }
 
 async fn ask<T>(
-    cmd: &mpsc::UnboundedSender<Cmd>,
+    cmd: &CmdSender,
     timeout: Duration,
     operation: &'static str,
     make: impl FnOnce(oneshot::Sender<Result<T>>) -> Cmd,
 ) -> Result<T> {
     let (tx, rx) = oneshot::channel();
-    cmd.send(make(tx))
+    cmd.send(Box::new(make(tx)))
         .map_err(|_| Error::closed(V, "session"))?;
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(r)) => r,
@@ -212,15 +216,6 @@ impl TvoxSession {
         ws.backoff = BackoffPolicy::fixed(Duration::from_millis(config.retry.interval_ms))
             .with_max_attempts(config.retry.max_retries);
         ws.connect_timeout = Duration::from_millis(config.connect_timeout_ms.min(10_000));
-        let monitored = config
-            .services
-            .iter()
-            .flat_map(|c| {
-                c.services
-                    .iter()
-                    .map(|s| (c.channel.clone(), s.code.clone()))
-            })
-            .collect();
         let hello = Hello {
             widget_id: config.widget_id.clone(),
             customer_info: config.customer_info(),
@@ -237,7 +232,6 @@ impl TvoxSession {
         let mut engine = Engine::new(EngineConfig {
             hello,
             heartbeat: config.heartbeat(),
-            monitored,
             outbox: OutboxConfig::default(),
             customer,
             media_timeout: Duration::from_millis(config.calls.media_timeout_ms),
@@ -250,9 +244,9 @@ impl TvoxSession {
             cmd: cmd_tx,
             chats: Mutex::new(Vec::new()),
             status: Mutex::new(HashMap::new()),
-            channels: Mutex::new(BTreeMap::new()),
+            channels: Mutex::new(Arc::default()),
             resume: Mutex::new(None),
-            ice_servers: Mutex::new(Vec::new()),
+            ice_servers: Mutex::new(Arc::from([])),
             media: std::sync::OnceLock::new(),
             shut: AtomicBool::new(false),
         });
@@ -297,7 +291,7 @@ impl TvoxSession {
 
     /// `getChannelsEnabled()`: channel → enabled, as the last handshake said.
     pub fn channels_enabled(&self) -> BTreeMap<String, bool> {
-        lock(&self.inner.channels).clone()
+        BTreeMap::clone(&lock(&self.inner.channels))
     }
 
     /// The TVox handle of one of this session's chats, for the adapter extension
@@ -512,7 +506,8 @@ impl TvoxSession {
         let cfg = &self.inner.config.calls;
         let mut out = Vec::new();
         if cfg.server_ice_servers {
-            for s in lock(&self.inner.ice_servers).iter() {
+            let servers = Arc::clone(&lock(&self.inner.ice_servers));
+            for s in servers.iter() {
                 out.push(MediaIceServer {
                     urls: s.urls.clone(),
                     username: s.username.clone(),
@@ -796,7 +791,7 @@ impl Stream for MediaSessionStream {
 pub struct TvoxCall {
     id: Arc<str>,
     video: bool,
-    cmd: mpsc::UnboundedSender<Cmd>,
+    cmd: CmdSender,
     timeout: Duration,
     parts: CallParts,
 }
@@ -978,7 +973,7 @@ impl Session for TvoxSession {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
-        if self.inner.cmd.send(Cmd::Shutdown(tx)).is_ok() {
+        if self.inner.cmd.send(Box::new(Cmd::Shutdown(tx))).is_ok() {
             let _ = tokio::time::timeout(self.timeout(), rx).await;
         }
         Ok(())
@@ -1086,6 +1081,14 @@ impl Engagement for TvoxEngagement {
     }
 }
 
+/// The I/O of one engine output ([`Driver::next_io`]).
+enum Io {
+    /// Write this frame.
+    Send(String),
+    /// Media work for a call.
+    Media(Arc<str>, MediaOp, Option<u64>),
+}
+
 struct Driver {
     engine: Engine,
     ws: WsHandle,
@@ -1100,59 +1103,72 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(
+    /// The session's task. An `async` block rather than an `async fn`: the future then
+    /// holds the driver once (an `async fn` keeps its moved-in arguments apart from the
+    /// body's state), which every idle session pays for.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold the driver twice"
+    )]
+    fn run(
         mut self,
         mut events: cc_transport::WsEvents,
-        mut rx: mpsc::UnboundedReceiver<Cmd>,
-    ) {
-        loop {
-            let deadline = self.engine.poll_timeout();
-            let sleep = async move {
-                match deadline {
-                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let go_on = tokio::select! {
-                ev = events.recv() => match ev {
-                    Some(ev) => self.on_ws(ev),
-                    None => false,
-                },
-                cmd = rx.recv() => match cmd {
-                    Some(Cmd::Shutdown(done)) => {
-                        self.shutdown(&mut events).await;
-                        let _ = done.send(());
-                        false
+        mut rx: mpsc::UnboundedReceiver<Box<Cmd>>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        async move {
+            loop {
+                let deadline = self.engine.poll_timeout();
+                let sleep = async move {
+                    match deadline {
+                        Some(t) => {
+                            tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await
+                        }
+                        None => std::future::pending().await,
                     }
-                    Some(cmd) => { self.on_cmd(cmd); true }
-                    None => { self.shutdown(&mut events).await; false }
-                },
-                () = sleep => { self.engine.on_timeout(now()); true }
-            };
-            self.flush().await;
-            if !go_on {
-                break;
-            }
-        }
-        // The connection gave up for good: what calls are left end here.
-        for (id, c) in self.calls.drain() {
-            c.watcher.abort();
-            let state = CallState::Ended {
-                reason: Arc::from("failed: session closed"),
-            };
-            *lock(&c.parts.state) = state.clone();
-            let ev = Event::Call { call: id, state };
-            c.parts.bus.emit(ev.clone());
-            self.bus.emit(ev);
-            c.parts.media.close().await;
-        }
-        for (_, r) in self.replies.drain() {
-            match r {
-                ReplyTo::Chat(tx) => {
-                    let _ = tx.send(Err(Error::closed(V, "session")));
+                };
+                let go_on = tokio::select! {
+                    ev = events.recv() => match ev {
+                        Some(ev) => self.on_ws(ev),
+                        None => false,
+                    },
+                    cmd = rx.recv() => match cmd.map(|c| *c) {
+                        Some(Cmd::Shutdown(done)) => {
+                            // Boxed, as are the other rare branches below: an idle session's
+                            // task does not carry their state inline.
+                            Box::pin(self.shutdown(&mut events)).await;
+                            let _ = done.send(());
+                            false
+                        }
+                        Some(cmd) => { self.on_cmd(cmd); true }
+                        None => { Box::pin(self.shutdown(&mut events)).await; false }
+                    },
+                    () = sleep => { self.engine.on_timeout(now()); true }
+                };
+                self.flush().await;
+                if !go_on {
+                    break;
                 }
-                ReplyTo::Value(tx) => {
-                    let _ = tx.send(Err(Error::closed(V, "session")));
+            }
+            // The connection gave up for good: what calls are left end here.
+            for (id, c) in self.calls.drain() {
+                c.watcher.abort();
+                let state = CallState::Ended {
+                    reason: Arc::from("failed: session closed"),
+                };
+                *lock(&c.parts.state) = state.clone();
+                let ev = Event::Call { call: id, state };
+                c.parts.bus.emit(ev.clone());
+                self.bus.emit(ev);
+                Box::pin(c.parts.media.close()).await;
+            }
+            for (_, r) in self.replies.drain() {
+                match r {
+                    ReplyTo::Chat(tx) => {
+                        let _ = tx.send(Err(Error::closed(V, "session")));
+                    }
+                    ReplyTo::Value(tx) => {
+                        let _ = tx.send(Err(Error::closed(V, "session")));
+                    }
                 }
             }
         }
@@ -1301,22 +1317,35 @@ impl Driver {
         }
     }
 
+    /// Writes what the engine queued and does the media work it asked for. The outputs
+    /// that need no I/O are handled by [`Driver::next_io`], so this future holds a frame
+    /// at most (an idle session's task stays small).
     async fn flush(&mut self) {
         let inner = self.inner.upgrade();
-        while let Some(out) = self.engine.poll_output() {
-            match out {
-                Output::Send(text) => {
+        while let Some(io) = self.next_io(inner.as_ref()) {
+            match io {
+                Io::Send(text) => {
                     if let Err(e) = self.ws.send_now(text).await {
                         // The connection is gone; its Disconnected event follows.
                         tracing::debug!(error = %e, "tvox: write failed");
                     }
                 }
+                Io::Media(call, op, token) => Box::pin(self.media_op(call, op, token)).await,
+            }
+        }
+    }
+
+    /// Handles the engine's outputs up to the next one that needs I/O; when they are all
+    /// done, publishes the chats' changed views.
+    fn next_io(&mut self, inner: Option<&Arc<Inner>>) -> Option<Io> {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
                 Output::Event(ev) => {
                     if let Event::EngagementStarted {
                         engagement,
                         resumed: true,
                     } = &ev
-                        && let Some(inner) = &inner
+                        && let Some(inner) = inner
                         && !lock(&inner.chats).iter().any(|e| &e.id == engagement)
                     {
                         let _ = self.new_engagement(Some(inner), engagement.clone());
@@ -1328,10 +1357,10 @@ impl Driver {
                         c.parts.bus.emit(ev.clone());
                     }
                     if matches!(ev, Event::Connection(ConnectionState::Connected)) {
-                        if let Some(inner) = &inner {
-                            *lock(&inner.channels) = self.engine.channels_enabled().clone();
+                        if let Some(inner) = inner {
+                            *lock(&inner.channels) = Arc::clone(self.engine.channels_enabled());
                             *lock(&inner.resume) = self.engine.resume_token().cloned();
-                            *lock(&inner.ice_servers) = self.engine.ice_servers().to_vec();
+                            *lock(&inner.ice_servers) = Arc::clone(self.engine.ice_servers());
                         }
                         if let Some(tx) = self.ready.take() {
                             let _ = tx.send(Ok(()));
@@ -1351,22 +1380,23 @@ impl Driver {
                             Some(ReplyTo::Value(tx)) => tx.is_closed(),
                             _ => true,
                         };
-                        self.register_call(inner.as_ref(), id.clone(), parts);
+                        self.register_call(inner, id.clone(), parts);
                         if abandoned {
                             let t = self.engine.call_command(now(), &id, CallCommand::Hangup);
                             self.replies.remove(&t);
                         }
                     }
-                    self.answer(token, result, inner.as_ref());
+                    self.answer(token, result, inner);
                 }
-                Output::CallMedia { call, op, token } => self.media_op(call, op, token).await,
+                Output::Send(text) => return Some(Io::Send(text)),
+                Output::CallMedia { call, op, token } => return Some(Io::Media(call, op, token)),
                 Output::Ready(connection) => self.ws.ready(connection),
                 Output::Media {
                     channel,
                     session,
                     state,
                 } => {
-                    if let Some(media) = inner.as_ref().and_then(|i| i.media.get()) {
+                    if let Some(media) = inner.and_then(|i| i.media.get()) {
                         // Nobody listening is fine: the monitor's subscribers come and go.
                         let _ = media.send(MediaSessionUpdate {
                             channel,
@@ -1381,7 +1411,7 @@ impl Driver {
                     service,
                     status,
                 } => {
-                    if let Some(inner) = &inner {
+                    if let Some(inner) = inner {
                         let mut map = lock(&inner.status);
                         let tx = map
                             .entry((channel, service))
@@ -1391,7 +1421,7 @@ impl Driver {
                 }
             }
         }
-        if let Some(inner) = &inner {
+        if let Some(inner) = inner {
             let dirty = self.engine.take_dirty();
             if !dirty.is_empty() {
                 let chats = lock(&inner.chats);
@@ -1405,11 +1435,17 @@ impl Driver {
                 }
             }
         }
+        None
     }
 
     /// Answers the app call waiting for `token`.
     fn answer(&mut self, token: u64, result: Result<Value>, inner: Option<&Arc<Inner>>) {
-        match self.replies.remove(&token) {
+        let reply = self.replies.remove(&token);
+        if self.replies.is_empty() {
+            // Nothing waits: an idle session keeps no empty table.
+            self.replies = HashMap::new();
+        }
+        match reply {
             Some(ReplyTo::Value(tx)) => {
                 let _ = tx.send(result);
             }
@@ -1440,7 +1476,10 @@ impl Driver {
                 match rx.recv().await {
                     Ok(ev) => {
                         let Some(cmd) = cmd.upgrade() else { return };
-                        if cmd.send(Cmd::MediaEvent(call.clone(), ev)).is_err() {
+                        if cmd
+                            .send(Box::new(Cmd::MediaEvent(call.clone(), ev)))
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -79,12 +79,12 @@ pub struct Now {
 /// What the engine needs to know of the configuration.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// The `widget.hello` params (the resume token is filled in per connection).
+    /// The `widget.hello` params (the resume token is filled in per connection). Its
+    /// `services_configuration` names the services the widget monitors: a service status
+    /// is asked only of those.
     pub hello: Hello,
     /// The heartbeat interval.
     pub heartbeat: Duration,
-    /// The channels and services the widget monitors.
-    pub monitored: Vec<(MultiChannelType, String)>,
     /// The outbox's behaviour.
     pub outbox: OutboxConfig,
     /// The customer of chats re-attached by the handshake (`hello.sessions`).
@@ -277,7 +277,9 @@ struct Chat {
     events_sub: Option<String>,
     last_event: Option<String>,
     seen_events: IncomingDedup<String>,
-    last_session: Option<ChannelSession>,
+    /// The fingerprint ([`session_print`]) of the last session push, so a repeat changes
+    /// nothing; a fingerprint rather than the session, which every chat would hold.
+    last_session: Option<u64>,
     outbox: Outbox,
     transcript: Transcript,
     greeting: HashSet<ClientMessageId>,
@@ -303,8 +305,10 @@ pub struct Engine {
     next_token: u64,
     link: Link,
     resume_token: Option<Secret>,
-    channels_enabled: BTreeMap<String, bool>,
-    ice_servers: Vec<codec::IceServer>,
+    /// Shared with the session's handles (`TvoxSession::channels_enabled`).
+    channels_enabled: Arc<BTreeMap<String, bool>>,
+    /// Shared with the session's handles (a new call's ICE servers).
+    ice_servers: Arc<[codec::IceServer]>,
     pending: HashMap<u64, Pending>,
     deferred: VecDeque<(u64, Call)>,
     ping_due: Option<Instant>,
@@ -322,6 +326,14 @@ pub struct Engine {
     out: VecDeque<Output>,
 }
 
+/// A fingerprint of a session push: equal sessions have equal prints (a fixed-key hash).
+fn session_print(session: &ChannelSession) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session.hash(&mut h);
+    h.finish()
+}
+
 fn transport_lost(operation: &'static str) -> Error {
     Error::transport(V, operation, "the connection dropped before TVox answered")
 }
@@ -336,8 +348,8 @@ impl Engine {
             next_token: 1,
             link: Link::Down,
             resume_token: None,
-            channels_enabled: BTreeMap::new(),
-            ice_servers: Vec::new(),
+            channels_enabled: Arc::default(),
+            ice_servers: Arc::from([]),
             pending: HashMap::new(),
             deferred: VecDeque::new(),
             ping_due: None,
@@ -361,12 +373,12 @@ impl Engine {
     }
 
     /// `getChannelsEnabled()`: what the last handshake said.
-    pub fn channels_enabled(&self) -> &BTreeMap<String, bool> {
+    pub fn channels_enabled(&self) -> &Arc<BTreeMap<String, bool>> {
         &self.channels_enabled
     }
 
     /// The STUN/TURN servers the last handshake named (for calls).
-    pub fn ice_servers(&self) -> &[codec::IceServer] {
+    pub fn ice_servers(&self) -> &Arc<[codec::IceServer]> {
         &self.ice_servers
     }
 
@@ -382,7 +394,12 @@ impl Engine {
 
     /// The next output, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        let out = self.out.pop_front();
+        if out.is_none() && self.out.capacity() > 0 {
+            // Drained: an idle session keeps no room for the next burst.
+            self.out = VecDeque::new();
+        }
+        out
     }
 
     /// When [`Engine::on_timeout`] should run next.
@@ -628,6 +645,10 @@ impl Engine {
             tracing::debug!("tvox: answer to an unknown request {num}");
             return;
         };
+        if self.pending.is_empty() {
+            // Every request answered: an idle session keeps no empty table.
+            self.pending = HashMap::new();
+        }
         match pending {
             Pending::Hello => self.on_hello(now, result),
             Pending::App { token, method } => {
@@ -743,8 +764,8 @@ impl Engine {
             .and_then(time::parse)
             .unwrap_or(now.wall);
         self.resume_token = Some(Secret::new(hello.resume_token));
-        self.channels_enabled = hello.channels_enabled;
-        self.ice_servers = hello.ice_servers;
+        self.channels_enabled = Arc::new(hello.channels_enabled);
+        self.ice_servers = Arc::from(hello.ice_servers);
         self.link = Link::Up(connection);
         self.ping_due = Some(now.at + self.cfg.heartbeat);
         self.ping_outstanding = false;
@@ -921,10 +942,11 @@ impl Engine {
         if gone(self.chats[i].state) {
             return;
         }
-        if self.chats[i].last_session.as_ref() == Some(&session) {
+        let print = session_print(&session);
+        if self.chats[i].last_session == Some(print) {
             return;
         }
-        self.chats[i].last_session = Some(session.clone());
+        self.chats[i].last_session = Some(print);
         let id = self.chats[i].id.clone();
         self.dirty.insert(id.clone());
         if session.session_state == Some(MultiChannelState::Closed) {
@@ -1617,7 +1639,13 @@ impl Engine {
     pub fn service_status(&mut self, channel: MultiChannelType, service: String) -> u64 {
         let token = self.token();
         let key = (channel, service);
-        if !self.cfg.monitored.contains(&key) {
+        let monitored = self
+            .cfg
+            .hello
+            .services_configuration
+            .iter()
+            .any(|c| c.channel == key.0 && c.services.iter().any(|s| s.code == key.1));
+        if !monitored {
             self.reply(
                 token,
                 Err(Error::invalid(

@@ -253,7 +253,6 @@ fn engine() -> (Engine, Now) {
     let mut e = Engine::new(EngineConfig {
         hello: Hello::default(),
         heartbeat: Duration::from_secs(5),
-        monitored: vec![],
         outbox: cc_chat::OutboxConfig::default(),
         customer: cc_core::Participant::new(cc_core::Role::Customer),
         media_timeout: Duration::from_secs(15),

@@ -20,9 +20,17 @@ struct T {
 impl T {
     fn new() -> T {
         let cfg = EngineConfig {
-            hello: Hello::default(),
+            hello: Hello {
+                services_configuration: vec![crate::wire::ChannelServicesConfiguration {
+                    channel: MultiChannelType::Chat,
+                    services: vec![crate::wire::ServiceConfiguration {
+                        code: "s1".to_owned(),
+                        description: None,
+                    }],
+                }],
+                ..Hello::default()
+            },
             heartbeat: Duration::from_secs(5),
-            monitored: vec![(MultiChannelType::Chat, "s1".to_owned())],
             outbox: OutboxConfig::default(),
             customer: Participant::new(Role::Customer),
             media_timeout: Duration::from_secs(15),

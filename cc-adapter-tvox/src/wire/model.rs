@@ -306,7 +306,7 @@ pub struct ServiceStatus {
 
 /// `MultiChannelStepUnion`, flattened: `step` and `type`, plus the one field each variant
 /// adds (`queuePosition`, `welcomeMessage`, `uri`, `inactivityExpireDatetime`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MultiChannelStep {
     /// The step counter of the session.
@@ -335,7 +335,7 @@ pub struct MultiChannelStep {
 
 /// `MultiChannelSession` with the fields of its subtypes: `ChatChannelSession` adds
 /// nothing, `VideoChannelSession` and `CallChannelSession` add `start`, `time`, `state`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelSession {
     /// The session id.
