@@ -7,8 +7,8 @@
 //! most once per connection and, after a reconnect, settled against the history the server
 //! returns to `CHAT_RESUMED` before anything is resent.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,7 +24,7 @@ use cc_transport::socketio::{PendingAck, SioClient, SioConfig, SioEvent, SioHand
 use cc_transport::{BackoffPolicy, HttpClient, HttpConfig, Jitter, Method, Multipart, TlsConfig};
 use futures::FutureExt;
 use serde_json::{Map, Value, json};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::calls::{CallSetup, ExpertflowCall};
 use crate::engine::{Engine, Output, message_of};
@@ -42,8 +42,9 @@ const V: Vendor = Vendor::Expertflow;
 /// Least time between two `TYPING_STARTED` frames (the widget's cadence).
 const TYPING_COOLDOWN: Duration = Duration::from_millis(3000);
 
-/// What the socket's acknowledgement callbacks hand the driver. Sent boxed: an unbounded
-/// channel preallocates a block of 32 items per session, so the item stays pointer-sized.
+/// What the socket's acknowledgement callbacks hand the driver, through
+/// [`State::cmds`] (a queue that holds no memory while empty, where a channel would keep a
+/// preallocated block per session).
 enum Cmd {
     Acked {
         client_id: cc_core::ClientMessageId,
@@ -67,24 +68,30 @@ struct State {
     call: Option<ExpertflowCall>,
     /// A call is being set up (registration under way).
     call_starting: bool,
+    /// Results for the reading task, in arrival order; it is woken by [`Inner::cmd_ready`].
+    cmds: VecDeque<Cmd>,
 }
 
 struct Inner {
     config: ExpertflowConfig,
-    urls: Urls,
+    /// The service URLs, derived from `config` (checked at connect) when first needed: an
+    /// idle session keeps none of them.
+    urls: OnceLock<Box<Urls>>,
     /// TLS settings, for the switch's WebSocket too.
     tls: TlsConfig,
     http: HttpClient,
     io: SioHandle,
     bus: EventBus,
     state: Mutex<State>,
-    cmd: mpsc::UnboundedSender<Box<Cmd>>,
+    /// Wakes the reading task: [`State::cmds`] has something.
+    cmd_ready: Arc<Notify>,
     /// Wakes the writer task (the outbox may have something to write).
     kick: Arc<Notify>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.cmd_ready.notify_one();
         self.kick.notify_one();
     }
 }
@@ -223,10 +230,9 @@ impl ExpertflowSession {
         };
         let engine = Engine::new(customer_data(&config, None), me, outbox);
         let (first_tx, first_rx) = oneshot::channel();
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             config: config.clone(),
-            urls,
+            urls: OnceLock::new(),
             tls,
             http,
             io,
@@ -241,11 +247,16 @@ impl ExpertflowSession {
                 typing_sent: None,
                 call: None,
                 call_starting: false,
+                cmds: VecDeque::new(),
             }),
-            cmd: cmd_tx,
+            cmd_ready: Arc::new(Notify::new()),
             kick: Arc::new(Notify::new()),
         });
-        tokio::spawn(drive(Arc::downgrade(&inner), events, cmd_rx));
+        tokio::spawn(drive(
+            Arc::downgrade(&inner),
+            events,
+            Arc::clone(&inner.cmd_ready),
+        ));
         tokio::spawn(write(Arc::downgrade(&inner), Arc::clone(&inner.kick)));
         let first = tokio::time::timeout(config.timeout(), first_rx).await;
         match first {
@@ -274,7 +285,7 @@ impl ExpertflowSession {
 
     /// The service URLs in use.
     pub fn urls(&self) -> &Urls {
-        &self.inner.urls
+        self.inner.urls()
     }
 
     fn engagement(&self, id: EngagementId) -> ExpertflowEngagement {
@@ -287,7 +298,7 @@ impl ExpertflowSession {
     /// `widgetConfigs`: `GET {CCM}/widget-configs/{widgetIdentifier}`.
     pub async fn widget_configs(&self) -> Result<WidgetConfig> {
         let url = join(
-            &self.inner.urls.ccm,
+            &self.inner.urls().ccm,
             &format!("widget-configs/{}", self.inner.config.widget_identifier),
         );
         self.inner.http.get_json(&url).await
@@ -300,7 +311,7 @@ impl ExpertflowSession {
         }
         self.inner
             .http
-            .get_json(&join(&self.inner.urls.form, &format!("forms/{form_id}")))
+            .get_json(&join(&self.inner.urls().form, &format!("forms/{form_id}")))
             .await
     }
 
@@ -308,7 +319,7 @@ impl ExpertflowSession {
     pub async fn form_validations(&self) -> Result<Value> {
         self.inner
             .http
-            .get_json(&join(&self.inner.urls.form, "formValidation"))
+            .get_json(&join(&self.inner.urls().form, "formValidation"))
             .await
     }
 
@@ -331,7 +342,7 @@ impl ExpertflowSession {
         data: &BTreeMap<String, String>,
     ) -> Result<()> {
         let url = join(
-            &self.inner.urls.conversation,
+            &self.inner.urls().conversation,
             &format!("{conversation_id}/conversation-data"),
         );
         self.inner
@@ -346,7 +357,7 @@ impl ExpertflowSession {
     /// `getConversationData`: `GET {CONV}/{conversationId}/conversation-data`.
     pub async fn conversation_data(&self, conversation_id: &str) -> Result<Value> {
         let url = join(
-            &self.inner.urls.conversation,
+            &self.inner.urls().conversation,
             &format!("{conversation_id}/conversation-data"),
         );
         self.inner.http.get_json(&url).await
@@ -356,7 +367,7 @@ impl ExpertflowSession {
     /// `POST {CONV}/{channelCustomerIdentifier}/conversation-data-by-identifier`.
     pub async fn set_customer_data(&self, data: &BTreeMap<String, String>) -> Result<Value> {
         let url = join(
-            &self.inner.urls.conversation,
+            &self.inner.urls().conversation,
             &format!(
                 "{}/conversation-data-by-identifier",
                 self.inner.config.channel_customer_identifier
@@ -375,7 +386,7 @@ impl ExpertflowSession {
     /// `getConversationDataByCustomerIdentifier`: `GET {CONV}/get/{channelCustomerIdentifier}`.
     pub async fn customer_data(&self) -> Result<Value> {
         let url = join(
-            &self.inner.urls.conversation,
+            &self.inner.urls().conversation,
             &format!("get/{}", self.inner.config.channel_customer_identifier),
         );
         self.inner.http.get_json(&url).await
@@ -406,7 +417,7 @@ impl ExpertflowSession {
             .http
             .request(
                 Method::GET,
-                &join(&self.inner.urls.file, "api/downloadFileStream"),
+                &join(&self.inner.urls().file, "api/downloadFileStream"),
             )
             .query(&[("filename", stored_name)])
             .send()
@@ -506,7 +517,7 @@ impl ExpertflowSession {
         let r = self
             .inner
             .http
-            .request(Method::POST, self.inner.urls.activity.as_str())
+            .request(Method::POST, self.inner.urls().activity.as_str())
             .json(&body)
             .send()
             .await?;
@@ -594,8 +605,24 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn urls(&self) -> &Urls {
+        self.urls.get_or_init(|| {
+            Box::new(
+                self.config
+                    .urls()
+                    .expect("the URLs were checked when the session connected"),
+            )
+        })
+    }
+
+    /// Hands a result to the reading task.
+    fn queue(&self, cmd: Cmd) {
+        self.lock().cmds.push_back(cmd);
+        self.cmd_ready.notify_one();
+    }
+
     fn download_url(&self, stored_name: &str) -> String {
-        let mut u = url::Url::parse(&join(&self.urls.file, "api/downloadFileStream"))
+        let mut u = url::Url::parse(&join(&self.urls().file, "api/downloadFileStream"))
             .expect("the file engine URL was validated");
         u.query_pairs_mut().append_pair("filename", stored_name);
         u.to_string()
@@ -615,14 +642,14 @@ impl Inner {
             )
             .text("conversationId", number.to_string());
         self.http
-            .upload(&join(&self.urls.file, "api/uploadFileStream"), form)
+            .upload(&join(&self.urls().file, "api/uploadFileStream"), form)
             .await
     }
 
     async fn transcript(&self, conversation_id: &str) -> Result<Vec<Message>> {
         let r = self
             .http
-            .request(Method::GET, &join(&self.urls.ccm, "message"))
+            .request(Method::GET, &join(&self.urls().ccm, "message"))
             .query(&[
                 ("customerChannelIdentifier", "null"),
                 ("serviceIdentifier", "null"),
@@ -728,7 +755,7 @@ impl Inner {
                 Ok(ack) => ack.wait().await,
                 Err(e) => Err(e),
             };
-            let _ = inner.cmd.send(Box::new(Cmd::Resumed { result }));
+            inner.queue(Cmd::Resumed { result });
         });
     }
 
@@ -812,7 +839,7 @@ impl Inner {
         tokio::spawn(async move {
             let result = ack.wait().await;
             if let Some(inner) = inner.upgrade() {
-                let _ = inner.cmd.send(Box::new(Cmd::Acked { client_id, result }));
+                inner.queue(Cmd::Acked { client_id, result });
             }
         });
     }
@@ -890,7 +917,7 @@ async fn sleep_until(t: Option<Instant>) {
 async fn drive(
     inner: std::sync::Weak<Inner>,
     mut events: cc_transport::socketio::SioEvents,
-    mut cmds: mpsc::UnboundedReceiver<Box<Cmd>>,
+    cmd_ready: Arc<Notify>,
 ) {
     loop {
         tokio::select! {
@@ -903,12 +930,15 @@ async fn drive(
                     return;
                 }
             }
-            cmd = cmds.recv() => {
-                let Some(cmd) = cmd else { return };
+            () = cmd_ready.notified() => {
                 let Some(inner) = inner.upgrade() else { return };
-                match *cmd {
-                    Cmd::Acked { client_id, result } => inner.on_acked(client_id, result),
-                    Cmd::Resumed { result } => on_resumed(&inner, result),
+                // Taken whole, so an idle session keeps no queue storage.
+                let cmds = std::mem::take(&mut inner.lock().cmds);
+                for cmd in cmds {
+                    match cmd {
+                        Cmd::Acked { client_id, result } => inner.on_acked(client_id, result),
+                        Cmd::Resumed { result } => on_resumed(&inner, result),
+                    }
                 }
                 inner.kick.notify_one();
             }
@@ -935,7 +965,9 @@ async fn write(inner: std::sync::Weak<Inner>, kick: Arc<Notify>) {
             () = sleep_until(wake) => {}
         }
         let Some(inner) = inner.upgrade() else { return };
-        inner.pump().await;
+        // Boxed: the writes' futures exist only while there is something to write, not in
+        // every idle session's task.
+        Box::pin(inner.pump()).await;
     }
 }
 
@@ -1290,7 +1322,7 @@ impl ExpertflowSession {
 impl Inner {
     async fn service_status(&self) -> Result<ServiceStatus> {
         let url = join(
-            &self.urls.calendar,
+            &self.urls().calendar,
             &format!(
                 "channels/service-identifier/{}",
                 self.config.service_identifier
@@ -1312,7 +1344,10 @@ impl Inner {
         let day = 86_400_000;
         let r = self
             .http
-            .request(Method::GET, &join(&self.urls.calendar, "calendars/events"))
+            .request(
+                Method::GET,
+                &join(&self.urls().calendar, "calendars/events"),
+            )
             .query(&[
                 ("calendarId", calendar_id.as_str()),
                 ("startTime", &(now - day).to_string()),
@@ -1622,7 +1657,7 @@ impl Engagement for ExpertflowEngagement {
     async fn set_context(&self, context: BTreeMap<String, String>) -> Result<()> {
         self.ensure_live()?;
         let url = join(
-            &self.inner.urls.conversation,
+            &self.inner.urls().conversation,
             &format!("{}/conversation-data", self.id),
         );
         self.inner
