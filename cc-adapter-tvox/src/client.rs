@@ -127,7 +127,8 @@ struct Inner {
     bus: EventBus,
     cmd: CmdSender,
     chats: Mutex<Vec<Arc<TvoxEngagement>>>,
-    status: Mutex<HashMap<StatusKey, watch::Sender<Option<wire::ServiceStatus>>>>,
+    /// A B-tree: empty, it takes half the room of a hash map (most sessions watch none).
+    status: Mutex<BTreeMap<StatusKey, watch::Sender<Option<wire::ServiceStatus>>>>,
     channels: Mutex<Arc<BTreeMap<String, bool>>>,
     resume: Mutex<Option<Secret>>,
     ice_servers: Mutex<Arc<[wire::codec::IceServer]>>,
@@ -243,7 +244,7 @@ impl TvoxSession {
             bus: EventBus::default(),
             cmd: cmd_tx,
             chats: Mutex::new(Vec::new()),
-            status: Mutex::new(HashMap::new()),
+            status: Mutex::new(BTreeMap::new()),
             channels: Mutex::new(Arc::default()),
             resume: Mutex::new(None),
             ice_servers: Mutex::new(Arc::from([])),
@@ -259,8 +260,8 @@ impl TvoxSession {
             bus: inner.bus.clone(),
             replies: HashMap::new(),
             ready: Some(ready_tx),
-            calls: HashMap::new(),
-            starting: HashMap::new(),
+            calls: BTreeMap::new(),
+            starting: BTreeMap::new(),
         };
         tokio::spawn(driver.run(events, cmd_rx));
         let session = TvoxSession { inner };
@@ -1096,10 +1097,11 @@ struct Driver {
     bus: EventBus,
     replies: HashMap<u64, ReplyTo>,
     ready: Option<oneshot::Sender<Result<()>>>,
-    /// The media of the session's calls, by TVox session id.
-    calls: HashMap<Arc<str>, DriverCall>,
+    /// The media of the session's calls, by TVox session id. The call tables are B-trees:
+    /// empty, they take half the room of a hash map (a chat-only session never fills them).
+    calls: BTreeMap<Arc<str>, DriverCall>,
     /// Calls whose create is on its way, by the engine's token.
-    starting: HashMap<u64, CallParts>,
+    starting: BTreeMap<u64, CallParts>,
 }
 
 impl Driver {
@@ -1150,7 +1152,7 @@ impl Driver {
                 }
             }
             // The connection gave up for good: what calls are left end here.
-            for (id, c) in self.calls.drain() {
+            for (id, c) in std::mem::take(&mut self.calls) {
                 c.watcher.abort();
                 let state = CallState::Ended {
                     reason: Arc::from("failed: session closed"),

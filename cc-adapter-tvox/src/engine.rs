@@ -37,7 +37,7 @@
 //!   and re-issued after a reconnect; every push updates the cache, goes out as
 //!   [`Output::Status`] and as an [`Event::Vendor`] named `tvox.service_status`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -318,10 +318,12 @@ pub struct Engine {
     subs: HashMap<String, Sub>,
     statuses: BTreeMap<StatusKey, StatusEntry>,
     media_subs: BTreeMap<MultiChannelType, MediaSub>,
-    media: HashMap<String, MediaTrack>,
-    calls: HashMap<String, calls::CallTrack>,
+    // The call machinery is in B-trees: empty, they take half the room of a hash map (a
+    // chat-only session never fills them).
+    media: BTreeMap<String, MediaTrack>,
+    calls: BTreeMap<String, calls::CallTrack>,
     /// Calls of this session that ended: later pushes about them are old news.
-    ended_calls: HashSet<String>,
+    ended_calls: BTreeSet<String>,
     dirty: HashSet<EngagementId>,
     out: VecDeque<Output>,
 }
@@ -359,9 +361,9 @@ impl Engine {
             subs: HashMap::new(),
             statuses: BTreeMap::new(),
             media_subs: BTreeMap::new(),
-            media: HashMap::new(),
-            calls: HashMap::new(),
-            ended_calls: HashSet::new(),
+            media: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            ended_calls: BTreeSet::new(),
             dirty: HashSet::new(),
             out: VecDeque::new(),
         }
