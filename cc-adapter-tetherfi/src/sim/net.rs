@@ -75,6 +75,10 @@ impl axum::serve::Listener for SimListener {
                         drop(stream);
                         continue;
                     }
+                    // Small frames go out at once, as from a real server: with Nagle's rule
+                    // a frame written right after another waits for the client's delayed
+                    // ACK (about 40 ms).
+                    let _ = stream.set_nodelay(true);
                     let generation = self.net.generation();
                     return (
                         SimStream {
