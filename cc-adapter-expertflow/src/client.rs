@@ -68,7 +68,7 @@ struct State {
     call: Option<ExpertflowCall>,
     /// A call is being set up (registration under way).
     call_starting: bool,
-    /// Results for the reading task, in arrival order; it is woken by [`Inner::cmd_ready`].
+    /// Results for the session task, in arrival order; it is woken by [`Inner::kick`].
     cmds: VecDeque<Cmd>,
 }
 
@@ -83,15 +83,12 @@ struct Inner {
     io: SioHandle,
     bus: EventBus,
     state: Mutex<State>,
-    /// Wakes the reading task: [`State::cmds`] has something.
-    cmd_ready: Arc<Notify>,
-    /// Wakes the writer task (the outbox may have something to write).
+    /// Wakes the session task: [`State::cmds`] or the outbox may have something.
     kick: Arc<Notify>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.cmd_ready.notify_one();
         self.kick.notify_one();
     }
 }
@@ -249,15 +246,13 @@ impl ExpertflowSession {
                 call_starting: false,
                 cmds: VecDeque::new(),
             }),
-            cmd_ready: Arc::new(Notify::new()),
             kick: Arc::new(Notify::new()),
         });
         tokio::spawn(drive(
             Arc::downgrade(&inner),
             events,
-            Arc::clone(&inner.cmd_ready),
+            Arc::clone(&inner.kick),
         ));
-        tokio::spawn(write(Arc::downgrade(&inner), Arc::clone(&inner.kick)));
         let first = tokio::time::timeout(config.timeout(), first_rx).await;
         match first {
             Ok(Ok(Ok(()))) => {}
@@ -618,7 +613,7 @@ impl Inner {
     /// Hands a result to the reading task.
     fn queue(&self, cmd: Cmd) {
         self.lock().cmds.push_back(cmd);
-        self.cmd_ready.notify_one();
+        self.kick.notify_one();
     }
 
     fn download_url(&self, stored_name: &str) -> String {
@@ -907,30 +902,54 @@ fn check_ack(args: &[Value]) -> Result<()> {
 
 async fn sleep_until(t: Option<Instant>) {
     match t {
-        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        // Boxed: a timer is set only while messages are on their way.
+        Some(t) => Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(t))).await,
         None => std::future::pending().await,
     }
 }
 
-/// The session's reading task: socket events and command results in, engine; it never
-/// waits on the socket's writes (the writer task does), so a busy socket cannot stall it.
+/// A write in progress (boxed: the writes' futures exist only while there is something to
+/// write, not in every idle session's task).
+type Writing = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The session's task: socket events and command results in, engine; and writes what the
+/// outbox hands out, when kicked or when its timer (pacing, back-off, ack deadline) is due.
+/// A write in progress is polled alongside the reading, never in its way, so a busy socket
+/// cannot stall the reading.
 async fn drive(
     inner: std::sync::Weak<Inner>,
     mut events: cc_transport::socketio::SioEvents,
-    cmd_ready: Arc<Notify>,
+    kick: Arc<Notify>,
 ) {
+    let mut writing: Option<Writing> = None;
+    let mut kicked = false;
     loop {
+        let mut wake = None;
+        if writing.is_none() {
+            let Some(i) = inner.upgrade() else { return };
+            let (closed, wake_at) = {
+                let st = i.lock();
+                (st.closed, st.wake_at)
+            };
+            if closed {
+                kicked = false;
+            } else if kicked {
+                kicked = false;
+                writing = Some(Box::pin(async move { i.pump().await }));
+            } else {
+                wake = wake_at;
+            }
+        }
         tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { return };
                 let Some(inner) = inner.upgrade() else { return };
-                let stop = on_sio(&inner, ev);
-                inner.kick.notify_one();
-                if stop {
+                if on_sio(&inner, ev) {
                     return;
                 }
+                kicked = true;
             }
-            () = cmd_ready.notified() => {
+            () = kick.notified() => {
                 let Some(inner) = inner.upgrade() else { return };
                 // Taken whole, so an idle session keeps no queue storage.
                 let cmds = std::mem::take(&mut inner.lock().cmds);
@@ -940,34 +959,16 @@ async fn drive(
                         Cmd::Resumed { result } => on_resumed(&inner, result),
                     }
                 }
-                inner.kick.notify_one();
+                kicked = true;
             }
-        }
-    }
-}
-
-/// The session's writing task: writes what the outbox hands out, when kicked or when its
-/// timer (pacing, back-off, ack deadline) is due.
-async fn write(inner: std::sync::Weak<Inner>, kick: Arc<Notify>) {
-    loop {
-        let wake = match inner.upgrade() {
-            Some(i) => {
-                let st = i.lock();
-                if st.closed {
-                    return;
+            () = sleep_until(wake), if wake.is_some() => kicked = true,
+            () = async {
+                match writing.as_mut() {
+                    Some(w) => w.await,
+                    None => std::future::pending().await,
                 }
-                st.wake_at
-            }
-            None => return,
-        };
-        tokio::select! {
-            () = kick.notified() => {}
-            () = sleep_until(wake) => {}
+            }, if writing.is_some() => writing = None,
         }
-        let Some(inner) = inner.upgrade() else { return };
-        // Boxed: the writes' futures exist only while there is something to write, not in
-        // every idle session's task.
-        Box::pin(inner.pump()).await;
     }
 }
 
