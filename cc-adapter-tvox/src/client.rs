@@ -55,7 +55,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::config::TvoxConfig;
 use crate::engine::{
-    ChatView, Engine, EngineConfig, MediaOp, Now, Output, StartCall, StartChat, to_service_status,
+    ChatView, Engine, EngineConfig, MediaOp, Now, Output, SharedTranscript, StartCall, StartChat,
+    to_service_status,
 };
 use crate::wire::codec::{ChatCreate, Hello, SUBPROTOCOL};
 use crate::wire::{self, Call, CustomerInfo, MultiChannelType};
@@ -1049,7 +1050,8 @@ impl Engagement for TvoxEngagement {
     }
 
     fn transcript(&self) -> Vec<Message> {
-        lock(&self.view).transcript.clone()
+        let transcript = lock(&self.view).transcript.clone();
+        transcript.messages()
     }
 
     async fn send(&self, content: Content) -> Result<SentMessage> {
@@ -1572,7 +1574,7 @@ impl Driver {
         let view = self.engine.chat_view(&id).unwrap_or(ChatView {
             state: EngagementState::Starting,
             participants: vec![Participant::new(Role::Customer)],
-            transcript: Vec::new(),
+            transcript: SharedTranscript::default(),
         });
         let eng = Arc::new(TvoxEngagement {
             id,

@@ -38,7 +38,8 @@
 //!   [`Output::Status`] and as an [`Event::Vendor`] named `tvox.service_status`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cc_chat::{EchoMatch, IncomingDedup, Outbox, OutboxConfig, Poll, Transcript};
@@ -163,8 +164,56 @@ pub struct ChatView {
     pub state: EngagementState,
     /// Who takes part.
     pub participants: Vec<Participant>,
-    /// The transcript.
-    pub transcript: Vec<Message>,
+    /// The transcript, shared with the engine: publishing a view copies no message.
+    pub transcript: SharedTranscript,
+}
+
+/// A chat's transcript, written by the engine and read by the chat's handle.
+///
+/// The engine updates it as messages arrive; a handle takes a snapshot
+/// ([`SharedTranscript::messages`]) only when the app asks, so the work per message does
+/// not grow with the conversation.
+#[derive(Clone, Debug, Default)]
+pub struct SharedTranscript(Arc<TranscriptCell>);
+
+#[derive(Debug, Default)]
+struct TranscriptCell {
+    transcript: Mutex<Transcript>,
+    /// Messages copied out by [`SharedTranscript::messages`] so far.
+    copied: AtomicU64,
+}
+
+impl SharedTranscript {
+    fn new(transcript: Transcript) -> SharedTranscript {
+        SharedTranscript(Arc::new(TranscriptCell {
+            transcript: Mutex::new(transcript),
+            copied: AtomicU64::new(0),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Transcript> {
+        self.0.transcript.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A snapshot of every message in order, hidden ones included.
+    pub fn messages(&self) -> Vec<Message> {
+        let messages = self.lock().messages();
+        self.0
+            .copied
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        messages
+    }
+
+    /// How many messages all snapshots so far have copied (what reading the transcript
+    /// cost; publishing views costs none).
+    pub fn copied(&self) -> u64 {
+        self.0.copied.load(Ordering::Relaxed)
+    }
+
+    /// Whether both are the same transcript.
+    pub fn same(&self, other: &SharedTranscript) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,7 +330,7 @@ struct Chat {
     /// nothing; a fingerprint rather than the session, which every chat would hold.
     last_session: Option<u64>,
     outbox: Outbox,
-    transcript: Transcript,
+    transcript: SharedTranscript,
     greeting: HashSet<ClientMessageId>,
     wake: Option<Instant>,
     typing_sent: bool,
@@ -427,7 +476,7 @@ impl Engine {
         Some(ChatView {
             state: c.state,
             participants,
-            transcript: c.transcript.messages(),
+            transcript: c.transcript.clone(),
         })
     }
 
@@ -986,7 +1035,7 @@ impl Engine {
                 }
                 if let Some(text) = step.welcome_message.filter(|t| !t.trim().is_empty()) {
                     let mid = MessageId::from(format!("{id}:step:{}", step.step.unwrap_or(0)));
-                    if !self.chats[i].transcript.contains(&mid) {
+                    if !self.chats[i].transcript.lock().contains(&mid) {
                         let msg = Message {
                             id: Some(mid),
                             client_id: None,
@@ -998,7 +1047,7 @@ impl Engine {
                             state: DeliveryState::Delivered,
                             hidden: false,
                         };
-                        self.chats[i].transcript.upsert(msg.clone());
+                        self.chats[i].transcript.lock().upsert(msg.clone());
                         self.emit(Event::MessageReceived(Arc::new(msg)));
                     }
                 }
@@ -1163,17 +1212,18 @@ impl Engine {
             match self.chats[i].outbox.on_echo(&echo, now.at) {
                 EchoMatch::Confirmed(m) => {
                     let m = self.greeting_role(i, m);
-                    self.chats[i].transcript.upsert(m.clone());
+                    self.chats[i].transcript.lock().upsert(m.clone());
                     self.emit(Event::MessageSent(Arc::new(m)));
                 }
                 EchoMatch::AlreadyConfirmed(m) => {
                     let m = self.greeting_role(i, m);
-                    self.chats[i].transcript.upsert(m);
+                    self.chats[i].transcript.lock().upsert(m);
                 }
                 EchoMatch::Unmatched => {
                     // Sent by this customer elsewhere (another tab, an earlier session).
                     let quiet = self.replayed(i, server_time);
-                    if self.chats[i].transcript.upsert(echo.clone()) == cc_chat::Upsert::Inserted
+                    if self.chats[i].transcript.lock().upsert(echo.clone())
+                        == cc_chat::Upsert::Inserted
                         && !quiet
                     {
                         self.emit(Event::MessageReceived(Arc::new(echo)));
@@ -1197,7 +1247,9 @@ impl Engine {
                 hidden: false,
             };
             let quiet = self.replayed(i, server_time);
-            if self.chats[i].transcript.upsert(msg.clone()) == cc_chat::Upsert::Inserted && !quiet {
+            if self.chats[i].transcript.lock().upsert(msg.clone()) == cc_chat::Upsert::Inserted
+                && !quiet
+            {
                 self.emit(Event::MessageReceived(Arc::new(msg)));
             }
         }
@@ -1230,9 +1282,11 @@ impl Engine {
         });
         let failures = self.chats[i].outbox.close(Error::closed(V, "engagement"));
         for f in failures {
-            self.chats[i]
-                .transcript
-                .set_state(None, Some(f.client_id()), f.message.state.clone());
+            self.chats[i].transcript.lock().set_state(
+                None,
+                Some(f.client_id()),
+                f.message.state.clone(),
+            );
             self.emit(f.event());
         }
         // stopNotification: both monitors.
@@ -1267,7 +1321,7 @@ impl Engine {
             Ok(_) => {
                 if let Some(m) = self.chats[i].outbox.on_acked(client_id, None, None, now.at) {
                     let m = self.greeting_role(i, m);
-                    self.chats[i].transcript.upsert(m.clone());
+                    self.chats[i].transcript.lock().upsert(m.clone());
                     self.emit(Event::MessageSent(Arc::new(m)));
                 }
             }
@@ -1283,7 +1337,7 @@ impl Engine {
                 if let cc_chat::SendErrorOutcome::Failed(f) =
                     self.chats[i].outbox.on_send_error(client_id, err, now.at)
                 {
-                    self.chats[i].transcript.set_state(
+                    self.chats[i].transcript.lock().set_state(
                         None,
                         Some(f.client_id()),
                         f.message.state.clone(),
@@ -1342,6 +1396,7 @@ impl Engine {
                     Poll::Reconcile => {
                         let seen: Vec<Message> = self.chats[i]
                             .transcript
+                            .lock()
                             .iter()
                             .filter(|m| m.sender.role == Role::Customer && m.client_id.is_none())
                             .cloned()
@@ -1349,11 +1404,11 @@ impl Engine {
                         let report = self.chats[i].outbox.reconcile(&seen, now.at);
                         for m in report.confirmed {
                             let m = self.greeting_role(i, m);
-                            self.chats[i].transcript.upsert(m.clone());
+                            self.chats[i].transcript.lock().upsert(m.clone());
                             self.emit(Event::MessageSent(Arc::new(m)));
                         }
                         for f in report.failed {
-                            self.chats[i].transcript.set_state(
+                            self.chats[i].transcript.lock().set_state(
                                 None,
                                 Some(f.client_id()),
                                 f.message.state.clone(),
@@ -1408,7 +1463,7 @@ impl Engine {
             seen_events: IncomingDedup::new(EVENT_MEMORY),
             last_session: None,
             outbox,
-            transcript,
+            transcript: SharedTranscript::new(transcript),
             greeting,
             wake: None,
             typing_sent: false,
@@ -1492,7 +1547,7 @@ impl Engine {
             Content::Notice(_) => return Err(Error::unsupported(V, Feature::CustomNotices)),
         }
         let m = self.chats[i].outbox.push(content, now.wall, now.at);
-        self.chats[i].transcript.upsert(m.clone());
+        self.chats[i].transcript.lock().upsert(m.clone());
         self.dirty.insert(chat.clone());
         self.drive(now);
         Ok(self.chats[i]
@@ -1607,9 +1662,11 @@ impl Engine {
             .outbox
             .close(Error::closed(V, "engagement (left)"));
         for f in failures {
-            self.chats[i]
-                .transcript
-                .set_state(None, Some(f.client_id()), f.message.state.clone());
+            self.chats[i].transcript.lock().set_state(
+                None,
+                Some(f.client_id()),
+                f.message.state.clone(),
+            );
             self.emit(f.event());
         }
         let subs: Vec<String> = [

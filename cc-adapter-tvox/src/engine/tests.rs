@@ -279,7 +279,8 @@ fn messages_wait_for_connected_then_go_once_and_are_acked() {
     let view = t.e.chat_view(&id).unwrap();
     let mine: Vec<_> = view
         .transcript
-        .iter()
+        .messages()
+        .into_iter()
         .filter(|m| m.content.as_text() == Some("hello"))
         .collect();
     assert_eq!(mine.len(), 1);
@@ -610,6 +611,49 @@ fn a_not_connected_answer_holds_the_message_until_the_agent_is_back() {
     assert_eq!(sends[1]["params"]["message"], "hello");
 }
 
+#[test]
+fn publishing_views_copies_no_message_however_long_the_chat() {
+    // The driver publishes the view of every changed chat after each frame; a copy of the
+    // transcript there made each message cost as much as the whole conversation so far.
+    let mut t = T::new();
+    t.connect(1);
+    let id = t.chat();
+    t.connected_step(2, "Ann");
+    let first = t.e.chat_view(&id).unwrap().transcript;
+    let before = first.messages().len();
+    let copied = first.copied();
+    const N: usize = 500;
+    for n in 0..N {
+        t.push(
+            "es",
+            json!({"id": format!("m{n}"), "messageType": "MESSAGE", "status": "WROTE",
+                "direction": "INBOUND", "message": format!("agent {n}")}),
+        );
+        // What the driver does after each frame.
+        for chat in t.e.take_dirty() {
+            let view = t.e.chat_view(&chat).unwrap();
+            assert!(view.transcript.same(&first), "one transcript, shared");
+        }
+    }
+    assert_eq!(first.copied(), copied, "no message copied while publishing");
+    let received = t
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::MessageReceived(_)))
+        .count();
+    assert_eq!(received, N);
+    // The app's read sees every message, in order, and is the one copy.
+    let texts: Vec<String> = first
+        .messages()
+        .into_iter()
+        .skip(before)
+        .filter_map(|m| m.content.as_text().map(str::to_owned))
+        .collect();
+    let want: Vec<String> = (0..N).map(|n| format!("agent {n}")).collect();
+    assert_eq!(texts, want);
+    assert_eq!(first.copied(), copied + (before + N) as u64);
+}
+
 /// A new session resumes a chat (`hello.sessions`); the agent writes right after the
 /// handshake, before the event monitor answers. The monitor's result holds the history
 /// (filled in quietly) and the new message, which is announced exactly once.
@@ -671,7 +715,8 @@ fn a_message_written_while_a_chat_resumes_is_announced_once() {
     let view = t.e.chat_view(&EngagementId::from("S1")).unwrap();
     let texts: Vec<_> = view
         .transcript
-        .iter()
+        .messages()
+        .into_iter()
         .filter_map(|m| m.content.as_text().map(str::to_owned))
         .collect();
     assert_eq!(texts, ["how can I help?", "welcome back"]);
