@@ -4,7 +4,9 @@
 //! `CC_BENCH_SIM_CHILD=<vendor>/<transport>`), so the parent holds client sessions only.
 //! After a warm-up of 20 sessions, the parent opens N more (`CC_BENCH_SESSIONS`, 10,000 by
 //! default), each connected with one chat started and one event subscriber, lets them settle,
-//! and divides the growth of its resident memory by N.
+//! and divides the growth of its resident memory by N. Every transport of every simulator is
+//! measured (`CC_BENCH_VENDOR` and `CC_BENCH_TRANSPORT` narrow it), each lane in a process of
+//! its own.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -29,12 +31,28 @@ fn main() -> Result<(), BoxError> {
         Err(_) if full_run() => 10_000,
         Err(_) => 50,
     };
+    let lanes = lanes(false)?;
     let mut failed = Vec::new();
-    for (entry, transport) in lanes(true)? {
-        let lane = lane_name(&entry, transport);
+    if let [(entry, transport)] = lanes.as_slice() {
+        let lane = lane_name(entry, transport);
         if let Err(e) = lane_run(&lane, n) {
             eprintln!("{lane}: FAILED: {e}");
             failed.push(lane);
+        }
+    } else {
+        // One process per lane: memory a finished lane freed stays resident and would hide
+        // the next lane's growth.
+        for (entry, transport) in lanes {
+            let lane = lane_name(&entry, transport);
+            let status = Command::new(std::env::current_exe()?)
+                .args(std::env::args_os().skip(1))
+                .env("CC_BENCH_VENDOR", entry.vendor.key())
+                .env("CC_BENCH_TRANSPORT", transport)
+                .env("CC_BENCH_SESSIONS", n.to_string())
+                .status()?;
+            if !status.success() {
+                failed.push(lane);
+            }
         }
     }
     if failed.is_empty() {
