@@ -231,3 +231,25 @@ impl Error {
         }
     }
 }
+
+/// An error's text followed by each of its causes that the text does not already hold,
+/// joined with `: `. reqwest's own text names only the outermost step
+/// (`error sending request`); this reaches the cause underneath (`Connection refused`).
+///
+/// ```
+/// let e = std::io::Error::other("connection refused");
+/// assert_eq!(cc_core::error_with_causes(&e), "connection refused");
+/// ```
+pub fn error_with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}

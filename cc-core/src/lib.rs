@@ -38,7 +38,7 @@ mod vendor;
 
 pub use capabilities::{Capabilities, Feature, LIMITS};
 pub use config::{Config, TlsSettings};
-pub use error::{BoxError, Error, ErrorKind, Result};
+pub use error::{BoxError, Error, ErrorKind, Result, error_with_causes};
 pub use event::{CallState, ConnectionState, Event, EventKind, Initiator};
 pub use identity::{Customer, Participant, Preferences, Role, User};
 pub use media::{

@@ -514,22 +514,6 @@ fn shared_client(
     Ok(client)
 }
 
-/// `error sending request: client error (Connect): tcp connect error: Connection refused`:
-/// reqwest's own text names only the outermost step, the cause is underneath.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// How many distinct default header sets [`shared_headers`] keeps.
 const SHARED_HEADERS: usize = 16;
 
@@ -784,7 +768,10 @@ impl HttpRequest {
                 Error::transport(
                     vendor,
                     "HTTP request",
-                    format!("{endpoint}: {}", with_causes(&e.without_url())),
+                    format!(
+                        "{endpoint}: {}",
+                        cc_core::error_with_causes(&e.without_url())
+                    ),
                 )
             }
         };
