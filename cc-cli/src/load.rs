@@ -122,6 +122,20 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<(), Box<dyn std::e
     if args.customers == 0 {
         return Err("--customers must be at least 1".into());
     }
+    // Each customer holds a socket for its connection or long poll and opens more while it
+    // sends; a simulator in this process holds the other end of each.
+    let per_customer = if args.target.sim.is_some() { 4 } else { 2 };
+    let want = u64::try_from(args.customers)?
+        .saturating_mul(per_customer)
+        .saturating_add(1024);
+    let limit = raise_open_files(want);
+    if limit < want {
+        // On stderr: with --json, stdout carries the report only.
+        eprintln!(
+            "note: {} customers may need about {want} open files; this process may open {limit} (raise it with `ulimit -n`)",
+            args.customers
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -144,6 +158,34 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<(), Box<dyn std::e
             report.lost, report.duplicated, report.failed
         )
         .into())
+    }
+}
+
+/// Raises this process's open-file limit towards `want`: the hard limit too where the
+/// process may (a privileged one), else the soft limit up to the hard one. Returns the soft
+/// limit in force.
+fn raise_open_files(want: u64) -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let current = now.current.unwrap_or(u64::MAX);
+    if current >= want {
+        return current;
+    }
+    let maximum = now.maximum.unwrap_or(u64::MAX);
+    let raised = Rlimit {
+        current: Some(want),
+        maximum: Some(maximum.max(want)),
+    };
+    if setrlimit(Resource::Nofile, raised).is_ok() {
+        return want;
+    }
+    let to_hard = Rlimit {
+        current: Some(maximum.min(want)),
+        maximum: now.maximum,
+    };
+    match setrlimit(Resource::Nofile, to_hard) {
+        Ok(()) => maximum.min(want),
+        Err(_) => current,
     }
 }
 
@@ -485,7 +527,7 @@ async fn customer(
     let session = match tokio::time::timeout(plan.step, cc_sdk::connect(&config)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            result.error = Some(format!("connect: {}", causes(&e)));
+            result.error = Some(format!("connect: {}", cc_sdk::error_with_causes(&e)));
             return result;
         }
         Err(_) => {
@@ -510,22 +552,6 @@ async fn customer(
     result
 }
 
-/// An error with its causes (`transport failure in HTTP request: … : Connection refused`),
-/// so the report says what failed underneath.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// The name of customer `i` (its id and nickname, and how the simulator's chat finds it).
 fn customer_name(plan: &Plan, i: usize) -> String {
     format!("load-{}-{i:05}", plan.run_id)
@@ -544,7 +570,7 @@ async fn identity(
     if simulated && config.vendor == cc_sdk::Vendor::Avaya {
         return cc_sdk::avaya::sim::customer_config(config, name)
             .await
-            .map_err(|e| causes(&e));
+            .map_err(|e| cc_sdk::error_with_causes(&e));
     }
     Ok(config.clone())
 }
@@ -585,7 +611,7 @@ async fn scenario(
     let chat = tokio::time::timeout(plan.step, session.start_chat(request))
         .await
         .map_err(|_| format!("start a chat: no answer within {:?}", plan.step))?
-        .map_err(|e| format!("start a chat: {}", causes(&e)))?;
+        .map_err(|e| format!("start a chat: {}", cc_sdk::error_with_causes(&e)))?;
     router.alias(chat.id().as_str(), &name);
     let sim_chat = match routed {
         Some(rx) => Some(
@@ -624,7 +650,7 @@ async fn scenario(
         let sent = match chat.send(Content::text(text.clone())).await {
             Ok(s) => s,
             Err(e) => {
-                failure = Some(format!("send: {}", causes(&e)));
+                failure = Some(format!("send: {}", cc_sdk::error_with_causes(&e)));
                 break;
             }
         };
@@ -729,7 +755,7 @@ async fn scenario(
 
     chat.end(None)
         .await
-        .map_err(|e| format!("end: {}", causes(&e)))?;
+        .map_err(|e| format!("end: {}", cc_sdk::error_with_causes(&e)))?;
     let me = chat.id();
     watch
         .wait(
