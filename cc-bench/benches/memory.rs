@@ -105,13 +105,7 @@ const MEMORY_GUARD: u64 = 6 << 30;
 
 static OVER_GUARD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-async fn open(config: Config, fields: Arc<Vec<String>>, i: usize) -> Result<Idle, String> {
-    open_idle(config, fields, i)
-        .await
-        .map_err(|e| cc_sdk::error_with_causes(&*e))
-}
-
-async fn open_idle(config: Config, fields: Arc<Vec<String>>, i: usize) -> Result<Idle, BoxError> {
+async fn open(config: Config, fields: Arc<Vec<String>>, i: usize) -> Result<Idle, BoxError> {
     if OVER_GUARD.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(format!(
             "stopped: the process passed {} GiB resident",
@@ -145,14 +139,14 @@ async fn open_many(
     from: usize,
     n: usize,
 ) -> (Vec<Idle>, Vec<String>) {
-    let results: Vec<Result<Idle, String>> = futures::stream::iter(from..from + n)
+    let results: Vec<Result<Idle, BoxError>> = futures::stream::iter(from..from + n)
         .map(|i| {
             let config = config.clone();
             let fields = Arc::clone(fields);
             async move {
                 tokio::spawn(open(config, fields, i))
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(BoxError::from)?
             }
         })
         .buffer_unordered(64)
@@ -163,7 +157,7 @@ async fn open_many(
     for r in results {
         match r {
             Ok(idle) => ok.push(idle),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(cc_sdk::error_with_causes(&*e)),
         }
     }
     (ok, errors)
