@@ -21,14 +21,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cc_sdk::testkit::{Received, SimChat, SimControl};
+use cc_sdk::testkit::{Received, SimChat};
 use cc_sdk::{ChatRequest, Content, Customer, Event, Role, Session};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use crate::simproc::SimProcess;
 use crate::target::{
-    BoxError, Target, TargetArgs, check_loopback, parse_duration, peak_memory, vary,
+    BoxError, Target, TargetArgs, check_loopback, parse_duration, peak_memory, raise_open_files,
+    vary,
 };
 
 /// Flags of `cc-cli load`.
@@ -108,6 +110,7 @@ struct Report {
     send_rtt: Vec<Duration>,
     reply_rtt: Vec<Duration>,
     peak_memory: Option<u64>,
+    sim_peak_memory: Option<u64>,
     errors: Vec<(String, usize)>,
 }
 
@@ -123,10 +126,9 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<(), Box<dyn std::e
         return Err("--customers must be at least 1".into());
     }
     // Each customer holds a socket for its connection or long poll and opens more while it
-    // sends; a simulator in this process holds the other end of each.
-    let per_customer = if args.target.sim.is_some() { 4 } else { 2 };
+    // sends (the simulator, in a process of its own, holds the other ends).
     let want = u64::try_from(args.customers)?
-        .saturating_mul(per_customer)
+        .saturating_mul(3)
         .saturating_add(1024);
     let limit = raise_open_files(want);
     if limit < want {
@@ -158,34 +160,6 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<(), Box<dyn std::e
             report.lost, report.duplicated, report.failed
         )
         .into())
-    }
-}
-
-/// Raises this process's open-file limit towards `want`: the hard limit too where the
-/// process may (a privileged one), else the soft limit up to the hard one. Returns the soft
-/// limit in force.
-fn raise_open_files(want: u64) -> u64 {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let now = getrlimit(Resource::Nofile);
-    let current = now.current.unwrap_or(u64::MAX);
-    if current >= want {
-        return current;
-    }
-    let maximum = now.maximum.unwrap_or(u64::MAX);
-    let raised = Rlimit {
-        current: Some(want),
-        maximum: Some(maximum.max(want)),
-    };
-    if setrlimit(Resource::Nofile, raised).is_ok() {
-        return want;
-    }
-    let to_hard = Rlimit {
-        current: Some(maximum.min(want)),
-        maximum: now.maximum,
-    };
-    match setrlimit(Resource::Nofile, to_hard) {
-        Ok(()) => maximum.min(want),
-        Err(_) => current,
     }
 }
 
@@ -293,22 +267,39 @@ fn looks_like_jwt(v: &str) -> bool {
         })
 }
 
-/// The target of the load. A simulator is started on a port of its own rather than on port
-/// 0: the load injects no faults, and a simulator started on port 0 may sit behind its
-/// fault-injection proxy (Avaya's does), which adds two sockets to every connection: with a
-/// long poll held per customer, 5,000 customers would need 20,000 descriptors, more than
-/// the process may open here.
-async fn open_target(args: &TargetArgs) -> Result<Target, BoxError> {
+/// What the customers connect to: a configuration file, or a simulator in a child process
+/// (this program, as `cc-cli sim-worker`), which keeps the server's sockets and memory out of
+/// the customers' process.
+struct LoadTarget {
+    config: cc_sdk::Config,
+    sim: Option<Arc<SimProcess>>,
+    description: String,
+}
+
+/// A simulator is started on a port of its own rather than on port 0: the load injects no
+/// faults, and a simulator started on port 0 may sit behind its fault-injection proxy
+/// (Avaya's does), which adds two sockets to every connection.
+async fn open_target(args: &TargetArgs) -> Result<LoadTarget, BoxError> {
     let Some(vendor) = args.sim else {
-        return Target::open(args).await;
+        let target = Target::open(args).await?;
+        return Ok(LoadTarget {
+            description: target.describe(),
+            config: target.config,
+            sim: None,
+        });
     };
+    crate::target::sim_entry(vendor)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let sim = crate::target::start_sim(vendor, args.transport.clone(), port).await?;
-    Ok(Target {
+    let sim = SimProcess::start(vendor, args.transport.as_deref(), port).await?;
+    Ok(LoadTarget {
+        description: format!(
+            "{vendor} simulator ({}) on {}, in a process of its own",
+            sim.transport, sim.addr
+        ),
         config: sim.config.clone(),
-        sim: Some(sim),
+        sim: Some(Arc::new(sim)),
     })
 }
 
@@ -322,16 +313,13 @@ async fn load(args: &Args) -> Result<Report, BoxError> {
         vary_fields =
             identity_fields(vendor, args.target.transport.clone(), &target.config).await?;
     }
-    let control = target.sim.as_ref().map(|s| Arc::clone(&s.control));
+    let control = target.sim.clone();
     let router = Arc::new(Router::default());
-    if let Some(control) = &control {
-        let control = Arc::clone(control);
+    if let Some(mut chats) = control.as_ref().and_then(|c| c.chats()) {
         let router = Arc::clone(&router);
         tokio::spawn(async move {
-            loop {
-                if let Ok(chat) = control.wait_for_chat(Duration::from_secs(3600)).await {
-                    router.deliver(chat);
-                }
+            while let Some(chat) = chats.recv().await {
+                router.deliver(chat);
             }
         });
     }
@@ -422,7 +410,7 @@ async fn load(args: &Args) -> Result<Report, BoxError> {
     let wall = t0.elapsed();
     let mut errors: HashMap<String, usize> = HashMap::new();
     let mut report = Report {
-        target: target.describe(),
+        target: target.description.clone(),
         varied: vary_fields,
         customers: args.customers,
         duration: args.duration,
@@ -439,6 +427,7 @@ async fn load(args: &Args) -> Result<Report, BoxError> {
         send_rtt: Vec::new(),
         reply_rtt: Vec::new(),
         peak_memory: peak_memory(),
+        sim_peak_memory: target.sim.as_ref().and_then(|s| s.peak_memory()),
         errors: Vec::new(),
     };
     for r in results {
@@ -511,7 +500,7 @@ async fn customer(
     i: usize,
     plan: &Plan,
     config: &cc_sdk::Config,
-    control: Option<Arc<dyn SimControl>>,
+    control: Option<Arc<SimProcess>>,
     router: &Router,
     counters: &Counters,
 ) -> CustomerResult {
@@ -579,7 +568,7 @@ async fn scenario(
     i: usize,
     plan: &Plan,
     session: &dyn Session,
-    control: Option<Arc<dyn SimControl>>,
+    control: Option<Arc<SimProcess>>,
     router: &Router,
     counters: &Counters,
     result: &mut CustomerResult,
@@ -820,11 +809,17 @@ fn render_text(r: &Report) -> String {
     }
     match r.peak_memory {
         Some(b) => s.push_str(&format!(
-            "peak memory (VmHWM, whole process): {:.1} MiB, {:.1} KiB per customer\n",
+            "peak memory (VmHWM, customers' process): {:.1} MiB, {:.1} KiB per customer\n",
             b as f64 / (1024.0 * 1024.0),
             b as f64 / 1024.0 / r.customers as f64
         )),
         None => s.push_str("peak memory: unknown (no /proc/self/status)\n"),
+    }
+    if let Some(b) = r.sim_peak_memory {
+        s.push_str(&format!(
+            "peak memory (VmHWM, simulator process): {:.1} MiB\n",
+            b as f64 / (1024.0 * 1024.0)
+        ));
     }
     for (e, n) in &r.errors {
         s.push_str(&format!("error ({n}x): {e}\n"));
@@ -858,6 +853,7 @@ fn render_json(r: &Report) -> serde_json::Value {
         },
         "round_trip": {"send": q(&r.send_rtt), "reply": q(&r.reply_rtt)},
         "peak_memory_bytes": r.peak_memory,
+        "sim_peak_memory_bytes": r.sim_peak_memory,
         "errors": r.errors.iter().map(|(e, n)| json!({"error": e, "count": n})).collect::<Vec<_>>(),
     })
 }
@@ -943,13 +939,20 @@ mod tests {
             send_rtt: vec![Duration::from_millis(2)],
             reply_rtt: vec![Duration::from_millis(3)],
             peak_memory: Some(2 << 20),
+            sim_peak_memory: Some(3 << 20),
             errors: vec![],
         };
         assert!(r.clean());
         let text = render_text(&r);
         assert!(text.contains("lost: 0  duplicated: 0"), "{text}");
         assert!(
-            text.contains("peak memory (VmHWM, whole process): 2.0 MiB, 1024.0 KiB per customer"),
+            text.contains(
+                "peak memory (VmHWM, customers' process): 2.0 MiB, 1024.0 KiB per customer"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("peak memory (VmHWM, simulator process): 3.0 MiB"),
             "{text}"
         );
         r.duplicated = 1;

@@ -8,6 +8,7 @@ mod chat;
 mod demo;
 mod load;
 mod sim;
+mod simproc;
 mod status;
 mod target;
 
@@ -38,6 +39,9 @@ enum Command {
     Status(status::Args),
     /// Run N synthetic customers concurrently and report losses, duplicates and latency.
     Load(load::Args),
+    /// A simulator serving a parent process through stdin and stdout (what `load` starts).
+    #[command(hide = true)]
+    SimWorker(simproc::WorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args, &mut out),
         Command::Status(args) => status::run(&args, &mut out),
         Command::Load(args) => load::run(&args, &mut out),
+        Command::SimWorker(args) => simproc::run_worker(&args, &mut out),
     };
     match result.and_then(|()| out.flush().map_err(Into::into)) {
         Ok(()) => ExitCode::SUCCESS,

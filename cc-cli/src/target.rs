@@ -272,6 +272,34 @@ pub(crate) async fn check_loopback(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Raises this process's open-file limit towards `want`: the hard limit too where the
+/// process may (a privileged one), else the soft limit up to the hard one. Returns the soft
+/// limit in force.
+pub(crate) fn raise_open_files(want: u64) -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let current = now.current.unwrap_or(u64::MAX);
+    if current >= want {
+        return current;
+    }
+    let maximum = now.maximum.unwrap_or(u64::MAX);
+    let raised = Rlimit {
+        current: Some(want),
+        maximum: Some(maximum.max(want)),
+    };
+    if setrlimit(Resource::Nofile, raised).is_ok() {
+        return want;
+    }
+    let to_hard = Rlimit {
+        current: Some(maximum.min(want)),
+        maximum: now.maximum,
+    };
+    match setrlimit(Resource::Nofile, to_hard) {
+        Ok(()) => maximum.min(want),
+        Err(_) => current,
+    }
+}
+
 /// Parses `500ms`, `10s`, `2m`, `1h` or a bare number of seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
@@ -297,11 +325,12 @@ pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 /// The process's peak resident memory (`VmHWM` of /proc/self/status), in bytes.
 pub(crate) fn peak_memory() -> Option<u64> {
-    proc_status_kb("VmHWM:").map(|kb| kb * 1024)
+    proc_status_kb("/proc/self/status", "VmHWM:").map(|kb| kb * 1024)
 }
 
-fn proc_status_kb(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The figure `key` (in kB) of a process's status file.
+pub(crate) fn proc_status_kb(path: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
     let line = text.lines().find(|l| l.starts_with(key))?;
     line[key.len()..]
         .trim()
@@ -413,7 +442,7 @@ mod tests {
     #[test]
     fn memory_figures_come_from_proc() {
         // The peak only grows: read it after the current figure.
-        let now = proc_status_kb("VmRSS:").unwrap() * 1024;
+        let now = proc_status_kb("/proc/self/status", "VmRSS:").unwrap() * 1024;
         let peak = peak_memory().unwrap();
         assert!(peak >= now && now > 0, "peak {peak} now {now}");
     }

@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use cc_core::{CallStats, Error, Feature, Result, Secret, Vendor};
 
 /// A chat as the simulator knows it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SimChat {
     /// The vendor's id of the chat (conversation id).
     pub id: String,
@@ -22,7 +22,7 @@ pub struct SimChat {
 }
 
 /// Something the simulator received from the customer side, in arrival order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Received {
     /// A text message.
