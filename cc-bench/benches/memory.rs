@@ -230,13 +230,19 @@ fn serve_sim(lane: &str) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let start = || cc_sdk::testkit::SimStart {
+        let start = |port| cc_sdk::testkit::SimStart {
             transport: Some(transport.to_owned()),
-            port: 0,
+            port,
         };
-        let sim = (entry.start)(start()).await?;
+        // A port of its own: on port 0 a simulator may sit behind its fault proxy (Avaya's
+        // does), which costs two more descriptors per connection; with a long poll held per
+        // session, 10,000 sessions would need more than the process may open.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let sim = (entry.start)(start(port)).await?;
         let fields = {
-            let other = (entry.start)(start()).await?;
+            let other = (entry.start)(start(0)).await?;
             identity_fields(&sim.config, &other.config)
         };
         let hand_over = serde_json::json!({"config": config_json(&sim.config)?, "vary": fields});
