@@ -1450,6 +1450,11 @@ impl Engine {
         greeting: HashSet<ClientMessageId>,
     ) {
         self.dirty.insert(id.clone());
+        // A session mostly holds one chat, and a `Chat` is large: the first push would
+        // reserve room for four.
+        if self.chats.capacity() == 0 {
+            self.chats.reserve_exact(1);
+        }
         self.chats.push(Chat {
             id,
             state: EngagementState::Starting,
