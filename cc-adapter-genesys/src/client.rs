@@ -498,7 +498,7 @@ impl GenesysSession {
         let (handle, events) = WsClient::connect(ws);
         let (tx, rx) = cmd_channel();
         *lock(&self.shared.cmd) = Some(tx.clone());
-        let (http_tx, http_rx) = mpsc::unbounded_channel::<HttpJob>();
+        let (http_tx, http_rx) = mpsc::unbounded_channel::<Box<HttpJob>>();
         tokio::spawn(http_worker(self.shared.http.clone(), http_rx, tx));
         {
             let mut v = lock(&eng.view);
@@ -535,39 +535,47 @@ enum HttpJob {
     Member(String),
 }
 
-async fn http_worker(http: HttpClient, mut rx: mpsc::UnboundedReceiver<HttpJob>, back: CmdTx) {
-    // One worker: calls go out in the order the engine made them (message order).
+async fn http_worker(http: HttpClient, mut rx: mpsc::UnboundedReceiver<Box<HttpJob>>, back: CmdTx) {
+    // One worker: calls go out in the order the engine made them (message order). Each job's
+    // future is boxed: an HTTP request's state is large, and inline it would be held by this
+    // task for the whole life of the chat, idle or not.
     while let Some(job) = rx.recv().await {
-        match job {
-            HttpJob::Call(call) => {
-                let method = match call.method {
-                    "GET" => Method::GET,
-                    "DELETE" => Method::DELETE,
-                    _ => Method::POST,
-                };
-                let mut req = http.request(method, &call.path);
-                if let Some(b) = &call.body {
-                    req = req.json(b);
-                } else if call.method != "GET" {
-                    req = req.header("content-type", "application/json");
-                }
-                let result = match req.send().await {
-                    Ok(r) if r.body.is_empty() => Ok(Value::Null),
-                    Ok(r) => r.json::<Value>(),
-                    Err(e) => Err(e),
-                };
-                if back.send(Cmd::HttpDone(call, result)).is_err() {
-                    return;
-                }
-            }
-            HttpJob::Member(path) => {
-                if let Ok(m) = http.get_json::<gw::MemberInfo>(&path).await
-                    && back.send(Cmd::Member(m)).is_err()
-                {
-                    return;
-                }
-            }
+        let Some(cmd) = Box::pin(http_job(&http, *job)).await else {
+            continue;
+        };
+        if back.send(cmd).is_err() {
+            return;
         }
+    }
+}
+
+/// Performs one job; returns what to tell the engine.
+async fn http_job(http: &HttpClient, job: HttpJob) -> Option<Cmd> {
+    match job {
+        HttpJob::Call(call) => {
+            let method = match call.method {
+                "GET" => Method::GET,
+                "DELETE" => Method::DELETE,
+                _ => Method::POST,
+            };
+            let mut req = http.request(method, &call.path);
+            if let Some(b) = &call.body {
+                req = req.json(b);
+            } else if call.method != "GET" {
+                req = req.header("content-type", "application/json");
+            }
+            let result = match req.send().await {
+                Ok(r) if r.body.is_empty() => Ok(Value::Null),
+                Ok(r) => r.json::<Value>(),
+                Err(e) => Err(e),
+            };
+            Some(Cmd::HttpDone(call, result))
+        }
+        HttpJob::Member(path) => http
+            .get_json::<gw::MemberInfo>(&path)
+            .await
+            .ok()
+            .map(Cmd::Member),
     }
 }
 
@@ -981,7 +989,7 @@ struct GuestDriver {
     session: GenesysSession,
     engine: GuestEngine,
     ws: WsHandle,
-    http: mpsc::UnboundedSender<HttpJob>,
+    http: mpsc::UnboundedSender<Box<HttpJob>>,
     id: EngagementId,
     end_waiter: Option<oneshot::Sender<Result<()>>>,
 }
@@ -1057,7 +1065,7 @@ impl Driver for GuestDriver {
             match o {
                 Output::Http(call) => {
                     let failed = call.purpose == Purpose::Leave;
-                    if self.http.send(HttpJob::Call(call)).is_err()
+                    if self.http.send(Box::new(HttpJob::Call(call))).is_err()
                         && failed
                         && let Some(w) = self.end_waiter.take()
                     {
@@ -1066,7 +1074,7 @@ impl Driver for GuestDriver {
                 }
                 Output::FetchMember(id) => {
                     let path = format!("{}/conversations/{}/members/{id}", gw::BASE_PATH, self.id);
-                    let _ = self.http.send(HttpJob::Member(path));
+                    let _ = self.http.send(Box::new(HttpJob::Member(path)));
                 }
                 Output::Event(ev) => {
                     let ended = matches!(ev, Event::EngagementEnded { .. });
