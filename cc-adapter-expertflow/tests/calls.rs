@@ -13,7 +13,8 @@ use cc_core::{
     MediaDevices, Session, TlsSettings,
 };
 use cc_rtc::{RecordingSink, ToneSource};
-use cc_testkit::{CallAnswer, FarEndCall, SimChat, SimControl};
+use cc_testkit::calls::far_end_until;
+use cc_testkit::{CallAnswer, SimChat, SimControl};
 use futures::StreamExt;
 
 const STEP: Duration = Duration::from_secs(5);
@@ -75,37 +76,12 @@ async fn call_state(
     }
 }
 
-async fn far_until(sim: &Simulator, what: &str, done: impl Fn(&FarEndCall) -> bool) -> FarEndCall {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let far = sim.far_end_call().await.unwrap();
-        if let Some(f) = &far
-            && done(f)
-        {
-            return f.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the far end saw {far:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn client_until(
     call: &ExpertflowCall,
     what: &str,
     done: impl Fn(&CallStats) -> bool,
 ) -> CallStats {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let s = call.stats().unwrap();
-        if done(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: the client has {s:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cc_testkit::calls::client_stats_until(call, STEP, what, done).await
 }
 
 fn sip_lines(sim: &Simulator) -> Vec<String> {
@@ -180,7 +156,7 @@ async fn full_call() {
     assert!(!format!("{call:?} {s:?}").contains(password));
 
     // Media both ways.
-    far_until(&sim, "far end receives audio", |f| {
+    far_end_until(&sim, STEP, "far end receives audio", |f| {
         f.answered && f.stats.audio_packets_received >= 25
     })
     .await;
@@ -216,7 +192,7 @@ async fn full_call() {
     assert!(after <= before + 3, "{before} → {after} while muted");
     assert_eq!(sip_lines(&sim).len(), lines_before, "mute sends no SIP");
     call.mute_audio(false).await.unwrap();
-    far_until(&sim, "audio again", |f| {
+    far_end_until(&sim, STEP, "audio again", |f| {
         f.stats.audio_packets_received >= after + 10
     })
     .await;
@@ -249,7 +225,7 @@ async fn full_call() {
 
     // DTMF: INFO application/dtmf-relay, one per digit.
     call.dtmf("12#").await.unwrap();
-    far_until(&sim, "DTMF", |f| f.stats.dtmf_received == "12#").await;
+    far_end_until(&sim, STEP, "DTMF", |f| f.stats.dtmf_received == "12#").await;
     let infos: Vec<_> = sim
         .frames()
         .into_iter()
@@ -283,7 +259,7 @@ async fn full_call() {
             reason: "local-hangup".into()
         }
     );
-    far_until(&sim, "far end ended", |f| f.ended).await;
+    far_end_until(&sim, STEP, "far end ended", |f| f.ended).await;
     assert!(sip_lines(&sim).iter().any(|l| l.starts_with("BYE ")));
     assert!(call.hold(true).await.is_err());
     eng.send(cc_core::Content::text("after the call"))
@@ -373,7 +349,7 @@ async fn busy_no_answer_refused() {
             reason: "local-hangup".into()
         }
     );
-    far_until(&sim, "cancelled", |f| f.ended).await;
+    far_end_until(&sim, STEP, "cancelled", |f| f.ended).await;
     let lines = sip_lines(&sim);
     assert!(lines.iter().any(|l| l.starts_with("CANCEL ")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains("487")), "{lines:#?}");
@@ -506,7 +482,7 @@ async fn video_call() {
     let call = s.call(req).await.unwrap();
     call_state(&mut events, &call.id(), |s| *s == CallState::Connected).await;
     assert_eq!(sim.call_headers()[5].1, "video");
-    let far = far_until(&sim, "video frames at the far end", |f| {
+    let far = far_end_until(&sim, STEP, "video frames at the far end", |f| {
         f.video && f.stats.video_frames_received >= 10 && f.stats.audio_packets_received >= 10
     })
     .await;
@@ -518,7 +494,7 @@ async fn video_call() {
     assert!(video_sink.frames() >= 10);
     call.mute_video(true).await.unwrap();
     call.hangup().await.unwrap();
-    far_until(&sim, "ended", |f| f.ended).await;
+    far_end_until(&sim, STEP, "ended", |f| f.ended).await;
 }
 
 #[tokio::test]
@@ -593,7 +569,7 @@ async fn setup_time_without_ringing() {
     let returned = started.elapsed();
     call_state(&mut events, &call.id(), |s| *s == CallState::Connected).await;
     let connected = started.elapsed();
-    far_until(&sim, "first packet at the far end", |f| {
+    far_end_until(&sim, STEP, "first packet at the far end", |f| {
         f.stats.audio_packets_received > 0
     })
     .await;

@@ -11,11 +11,12 @@ use cc_adapter_tetherfi::wire::Push;
 use cc_adapter_tetherfi::wire::av::AvSignal;
 use cc_adapter_tetherfi::{TetherfiSession, Transport};
 use cc_core::{
-    CallRequest, CallState, Content, Engagement, ErrorKind, Event, EventStream, MediaDevices,
-    Session, TlsSettings,
+    CallRequest, CallState, Content, Engagement, ErrorKind, Event, EventStream, Session,
+    TlsSettings,
 };
-use cc_rtc::{CountingVideoSink, RecordingSink, TestPatternVideo, ToneSource};
-use cc_testkit::{CallAnswer, Direction, FarEndCall, Received, SimChat, SimControl};
+use cc_rtc::{CountingVideoSink, TestPatternVideo};
+use cc_testkit::calls::far_end_until;
+use cc_testkit::{CallAnswer, Direction, Received, SimChat, SimControl};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -82,33 +83,8 @@ async fn setup(transport: Transport) -> Setup {
 
 fn request() -> CallRequest {
     CallRequest {
-        devices: MediaDevices {
-            audio_in: Some(Arc::new(ToneSource::new(440.0))),
-            audio_out: Some(Arc::new(RecordingSink::new())),
-            ..MediaDevices::default()
-        },
+        devices: cc_testkit::calls::test_devices(false),
         ..CallRequest::default()
-    }
-}
-
-async fn far_end_until(
-    sim: &Simulator,
-    what: &str,
-    done: impl Fn(&FarEndCall) -> bool,
-) -> FarEndCall {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        let far = sim.far_end_call().await.unwrap();
-        if let Some(f) = &far
-            && done(f)
-        {
-            return f.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: the far end saw {far:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -185,7 +161,7 @@ async fn full_call_on_both_transports() {
         .await;
 
         // Media both ways.
-        far_end_until(&sim, "far end receives audio", |f| {
+        far_end_until(&sim, T, "far end receives audio", |f| {
             f.answered && f.stats.audio_packets_received >= 25
         })
         .await;
@@ -219,7 +195,7 @@ async fn full_call_on_both_transports() {
             "{transport:?}: {before} → {after} while muted"
         );
         call.mute_audio(false).await.unwrap();
-        far_end_until(&sim, "audio again", |f| {
+        far_end_until(&sim, T, "audio again", |f| {
             f.stats.audio_packets_received >= after + 10
         })
         .await;
@@ -227,10 +203,10 @@ async fn full_call_on_both_transports() {
         // Our hold: a sendonly re-offer the far end sees.
         call.hold(true).await.unwrap();
         expect_call(&mut events, "on hold", |s| *s == CallState::OnHold).await;
-        far_end_until(&sim, "far end sees hold", |f| f.held).await;
+        far_end_until(&sim, T, "far end sees hold", |f| f.held).await;
         call.hold(false).await.unwrap();
         expect_call(&mut events, "resumed", |s| *s == CallState::Connected).await;
-        far_end_until(&sim, "far end sees resume", |f| !f.held).await;
+        far_end_until(&sim, T, "far end sees resume", |f| !f.held).await;
 
         // The CSO's hold: avcontrol.
         sim.agent_holds_call(&sim_chat, true).unwrap();
@@ -243,7 +219,7 @@ async fn full_call_on_both_transports() {
 
         // DTMF in the media.
         call.dtmf("12#").await.unwrap();
-        far_end_until(&sim, "far end receives DTMF", |f| {
+        far_end_until(&sim, T, "far end receives DTMF", |f| {
             f.stats.dtmf_received.contains("12#")
         })
         .await;
@@ -266,7 +242,7 @@ async fn full_call_on_both_transports() {
             |s| matches!(s, CallState::Ended { reason } if &**reason == "local-hangup"),
         )
         .await;
-        far_end_until(&sim, "far end sees the end", |f| f.ended).await;
+        far_end_until(&sim, T, "far end sees the end", |f| f.ended).await;
         assert!(call.hangup().await.is_err());
 
         // The chat goes on.
@@ -426,7 +402,7 @@ async fn the_cso_or_the_chat_ends_the_call() {
             |s| matches!(s, CallState::Ended { reason } if &**reason == "local-hangup: chat ended"),
         )
         .await;
-        far_end_until(&sim, "far end ended", |f| f.ended).await;
+        far_end_until(&sim, T, "far end ended", |f| f.ended).await;
         assert!(matches!(call.state(), CallState::Ended { .. }));
         session.shutdown().await.unwrap();
     }
@@ -496,7 +472,7 @@ async fn video_call_both_ways() {
         r.devices.video_out = Some(Arc::new(CountingVideoSink::new()));
         let call = session.start_call(r).await.unwrap();
         expect_call(&mut events, "connected", |s| *s == CallState::Connected).await;
-        let far = far_end_until(&sim, "far end receives video", |f| {
+        let far = far_end_until(&sim, T, "far end receives video", |f| {
             f.stats.video_frames_received >= 10
         })
         .await;
@@ -551,7 +527,7 @@ async fn the_call_outlives_a_chat_connection_drop() {
         } = setup(transport).await;
         let call = session.start_call(request()).await.unwrap();
         expect_call(&mut events, "connected", |s| *s == CallState::Connected).await;
-        far_end_until(&sim, "media flows", |f| {
+        far_end_until(&sim, T, "media flows", |f| {
             f.stats.audio_packets_received >= 10
         })
         .await;
@@ -571,7 +547,7 @@ async fn the_call_outlives_a_chat_connection_drop() {
             .unwrap()
             .stats
             .audio_packets_received;
-        far_end_until(&sim, "media during the outage", |f| {
+        far_end_until(&sim, T, "media during the outage", |f| {
             f.stats.audio_packets_received >= during + 10
         })
         .await;
@@ -582,9 +558,9 @@ async fn the_call_outlives_a_chat_connection_drop() {
         .await;
         // Signalling works again.
         call.hold(true).await.unwrap();
-        far_end_until(&sim, "far end sees hold", |f| f.held).await;
+        far_end_until(&sim, T, "far end sees hold", |f| f.held).await;
         call.hangup().await.unwrap();
-        far_end_until(&sim, "far end sees the end", |f| f.ended).await;
+        far_end_until(&sim, T, "far end sees the end", |f| f.ended).await;
         session.shutdown().await.unwrap();
     }
 }
@@ -643,7 +619,7 @@ async fn the_cso_holds_by_re_offer_and_the_answer_times_out() {
             |s| matches!(s, CallState::Ended { reason } if &**reason == "no-answer"),
         )
         .await;
-        far_end_until(&sim, "the CSO side sees the end", |f| f.ended).await;
+        far_end_until(&sim, T, "the CSO side sees the end", |f| f.ended).await;
         let sent = sent_av(&sim);
         assert_eq!(sent.last().unwrap()["reason"], "NoAnswer", "{sent:?}");
         session.shutdown().await.unwrap();
@@ -777,7 +753,7 @@ async fn a_hold_the_far_end_never_answers_fails_and_is_undone() {
     // The offer was rolled back: holding again works.
     call.hold(true).await.unwrap();
     expect_call(&mut events, "on hold", |s| *s == CallState::OnHold).await;
-    far_end_until(&sim, "far end sees hold", |f| f.held).await;
+    far_end_until(&sim, T, "far end sees hold", |f| f.held).await;
     call.hangup().await.unwrap();
     session.shutdown().await.unwrap();
 }

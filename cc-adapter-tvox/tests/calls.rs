@@ -12,9 +12,9 @@ use cc_adapter_tvox::sim::{SimOptions, Simulator};
 use cc_adapter_tvox::wire::{CallState as WireState, TrickleIcePolicy, WebrtcConfig};
 use cc_core::{
     CallRequest, CallSession, CallState, ChatRequest, Engagement, ErrorKind, Event, EventStream,
-    MediaDevices, Session, TlsSettings,
+    Session, TlsSettings,
 };
-use cc_rtc::{CountingVideoSink, RecordingSink, TestPatternVideo, ToneSource};
+use cc_testkit::calls::far_end_until;
 use cc_testkit::{CallAnswer, Direction, FarEndCall, SimChat, SimControl};
 use futures::StreamExt;
 use serde_json::Value;
@@ -65,12 +65,7 @@ async fn setup() -> Setup {
 fn request(video: bool) -> CallRequest {
     CallRequest {
         video,
-        devices: MediaDevices {
-            audio_in: Some(Arc::new(ToneSource::new(440.0))),
-            audio_out: Some(Arc::new(RecordingSink::new())),
-            video_in: video.then(|| Arc::new(TestPatternVideo::new()) as _),
-            video_out: video.then(|| Arc::new(CountingVideoSink::new()) as _),
-        },
+        devices: cc_testkit::calls::test_devices(video),
         ..CallRequest::default()
     }
 }
@@ -97,27 +92,6 @@ async fn state(
         .unwrap_or_else(|_| panic!("no matching call state for {call} within {STEP:?}"))
 }
 
-async fn far_until(
-    sim: &Simulator,
-    what: &str,
-    mut done: impl FnMut(&FarEndCall) -> bool,
-) -> FarEndCall {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let far = sim.far_end_call().await.unwrap();
-        if let Some(f) = &far
-            && done(f)
-        {
-            return f.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {STEP:?}; far end {far:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn far(sim: &Simulator) -> FarEndCall {
     sim.far_end_call()
         .await
@@ -125,19 +99,8 @@ async fn far(sim: &Simulator) -> FarEndCall {
         .expect("a call reached the far end")
 }
 
-async fn client_until(call: &dyn CallSession, mut done: impl FnMut(&cc_core::CallStats) -> bool) {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let stats = call.stats().unwrap();
-        if done(&stats) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "client stats not within {STEP:?}: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn client_until(call: &dyn CallSession, done: impl FnMut(&cc_core::CallStats) -> bool) {
+    cc_testkit::calls::client_stats_until(call, STEP, "client stats", done).await;
 }
 
 /// The client frames of `method`, params only.
@@ -172,7 +135,7 @@ async fn connected_call(s: &mut Setup, video: bool) -> Arc<dyn CallSession> {
     let id = call.id();
     state(&mut s.events, &id, |st| *st == CallState::Ringing).await;
     state(&mut s.events, &id, |st| *st == CallState::Connected).await;
-    far_until(&s.sim, "far end receives audio", |f| {
+    far_end_until(&s.sim, STEP, "far end receives audio", |f| {
         f.answered && f.stats.audio_packets_received >= FLOWING
     })
     .await;
@@ -231,7 +194,7 @@ async fn audio_call_mute_hold_dtmf_hangup() {
     );
     call.mute_audio(false).await.unwrap();
     assert_eq!(s.sim.call_media_state(&id), Some((false, false)));
-    far_until(&s.sim, "audio again", |f| {
+    far_end_until(&s.sim, STEP, "audio again", |f| {
         f.stats.audio_packets_received >= after + 10
     })
     .await;
@@ -242,17 +205,20 @@ async fn audio_call_mute_hold_dtmf_hangup() {
     // The customer's hold: a sendonly re-offer, answered by TVox.
     call.hold(true).await.unwrap();
     state(&mut s.events, &id, |st| *st == CallState::OnHold).await;
-    far_until(&s.sim, "held", |f| f.held).await;
+    far_end_until(&s.sim, STEP, "held", |f| f.held).await;
     let reoffer = sent(&s.sim, "webrtc.offer").pop().unwrap();
     assert!(reoffer["sdp"].as_str().unwrap().contains("a=sendonly"));
     call.hold(false).await.unwrap();
     state(&mut s.events, &id, |st| *st == CallState::Connected).await;
-    far_until(&s.sim, "resumed", |f| !f.held).await;
+    far_end_until(&s.sim, STEP, "resumed", |f| !f.held).await;
     assert_eq!(sent(&s.sim, "webrtc.offer").len(), 3);
 
     // DTMF in the media.
     call.dtmf("12#").await.unwrap();
-    far_until(&s.sim, "dtmf", |f| f.stats.dtmf_received.contains("12#")).await;
+    far_end_until(&s.sim, STEP, "dtmf", |f| {
+        f.stats.dtmf_received.contains("12#")
+    })
+    .await;
     let e = call.dtmf("1x").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 
@@ -266,7 +232,7 @@ async fn audio_call_mute_hold_dtmf_hangup() {
         matches!(&end, CallState::Ended { reason } if &**reason == "local-hangup"),
         "{end:?}"
     );
-    far_until(&s.sim, "ended", |f| f.ended).await;
+    far_end_until(&s.sim, STEP, "ended", |f| f.ended).await;
     assert_eq!(sent(&s.sim, "call.close")[0]["sessionId"], *id);
     assert!(matches!(call.state(), CallState::Ended { .. }));
     let mut own_ended = false;
@@ -330,7 +296,7 @@ async fn agent_holds_resumes_and_hangs_up() {
     assert!(after <= before + 3, "{} packets while held", after - before);
     s.sim.set_call_state(&id, WireState::Connected).unwrap();
     state(&mut s.events, &id, |st| *st == CallState::Connected).await;
-    far_until(&s.sim, "audio after the resume", |f| {
+    far_end_until(&s.sim, STEP, "audio after the resume", |f| {
         f.stats.audio_packets_received >= after + 10
     })
     .await;
@@ -356,7 +322,7 @@ async fn video_call_frames_both_ways() {
     let id = call.id();
     assert_eq!(sent(&s.sim, "video.create").len(), 1);
     assert!(sent(&s.sim, "call.create").is_empty());
-    let f = far_until(&s.sim, "video at the far end", |f| {
+    let f = far_end_until(&s.sim, STEP, "video at the far end", |f| {
         f.stats.video_frames_received >= 10
     })
     .await;
@@ -523,7 +489,7 @@ async fn a_call_survives_a_signalling_drop() {
     tokio::time::timeout(STEP, wait).await.expect("reconnected");
     // Media went on meanwhile, peer to peer.
     let now = far(&s.sim).await.stats.audio_packets_received;
-    far_until(&s.sim, "audio after the drop", |f| {
+    far_end_until(&s.sim, STEP, "audio after the drop", |f| {
         f.stats.audio_packets_received >= now + 10
     })
     .await;
@@ -589,6 +555,6 @@ async fn shutdown_hangs_up_the_calls() {
         }
     );
     // TVox heard the hang-up before the session went.
-    far_until(&s.sim, "ended", |f| f.ended).await;
+    far_end_until(&s.sim, STEP, "ended", |f| f.ended).await;
     assert_eq!(sent(&s.sim, "call.close")[0]["sessionId"], *id);
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cc_sdk::rtc::{RecordingSink, ToneSource};
+use cc_sdk::testkit::calls::{StatsWait, wait_call_stats};
 use cc_sdk::testkit::{
     CallAnswer, FarEndWait, Received, RunningSim, SimChat, SimControl, SimEntry, SimStart,
 };
@@ -607,19 +608,19 @@ impl Lane {
                 ));
             }
         };
-        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-        let mine = loop {
-            let mine = call.stats().map_err(err)?;
-            if mine.audio_packets_received >= 25 {
-                break mine;
-            }
-            if tokio::time::Instant::now() >= deadline {
+        let mine = match wait_call_stats(call.as_ref(), STEP_TIMEOUT, |s| {
+            s.audio_packets_received >= 25
+        })
+        .await
+        .map_err(err)?
+        {
+            StatsWait::Done(mine) => mine,
+            StatsWait::TimedOut(mine) => {
                 return Err((
                     step,
                     format!("no audio received within {STEP_TIMEOUT:?}: {mine:?}"),
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let tone = speaker
             .dominant_hz()

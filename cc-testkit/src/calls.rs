@@ -15,7 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cc_core::{CallRequest, CallSession, CallState, ErrorKind, Event, Feature, MediaDevices};
+use cc_core::{
+    CallRequest, CallSession, CallState, CallStats, ErrorKind, Event, Feature, MediaDevices,
+};
 use cc_rtc::{CountingVideoSink, RecordingSink, TestPatternVideo, ToneSource};
 
 use crate::Failure;
@@ -28,18 +30,59 @@ const FLOWING: u64 = 25;
 
 fn request(h: &Harness, video: bool) -> CallRequest {
     let chat = h.chat_request();
-    let devices = MediaDevices {
-        audio_in: Some(Arc::new(ToneSource::new(440.0))),
-        audio_out: Some(Arc::new(RecordingSink::new())),
-        video_in: video.then(|| Arc::new(TestPatternVideo::new()) as _),
-        video_out: video.then(|| Arc::new(CountingVideoSink::new()) as _),
-    };
     CallRequest {
         customer: chat.customer,
         video,
         routing: chat.routing,
         context: chat.context,
-        devices,
+        devices: test_devices(video),
+    }
+}
+
+/// The devices of a test call: a 440 Hz tone and a recording sink; with `video`, a test
+/// pattern and a frame-counting sink too.
+pub fn test_devices(video: bool) -> MediaDevices {
+    MediaDevices {
+        audio_in: Some(Arc::new(ToneSource::new(440.0))),
+        audio_out: Some(Arc::new(RecordingSink::new())),
+        video_in: video.then(|| Arc::new(TestPatternVideo::new()) as _),
+        video_out: video.then(|| Arc::new(CountingVideoSink::new()) as _),
+    }
+}
+
+/// For a plain `#[test]`: [`wait_call_stats`], panicking with `what` and the last statistics
+/// read when `timeout` passes first.
+pub async fn client_stats_until(
+    call: &dyn CallSession,
+    timeout: Duration,
+    what: &str,
+    done: impl FnMut(&CallStats) -> bool,
+) -> CallStats {
+    match wait_call_stats(call, timeout, done).await {
+        Ok(StatsWait::Done(stats)) => stats,
+        Ok(StatsWait::TimedOut(stats)) => {
+            panic!("{what}: not within {timeout:?}; the client's statistics: {stats:#?}")
+        }
+        Err(e) => panic!("{what}: stats() failed: {e}"),
+    }
+}
+
+/// For a plain `#[test]`: [`SimControl::wait_far_end`], panicking with `what` and the far
+/// end's last view when `timeout` passes first.
+///
+/// [`SimControl::wait_far_end`]: crate::SimControl::wait_far_end
+pub async fn far_end_until(
+    sim: &dyn crate::SimControl,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&FarEndCall) -> bool + Send + Sync,
+) -> FarEndCall {
+    match sim.wait_far_end(timeout, &done).await {
+        Ok(FarEndWait::Done(far)) => far,
+        Ok(FarEndWait::TimedOut(far)) => {
+            panic!("{what}: not within {timeout:?}; the far end saw {far:#?}")
+        }
+        Err(e) => panic!("{what}: far_end_call() failed: {e}"),
     }
 }
 
@@ -114,19 +157,44 @@ async fn wait_client(
     h: &Harness,
     step: &str,
     call: &dyn CallSession,
-    mut done: impl FnMut(&cc_core::CallStats) -> bool,
+    done: impl FnMut(&CallStats) -> bool,
 ) -> Outcome {
-    let deadline = tokio::time::Instant::now() + h.timeout();
+    match wait_call_stats(call, h.timeout(), done).await.step(step)? {
+        StatsWait::Done(_) => Ok(()),
+        StatsWait::TimedOut(stats) => Err(Failure::new(format!(
+            "step `{step}`: not within {:?}: {stats:?}",
+            h.timeout()
+        ))),
+    }
+}
+
+/// How [`wait_call_stats`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatsWait {
+    /// The statistics that were accepted.
+    Done(CallStats),
+    /// Not within the timeout: the last statistics read.
+    TimedOut(CallStats),
+}
+
+/// Polls a call's own [`CallSession::stats`] every 20 ms until `done` accepts them, or
+/// `timeout` passes: the client's side of what [`SimControl::wait_far_end`] does for the
+/// simulator's far end.
+///
+/// [`SimControl::wait_far_end`]: crate::SimControl::wait_far_end
+pub async fn wait_call_stats(
+    call: &dyn CallSession,
+    timeout: Duration,
+    mut done: impl FnMut(&CallStats) -> bool,
+) -> cc_core::Result<StatsWait> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let stats = call.stats().step(step)?;
+        let stats = call.stats()?;
         if done(&stats) {
-            return Ok(());
+            return Ok(StatsWait::Done(stats));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Failure::new(format!(
-                "step `{step}`: not within {:?}: {stats:?}",
-                h.timeout()
-            )));
+            return Ok(StatsWait::TimedOut(stats));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
