@@ -107,7 +107,7 @@ proptest! {
         let _ = wire::decode_events(&bytes);
         let _ = wire::Problem::parse(&bytes);
         let _ = cc_adapter_avaya::error::from_status("GET /x", 404, None, &bytes);
-        let _ = wire::parse_rfc3339(&String::from_utf8_lossy(&bytes));
+        let _ = wire::timestamp(Some(&String::from_utf8_lossy(&bytes)));
     }
 
     #[test]

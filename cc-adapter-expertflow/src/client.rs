@@ -1365,45 +1365,12 @@ impl Inner {
 pub(crate) fn parse_time(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse::<i64>().ok().or_else(|| parse_rfc3339(s)),
+        Value::String(s) => s
+            .parse::<i64>()
+            .ok()
+            .or_else(|| Timestamp::parse_rfc3339(s).map(Timestamp::unix_ms)),
         _ => None,
     }
-}
-
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    let mut rest = &s[19..];
-    if let Some(r) = rest.strip_prefix('.') {
-        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset_min = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            let hh = rest.get(1..3)?.parse::<i64>().ok()?;
-            let mm = rest.get(rest.len() - 2..)?.parse::<i64>().ok()?;
-            sign * (hh * 60 + mm)
-        }
-    };
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + h) * 60 + mi - offset_min) * 60_000 + se * 1000)
 }
 
 fn weekday(ms: i64) -> Weekday {

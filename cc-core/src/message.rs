@@ -32,15 +32,24 @@ impl Timestamp {
     /// Parses an RFC 3339 time (`2026-11-23T12:00:00.123Z`, any offset, any fraction
     /// digits, truncated to milliseconds); `None` when `text` is not one.
     ///
-    /// Vendors bend the format, so two liberties are taken: a space may stand for the `T`,
-    /// and a time with no offset at all is read as UTC.
+    /// Vendors bend the format, so three liberties are taken: a space may stand for the
+    /// `T`, an offset may lack its colon (`+0100`), and a time with no offset at all is read
+    /// as UTC.
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         use time::format_description::well_known::Rfc3339;
         let text = text.trim();
-        let text = match text.as_bytes().get(10) {
+        let mut text = match text.as_bytes().get(10) {
             Some(b' ') => format!("{}T{}", &text[..10], &text[11..]),
             _ => text.to_owned(),
         };
+        // `…:00+0100`: the offset's four digits after a sign, past the seconds.
+        let b = text.as_bytes();
+        if b.len() >= 24
+            && matches!(b[b.len() - 5], b'+' | b'-')
+            && b[b.len() - 4..].iter().all(u8::is_ascii_digit)
+        {
+            text.insert(text.len() - 2, ':');
+        }
         let t = time::OffsetDateTime::parse(&text, &Rfc3339)
             .ok()
             .or_else(|| {

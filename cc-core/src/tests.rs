@@ -286,7 +286,16 @@ fn rfc3339_round_trips_and_rejects_garbage() {
     );
     assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
     assert_eq!(Timestamp(-1).to_rfc3339(), "1969-12-31T23:59:59.999Z");
-    // The liberties vendors take: a space for the `T`, no offset (UTC).
+    // The liberties vendors take: a space for the `T`, an offset without its colon, no
+    // offset (UTC).
+    assert_eq!(
+        Timestamp::parse_rfc3339("2026-11-23T13:00:00.123+0100"),
+        Some(t)
+    );
+    assert_eq!(
+        Timestamp::parse_rfc3339("2026-11-23T10:30:00.123-0130"),
+        Some(t)
+    );
     assert_eq!(
         Timestamp::parse_rfc3339("2026-11-23 12:00:00.123Z"),
         Some(t)
@@ -303,6 +312,7 @@ fn rfc3339_round_trips_and_rejects_garbage() {
         "yesterday",
         "2026-11-23T12:00:00x",
         "2026-11-23T12:00:00+0",
+        "2026-11-23T12:00:00+01000",
         "2026-11-23T12:00:00.",
     ] {
         assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");

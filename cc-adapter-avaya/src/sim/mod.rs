@@ -187,7 +187,7 @@ impl State {
 }
 
 pub(crate) fn now_rfc3339() -> String {
-    wire::format_rfc3339(cc_core::Timestamp::now())
+    cc_core::Timestamp::now().to_rfc3339()
 }
 
 pub(crate) fn new_id() -> String {

@@ -12,10 +12,6 @@ use serde_json::Value;
 
 use crate::VENDOR;
 
-mod time;
-
-pub use time::{format_rfc3339, parse_rfc3339};
-
 /// The path of every call, relative to `{host}/sdk/digital/chat/v1/integrations/{integrationId}/`.
 pub mod paths {
     /// `POST sessions`.
@@ -626,5 +622,5 @@ impl Problem {
 
 /// A wire timestamp (RFC 3339) as a [`Timestamp`], `None` when absent or unreadable.
 pub fn timestamp(s: Option<&str>) -> Option<Timestamp> {
-    s.and_then(parse_rfc3339)
+    s.and_then(Timestamp::parse_rfc3339)
 }
