@@ -15,7 +15,7 @@ use cc_core::{
     CallRequest, CallSession, CallState, CallStats, Error, Event, EventBus, EventStream, Result,
     Vendor,
 };
-use cc_rtc::media::{IceServer, MediaConfig, MediaEvent, MediaSession};
+use cc_rtc::media::{MediaConfig, MediaEvent, MediaSession};
 use cc_rtc::sip::{DialogEvent, OutgoingCall, UaConfig, UaEvent, UserAgent};
 use cc_rtc::{CallAction, CallCommand, CallMachine, CallSignal, Step};
 use serde_json::Value;
@@ -290,17 +290,6 @@ pub(crate) fn settings(web_rtc: Option<&Value>, calls: &CallsConfig) -> Result<W
     Ok(s)
 }
 
-fn ice_servers(s: &WebRtcSettings) -> Vec<IceServer> {
-    s.ice_servers
-        .iter()
-        .map(|i| IceServer {
-            urls: i.urls.clone(),
-            username: i.username.clone(),
-            credential: i.credential.clone(),
-        })
-        .collect()
-}
-
 /// The local address the system routes to the switch from: a UDP socket "connected" to the
 /// switch's address (no packet is sent) tells it.
 async fn route_to(switch: &url::Url) -> Result<std::net::IpAddr> {
@@ -346,7 +335,7 @@ pub(crate) async fn start(setup: CallSetup, request: CallRequest) -> Result<Expe
     let media = MediaSession::start(
         V,
         MediaConfig {
-            ice_servers: ice_servers(&settings),
+            ice_servers: settings.ice_servers.clone(),
             bind,
             video: request.video,
             opus: calls.opus,

@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use cc_core::{Error, Result, Secret, Vendor};
+use cc_rtc::media::IceServer;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::wire::call::{IceServerConfig, parse_switch_url};
+use crate::wire::call::parse_switch_url;
 
 const V: Vendor = Vendor::Expertflow;
 
@@ -125,7 +126,7 @@ pub struct CallsConfig {
     pub password: Option<Secret>,
     /// Replaces the widget config's `iceServers` when set (`[]` = host candidates only).
     #[serde(default)]
-    pub ice_servers: Option<Vec<IceServerConfig>>,
+    pub ice_servers: Option<Vec<IceServer>>,
     /// The registration's lifetime asked for, in seconds (the vendor client asks 600).
     #[serde(default = "default_register_expires")]
     pub register_expires: u32,
@@ -202,23 +203,8 @@ impl CallsConfig {
                 ));
             }
         }
-        for (i, s) in self.ice_servers.iter().flatten().enumerate() {
-            if s.urls.is_empty() {
-                return Err(Error::invalid(
-                    V,
-                    key(&format!("ice_servers[{i}].urls")),
-                    "empty",
-                ));
-            }
-            if let Some(u) = s.urls.iter().find(|u| {
-                !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:"))
-            }) {
-                return Err(Error::invalid(
-                    V,
-                    key(&format!("ice_servers[{i}].urls")),
-                    format!("{u:?} is not a stun:/turn:/turns: URL"),
-                ));
-            }
+        if let Some(servers) = &self.ice_servers {
+            IceServer::validate_all(servers, V, &key("ice_servers"))?;
         }
         if !(30..=86_400).contains(&self.register_expires) {
             return Err(Error::invalid(
@@ -477,7 +463,7 @@ mod tests {
         let e = bad.validate().unwrap_err().to_string();
         assert!(e.contains("expertflow.calls.switch_url"), "{e}");
         let mut bad = c.clone();
-        bad.calls.ice_servers = Some(vec![IceServerConfig {
+        bad.calls.ice_servers = Some(vec![IceServer {
             urls: vec!["http://x".into()],
             username: None,
             credential: None,

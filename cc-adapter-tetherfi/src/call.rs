@@ -592,11 +592,7 @@ fn pick_chat(inner: &Inner, request: &CallRequest) -> Result<EngagementId> {
 
 /// The ICE servers of a call: the configured ones, then those `configs` pushed.
 fn ice_servers(inner: &Inner, configs: &AvConfigs) -> Vec<IceServer> {
-    let configured = inner.cfg.calls.ice_servers.iter().map(|s| IceServer {
-        urls: s.urls.clone(),
-        username: s.username.clone(),
-        credential: s.credential.clone(),
-    });
+    let configured = inner.cfg.calls.ice_servers.iter().cloned();
     let pushed = configs.servers().into_iter().map(|s| IceServer {
         urls: s.urls,
         username: s.username,

@@ -134,21 +134,6 @@ pub struct TetherfiConfig {
     pub calls: CallsConfig,
 }
 
-/// One ICE server of the configuration: `{ urls = [...], username, credential }` (the
-/// `SetAvConfigs` `MediaTransport.iceServers` entry; Tetherfi's TURN is the "AV proxy").
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IceServerConfig {
-    /// `stun:`/`turn:`/`turns:` URLs.
-    pub urls: Vec<String>,
-    /// The AV-proxy user name (`IceName`).
-    #[serde(default)]
-    pub username: Option<String>,
-    /// The AV-proxy credential (`IceId`).
-    #[serde(default)]
-    pub credential: Option<Secret>,
-}
-
 const fn d_media_timeout() -> u64 {
     10_000
 }
@@ -180,7 +165,7 @@ fn d_bind() -> IpAddr {
 pub struct CallsConfig {
     /// ICE servers used for every call, before the ones the server pushes.
     #[serde(default)]
-    pub ice_servers: Vec<IceServerConfig>,
+    pub ice_servers: Vec<cc_rtc::media::IceServer>,
     /// The address the media's UDP socket binds (default `0.0.0.0`).
     #[serde(default = "d_bind")]
     pub bind: IpAddr,
@@ -230,33 +215,11 @@ impl CallsConfig {
 
     /// Checks the ICE URLs and the ranges; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        for (i, s) in self.ice_servers.iter().enumerate() {
-            let field = "tetherfi.calls.ice_servers";
-            if s.urls.is_empty() {
-                return Err(Error::invalid(
-                    Vendor::Tetherfi,
-                    field,
-                    format!("entry {i} has no URL"),
-                ));
-            }
-            for u in &s.urls {
-                let turn = u.starts_with("turn:") || u.starts_with("turns:");
-                if !(turn || u.starts_with("stun:") || u.starts_with("stuns:")) {
-                    return Err(Error::invalid(
-                        Vendor::Tetherfi,
-                        field,
-                        format!("`{u}` (entry {i}) is not a stun:/turn: URL"),
-                    ));
-                }
-                if turn && (s.username.is_none() || s.credential.is_none()) {
-                    return Err(Error::invalid(
-                        Vendor::Tetherfi,
-                        field,
-                        format!("`{u}` (entry {i}) needs a username and a credential"),
-                    ));
-                }
-            }
-        }
+        cc_rtc::media::IceServer::validate_all(
+            &self.ice_servers,
+            Vendor::Tetherfi,
+            "tetherfi.calls.ice_servers",
+        )?;
         check_range(
             "tetherfi.calls.media_timeout_ms",
             self.media_timeout_ms,

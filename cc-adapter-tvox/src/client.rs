@@ -517,13 +517,7 @@ impl TvoxSession {
                 });
             }
         }
-        for s in &cfg.ice_servers {
-            out.push(MediaIceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
-            });
-        }
+        out.extend(cfg.ice_servers.iter().cloned());
         out
     }
 

@@ -81,20 +81,6 @@ pub struct CustomerConfig {
     pub company: Option<String>,
 }
 
-/// One STUN or TURN server for calls, added to those the handshake names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IceServerConfig {
-    /// `stun:` / `turn:` / `turns:` URLs.
-    pub urls: Vec<String>,
-    /// TURN user name.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// TURN credential (never in `Debug`).
-    #[serde(default)]
-    pub credential: Option<cc_core::Secret>,
-}
-
 /// The `[tvox.calls]` section: what audio and video calls (`Session::start_call`) need
 /// beyond `[tvox.webrtc]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +102,7 @@ pub struct CallsConfig {
     pub bind: Option<std::net::IpAddr>,
     /// STUN/TURN servers used besides the ones TVox names in the handshake.
     #[serde(default)]
-    pub ice_servers: Vec<IceServerConfig>,
+    pub ice_servers: Vec<cc_rtc::media::IceServer>,
     /// Whether to use the ICE servers TVox names in the handshake (default true).
     #[serde(default = "yes")]
     pub server_ice_servers: bool,
@@ -361,25 +347,7 @@ impl TvoxConfig {
                 }
             }
         }
-        for (i, server) in c.ice_servers.iter().enumerate() {
-            if server.urls.is_empty() {
-                return Err(Error::invalid(
-                    V,
-                    format!("tvox.calls.ice_servers[{i}].urls"),
-                    "empty",
-                ));
-            }
-            for (j, url) in server.urls.iter().enumerate() {
-                let scheme = url.split(':').next().unwrap_or_default();
-                if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !url.contains(':') {
-                    return Err(Error::invalid(
-                        V,
-                        format!("tvox.calls.ice_servers[{i}].urls[{j}]"),
-                        format!("{url:?} is not a stun:, stuns:, turn: or turns: URL"),
-                    ));
-                }
-            }
-        }
+        cc_rtc::media::IceServer::validate_all(&c.ice_servers, V, "tvox.calls.ice_servers")?;
         Ok(())
     }
 

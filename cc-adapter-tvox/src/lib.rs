@@ -15,7 +15,7 @@ pub use client::{
     MediaSessionEvent, MediaSessionStream, MediaSessionUpdate, ServiceStatusStream, TvoxCall,
     TvoxEngagement, TvoxSession,
 };
-pub use config::{CallsConfig, CustomerConfig, IceServerConfig, RetryOptions, TvoxConfig};
+pub use config::{CallsConfig, CustomerConfig, RetryOptions, TvoxConfig};
 
 /// The vendor this adapter speaks to.
 pub const VENDOR: Vendor = Vendor::Tvox;

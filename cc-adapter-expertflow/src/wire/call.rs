@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use cc_core::{Error, Result, Secret, Vendor};
-use serde::{Deserialize, Serialize};
+use cc_rtc::media::IceServer;
 use serde_json::Value;
 use url::Url;
 
@@ -19,20 +19,6 @@ pub const DTMF_CONTENT_TYPE: &str = "application/dtmf-relay";
 pub const DROPPED_REASON_HEADER: &str = "X-Call-Dropped-Custom-Reason";
 /// `Content-Type` of the SIP MESSAGE side channel (SIP.js default, INFERRED).
 pub const SIDE_CHANNEL_CONTENT_TYPE: &str = "text/plain";
-
-/// One STUN/TURN server, as the widget config or the `[expertflow.calls]` section gives it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IceServerConfig {
-    /// `stun:` / `turn:` / `turns:` URLs.
-    pub urls: Vec<String>,
-    /// TURN user name.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// TURN password.
-    #[serde(default)]
-    pub credential: Option<Secret>,
-}
 
 /// The `webRtc` block of the widget config, checked: where the EF switch is and what to dial.
 ///
@@ -52,7 +38,7 @@ pub struct WebRtcSettings {
     /// `extensionPassword`.
     pub password: Option<Secret>,
     /// `iceServers`.
-    pub ice_servers: Vec<IceServerConfig>,
+    pub ice_servers: Vec<IceServer>,
 }
 
 fn text(o: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
@@ -144,7 +130,7 @@ pub fn parse_switch_url(text: &str, field: &str) -> Result<Url> {
 
 /// `iceServers: [{urls: [..] | "..", username?, credential?}]`. The vendor's own sample writes
 /// `"stun: stun.l.google.com:19302"` (a space after the scheme); spaces are dropped.
-fn ice_servers_of(v: &Value) -> Result<Vec<IceServerConfig>> {
+fn ice_servers_of(v: &Value) -> Result<Vec<IceServer>> {
     let field = "widget-configs webRtc.iceServers";
     let Some(list) = v.as_array() else {
         return Err(Error::invalid(V, field, "not a list"));
@@ -174,7 +160,7 @@ fn ice_servers_of(v: &Value) -> Result<Vec<IceServerConfig>> {
                 ));
             }
         }
-        out.push(IceServerConfig {
+        out.push(IceServer {
             urls,
             username: s.get("username").and_then(Value::as_str).map(str::to_owned),
             credential: s.get("credential").and_then(Value::as_str).map(Secret::new),

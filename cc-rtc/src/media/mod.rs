@@ -79,15 +79,56 @@ use tokio::task::JoinHandle;
 use crate::ice;
 use engine::Engine;
 
-/// A STUN or TURN server, as in WebRTC's `RTCIceServer`.
-#[derive(Clone, Debug, Default)]
+/// A STUN or TURN server, as in WebRTC's `RTCIceServer`; also the `ice_servers` entry of
+/// the adapters' configuration sections (`{ urls = [...], username, credential }`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IceServer {
     /// `stun:host[:port]` or `turn:host[:port][?transport=udp]` URLs.
     pub urls: Vec<String>,
     /// TURN user name (long-term credentials).
+    #[serde(default)]
     pub username: Option<String>,
-    /// TURN password.
+    /// TURN password (never in `Debug`).
+    #[serde(default)]
     pub credential: Option<Secret>,
+}
+
+impl IceServer {
+    /// Checks configured servers: each has a URL, every URL is `stun:`, `stuns:`, `turn:`
+    /// or `turns:`, and a TURN URL comes with a user name and a credential (a TURN server
+    /// allocates only for a user it knows). Errors name the entry: `{field}[i].urls[j]`.
+    pub fn validate_all(servers: &[IceServer], vendor: Vendor, field: &str) -> Result<()> {
+        for (i, server) in servers.iter().enumerate() {
+            if server.urls.is_empty() {
+                return Err(Error::invalid(
+                    vendor,
+                    format!("{field}[{i}].urls"),
+                    "empty",
+                ));
+            }
+            for (j, url) in server.urls.iter().enumerate() {
+                let scheme = url.split_once(':').map_or("", |(s, _)| s);
+                if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") {
+                    return Err(Error::invalid(
+                        vendor,
+                        format!("{field}[{i}].urls[{j}]"),
+                        format!("{url:?} is not a stun:, stuns:, turn: or turns: URL"),
+                    ));
+                }
+                if scheme.starts_with("turn")
+                    && (server.username.is_none() || server.credential.is_none())
+                {
+                    return Err(Error::invalid(
+                        vendor,
+                        format!("{field}[{i}]"),
+                        format!("{url:?} needs a username and a credential"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which local candidates ICE may use, as in WebRTC's `RTCIceTransportPolicy`.
@@ -514,6 +555,44 @@ fn dtmf_unsupported(vendor: Vendor) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_ice_servers_are_checked_and_errors_name_the_entry() {
+        let server = |urls: &[&str], creds: bool| IceServer {
+            urls: urls.iter().map(|u| (*u).to_owned()).collect(),
+            username: creds.then(|| "u".to_owned()),
+            credential: creds.then(|| Secret::new("hunter2")),
+        };
+        let check = |servers: &[IceServer]| {
+            IceServer::validate_all(servers, Vendor::Tvox, "tvox.calls.ice_servers")
+                .map_err(|e| e.to_string())
+        };
+        check(&[
+            server(&["stun:s.example:3478", "stuns:s.example"], false),
+            server(
+                &["turn:t.example:3478?transport=udp", "turns:t.example"],
+                true,
+            ),
+        ])
+        .unwrap();
+        let e = check(&[server(&["stun:a"], false), server(&[], false)]).unwrap_err();
+        assert!(
+            e.contains("tvox.calls.ice_servers[1].urls") && e.contains("empty"),
+            "{e}"
+        );
+        let e = check(&[server(&["stun:a", "http://x"], false)]).unwrap_err();
+        assert!(e.contains("tvox.calls.ice_servers[0].urls[1]"), "{e}");
+        let e = check(&[server(&["turn:t.example"], false)]).unwrap_err();
+        assert!(e.contains("needs a username and a credential"), "{e}");
+        // Configuration reads the WebRTC shape, and nothing else.
+        let s: IceServer = serde_json::from_value(serde_json::json!({
+            "urls": ["turn:t"], "username": "u", "credential": "hunter2"
+        }))
+        .unwrap();
+        assert_eq!(s, server(&["turn:t"], true));
+        assert!(!format!("{s:?}").contains("hunter2"), "{s:?}");
+        assert!(serde_json::from_value::<IceServer>(serde_json::json!({"url": "stun:x"})).is_err());
+    }
 
     #[test]
     fn dtmf_codes_round_trip() {
