@@ -216,11 +216,18 @@ fn table(figures: &[Figure], loads: &[(String, serde_json::Value)]) -> String {
                 .as_f64()
                 .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
         };
-        let peak = r["peak_memory_bytes"].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
+        let mib = |k: &str| {
+            r[k].as_f64().map_or_else(
+                || "-".to_owned(),
+                |b| format!("{:.0}", b / (1024.0 * 1024.0)),
+            )
+        };
+        let (peak, sim_peak) = (mib("peak_memory_bytes"), mib("sim_peak_memory_bytes"));
         s.push_str(&format!(
             "  cc-cli load {} customers against {vendor}: sessions {}/{} completed, \
              messages sent {} received {}, lost {}, duplicated {}, \
-             send p50/p95/p99 {}/{}/{} ms, reply p50/p95/p99 {}/{}/{} ms, peak memory {peak:.0} MiB\n",
+             send p50/p95/p99 {}/{}/{} ms, reply p50/p95/p99 {}/{}/{} ms, \
+             peak memory {peak} MiB (simulator process {sim_peak} MiB)\n",
             r["customers"],
             r["sessions"]["completed"],
             r["customers"],
@@ -267,6 +274,7 @@ mod tests {
             "messages": {"sent": 10, "received": 10, "lost": 0, "duplicated": 0},
             "round_trip": {"send": {"p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}, "reply": {}},
             "peak_memory_bytes": 1048576.0 * 300.0,
+            "sim_peak_memory_bytes": 1048576.0 * 410.0,
         });
         let t = table(&[f], &[("genesys".into(), load)]);
         assert!(t.contains("raw WebSocket round trip"), "{t}");
@@ -276,6 +284,9 @@ mod tests {
             t.contains("send p50/p95/p99 1.0/2.0/3.0 ms, reply p50/p95/p99 -/-/- ms"),
             "{t}"
         );
-        assert!(t.contains("peak memory 300 MiB"), "{t}");
+        assert!(
+            t.contains("peak memory 300 MiB (simulator process 410 MiB)"),
+            "{t}"
+        );
     }
 }
