@@ -349,7 +349,12 @@ impl Pump {
     async fn write_loop(&self, w: &mut OwnedWriteHalf, mut rx: mpsc::Receiver<Chunk>) {
         let mut stalled = self.shared.stalled.subscribe();
         while let Some(chunk) = rx.recv().await {
-            tokio::time::sleep_until(chunk.due).await;
+            // Only when there is latency to add: a timer, even one already due, waits for
+            // the runtime's next millisecond tick, which would add a millisecond to every
+            // chunk.
+            if chunk.due > Instant::now() {
+                tokio::time::sleep_until(chunk.due).await;
+            }
             // Hold while stalled; a closed channel means the proxy is gone.
             if stalled.wait_for(|s| !*s).await.is_err() {
                 return;

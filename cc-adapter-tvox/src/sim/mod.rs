@@ -1621,7 +1621,10 @@ impl SimControl for Simulator {
     async fn idle_warning(&self, chat: &SimChat, grace: Duration) -> Result<()> {
         let mut st = self.inner.lock();
         let i = st.open_chat(chat)?;
-        let expire = st.wall().0 + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        // From the real time (or the fixed clock): `wall()` runs ahead of it by a millisecond
+        // per event within one millisecond, and the deadline would give more than `grace`.
+        let now = st.clock.unwrap_or_else(Timestamp::now).0;
+        let expire = now.saturating_add(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
         st.chats[i].inactive_until = Some(Instant::now() + grace);
         st.set_step(
             i,
