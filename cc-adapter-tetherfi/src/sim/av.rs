@@ -229,7 +229,6 @@ pub(crate) fn on_customer(sh: &Arc<Shared>, st: &mut State, i: usize, msg: &Valu
                             end_call(&mut st, k);
                         }
                         drop(st);
-                        sh.pushed.notify_waiters();
                     });
                 }
                 CallAnswer::Refuse => {
@@ -285,7 +284,6 @@ async fn answer(sh: Arc<Shared>, sid: String, offer: String, avtype: String) {
         };
         push_signal(&mut st, i, &AvSignal::Agt1stConnect { avtype });
     }
-    sh.pushed.notify_waiters();
     let devices = MediaDevices {
         audio_in: Some(Arc::new(ToneSource::new(440.0))),
         audio_out: Some(Arc::new(RecordingSink::new())),
@@ -344,7 +342,6 @@ async fn answer(sh: Arc<Shared>, sid: String, offer: String, avtype: String) {
         }
     };
     if taken {
-        sh.pushed.notify_waiters();
     } else {
         media.close().await;
     }
@@ -363,5 +360,4 @@ fn fail(sh: &Arc<Shared>, sid: &str, reason: &str) {
         end_call(&mut st, k);
     }
     drop(st);
-    sh.pushed.notify_waiters();
 }

@@ -124,6 +124,9 @@ pub(crate) struct Page {
     pub(crate) attached: bool,
     /// Chat proxy: the connection's outgoing frames.
     pub(crate) ws: Option<mpsc::UnboundedSender<String>>,
+    /// Wakes this page's held poll when a push is queued (only this page's: a push to one
+    /// customer must not wake every poll the server holds).
+    pub(crate) wake: Arc<Notify>,
 }
 
 pub(crate) struct Browser {
@@ -285,6 +288,7 @@ pub(crate) fn push_page(
     let index = page.next_index;
     page.next_index += 1;
     page.queue.push((index, item));
+    page.wake.notify_one();
 }
 
 /// Single-chat DWR pushes carry no `Sid` (nor `clientId`).
@@ -314,7 +318,6 @@ pub(crate) struct Shared {
     pub(crate) opts: SimOptions,
     pub(crate) addr: SocketAddr,
     state: Mutex<State>,
-    pub(crate) pushed: Notify,
     pub(crate) chat_started: Notify,
     pub(crate) net: Arc<net::Net>,
 }
@@ -364,7 +367,6 @@ impl Simulator {
                 status: Some(SimStatus::Online),
                 ..State::default()
             }),
-            pushed: Notify::new(),
             chat_started: Notify::new(),
             net: net.clone(),
         });
@@ -445,7 +447,6 @@ impl Simulator {
             None,
         );
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -482,7 +483,6 @@ impl Simulator {
             None,
         );
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(id)
     }
 
@@ -505,7 +505,6 @@ impl Simulator {
         st.chat_index(chat)?;
         av::reoffer_hold(&mut st, &chat.id, on)?;
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -522,7 +521,6 @@ impl Simulator {
         );
         av::chat_ended(&mut st, &chat.id);
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -543,7 +541,6 @@ impl Simulator {
         let i = st.chat_index(chat)?;
         av::push_signal(&mut st, i, signal);
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -567,7 +564,6 @@ impl Simulator {
         let i = st.chat_index(chat)?;
         st.push(i, push, None);
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -611,7 +607,6 @@ impl Simulator {
 
     fn outage(&self) {
         self.shared.net.kill(self.shared.opts.outage);
-        self.shared.pushed.notify_waiters();
     }
 }
 
@@ -665,7 +660,6 @@ impl SimControl for Simulator {
             None,
         );
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -700,7 +694,6 @@ impl SimControl for Simulator {
             av::push_signal(&mut st, i, &AvSignal::Configs(configs));
         }
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -722,7 +715,6 @@ impl SimControl for Simulator {
             None,
         );
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -752,7 +744,6 @@ impl SimControl for Simulator {
             None,
         );
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(id)
     }
 
@@ -795,7 +786,6 @@ impl SimControl for Simulator {
             None,
         );
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -822,7 +812,6 @@ impl SimControl for Simulator {
             None,
         );
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 
@@ -875,7 +864,6 @@ impl SimControl for Simulator {
             st.record(Direction::ServerToClient, f.0, f.1);
         }
         drop(st);
-        self.shared.pushed.notify_waiters();
         Ok(())
     }
 

@@ -138,7 +138,6 @@ async fn plaincall(
             }
         }
     }
-    sh.pushed.notify_waiters();
     js(write_reply(&lines), set_cookie)
 }
 
@@ -173,30 +172,28 @@ async fn plainpoll(
     kill.borrow_and_update();
     let deadline = tokio::time::Instant::now() + sh.opts.poll_hold;
     loop {
-        let notified = sh.pushed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let ready = {
+        let (wake, ready) = {
             let mut st = sh.lock();
             let b = st.browser(&browser);
             let p = b.pages.entry(page.clone()).or_insert_with(new_page);
             // Everything below `next` is acknowledged.
             p.queue.retain(|(i, _)| *i >= next);
+            let wake = Arc::clone(&p.wake);
             if p.queue.is_empty() {
-                None
+                (wake, None)
             } else {
-                Some(
-                    p.queue
-                        .iter()
-                        .map(|(i, item)| ReplyLine::ReverseAjax {
-                            index: *i,
-                            script: match item {
-                                Item::Push(p) => crate::wire::dwr::encode_push(p),
-                                Item::Raw(r) => r.clone(),
-                            },
-                        })
-                        .collect::<Vec<_>>(),
-                )
+                let lines = p
+                    .queue
+                    .iter()
+                    .map(|(i, item)| ReplyLine::ReverseAjax {
+                        index: *i,
+                        script: match item {
+                            Item::Push(p) => crate::wire::dwr::encode_push(p),
+                            Item::Raw(r) => r.clone(),
+                        },
+                    })
+                    .collect::<Vec<_>>();
+                (wake, Some(lines))
             }
         };
         if let Some(mut lines) = ready {
@@ -207,8 +204,9 @@ async fn plainpoll(
             });
             return js(write_reply(&lines), None);
         }
+        // A push queued since the check above left a permit: this returns at once.
         tokio::select! {
-            () = &mut notified => {}
+            () = wake.notified() => {}
             _ = kill.changed() => break,
             () = tokio::time::sleep_until(deadline) => break,
         }
@@ -229,6 +227,7 @@ fn new_page() -> Page {
         next_index: 0,
         attached: false,
         ws: None,
+        wake: Arc::default(),
     }
 }
 
@@ -666,7 +665,6 @@ async fn upload(AxState(sh): AxState<S>, mut form: Multipart) -> Response {
     }
     st.files.insert(name, bytes.to_vec());
     drop(st);
-    sh.pushed.notify_waiters();
     axum::Json(response).into_response()
 }
 
@@ -708,7 +706,6 @@ async fn ws_conn(sh: S, mut socket: WebSocket) {
                     Some(Ok(_)) => continue,
                 };
                 ws_frame(&sh, &mut browser, &mut page, &tx, &text);
-                sh.pushed.notify_waiters();
             }
         }
     }
