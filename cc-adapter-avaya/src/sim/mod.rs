@@ -331,6 +331,11 @@ impl Simulator {
         });
         let app = server::router(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
+        // Answers go out as they come: without TCP_NODELAY one written while the previous
+        // is unacknowledged waits for the client's delayed ACK (40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -358,6 +358,11 @@ impl Simulator {
         let ca_pem = pki.as_ref().map(|p| p.ca_pem.clone());
         match pki {
             None => {
+                // Frames go out as they come: without TCP_NODELAY a push sent while the
+                // previous one is unacknowledged waits for the client's delayed ACK (40 ms).
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 tokio::spawn(async move {
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(stop)

@@ -69,6 +69,7 @@ impl TlsListener {
                 let Ok((stream, peer)) = tcp.accept().await else {
                     continue;
                 };
+                let _ = stream.set_nodelay(true);
                 let (acceptor, conn_tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     let hs = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(stream));
