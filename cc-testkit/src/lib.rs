@@ -62,7 +62,7 @@ pub use proxy::{Flow, Proxy};
 pub use runner::{PlannedTrial, TrialKind, plan, run, run_all, run_with_args, trials};
 pub use scenarios::{SCENARIOS, Scenario};
 pub use sim::{
-    CallAnswer, Direction, FarEndCall, FarEndWait, Frame, Received, RunningSim, SimChat,
+    CallAnswer, Direction, FarEndCall, FarEndWait, Frame, FrameLog, Received, RunningSim, SimChat,
     SimControl, SimEntry, SimStart, StartSimFuture, wait_notified,
 };
 pub use snapshot::SnapshotFrames;

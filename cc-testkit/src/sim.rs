@@ -81,6 +81,45 @@ pub struct Frame {
     pub body: serde_json::Value,
 }
 
+/// What a simulator records of the wire for [`SimControl::frames`]: the newest
+/// [`FrameLog::CAPACITY`] frames. A scenario sees every frame; a simulator serving a long run
+/// (`cc-cli sim`, thousands of `cc-cli load` customers) forgets the oldest instead of growing
+/// without end.
+#[derive(Clone, Debug, Default)]
+pub struct FrameLog {
+    frames: std::collections::VecDeque<Frame>,
+    forgotten: u64,
+}
+
+impl FrameLog {
+    /// How many frames are kept.
+    pub const CAPACITY: usize = 20_000;
+
+    /// Records `frame`, forgetting the oldest when full.
+    pub fn push(&mut self, frame: Frame) {
+        if self.frames.len() == Self::CAPACITY {
+            self.frames.pop_front();
+            self.forgotten += 1;
+        }
+        self.frames.push_back(frame);
+    }
+
+    /// The frames kept, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Frame> {
+        self.frames.iter()
+    }
+
+    /// A copy of the frames kept, oldest first.
+    pub fn to_vec(&self) -> Vec<Frame> {
+        self.frames.iter().cloned().collect()
+    }
+
+    /// How many of the oldest frames were forgotten.
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten
+    }
+}
+
 /// Drives a simulator's agent side and its faults.
 ///
 /// Implementations must be faithful: everything they do goes to the client over the
@@ -157,7 +196,8 @@ pub trait SimControl: Send + Sync + std::fmt::Debug + 'static {
     /// Sends a malformed frame to the customer of `chat`.
     async fn send_malformed(&self, chat: &SimChat) -> Result<()>;
 
-    /// Every frame recorded so far, both ways.
+    /// The frames recorded so far, both ways, oldest first: every one, up to the newest
+    /// [`FrameLog::CAPACITY`] of a long run.
     fn frames(&self) -> Vec<Frame>;
 
     /// How the simulator's far end treats the next calls (answer, busy, no answer, refuse).
@@ -313,5 +353,28 @@ pub async fn wait_notified<T>(
                 after: timeout,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_log_forgets_the_oldest_frames() {
+        let frame = |n: usize| Frame {
+            direction: Direction::ClientToServer,
+            channel: "ws".into(),
+            body: serde_json::json!(n),
+        };
+        let mut log = FrameLog::default();
+        for n in 0..FrameLog::CAPACITY + 3 {
+            log.push(frame(n));
+        }
+        assert_eq!(log.forgotten(), 3);
+        let kept = log.to_vec();
+        assert_eq!(kept.len(), FrameLog::CAPACITY);
+        assert_eq!(kept[0], frame(3));
+        assert_eq!(log.iter().last(), Some(&frame(FrameLog::CAPACITY + 2)));
     }
 }

@@ -145,7 +145,7 @@ pub(crate) struct State {
     pub(crate) break_sends: usize,
     /// Whether a broken send took the message first.
     pub(crate) break_sends_after: bool,
-    pub(crate) frames: Vec<Frame>,
+    pub(crate) frames: cc_testkit::FrameLog,
     pub(crate) deleted: Vec<(String, Option<String>)>,
     /// When the expired sessions were last swept out.
     pub(crate) last_sweep: Option<tokio::time::Instant>,
@@ -814,7 +814,7 @@ impl SimControl for Simulator {
     }
 
     fn frames(&self) -> Vec<Frame> {
-        self.inner.lock().frames.clone()
+        self.inner.lock().frames.to_vec()
     }
 }
 

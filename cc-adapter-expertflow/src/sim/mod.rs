@@ -114,7 +114,7 @@ pub(crate) struct SimState {
     sockets: HashMap<Key, SocketRef>,
     pending: HashMap<Key, Vec<(String, Value)>>,
     new_chats: VecDeque<SimChat>,
-    frames: Vec<Frame>,
+    frames: cc_testkit::FrameLog,
     tokens: Vec<String>,
     seq: u64,
     files: HashMap<String, (String, Vec<u8>)>,
@@ -1127,7 +1127,7 @@ impl SimControl for Simulator {
     }
 
     fn frames(&self) -> Vec<Frame> {
-        self.shared.lock().frames.clone()
+        self.shared.lock().frames.to_vec()
     }
 
     async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {

@@ -183,7 +183,7 @@ pub(crate) enum JwtOwner {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    pub(crate) frames: Vec<Frame>,
+    pub(crate) frames: cc_testkit::FrameLog,
     pub(crate) chats: Vec<Chat>,
     pub(crate) unseen: VecDeque<usize>,
     pub(crate) sessions: HashMap<String, WmSession>,
@@ -202,7 +202,7 @@ pub(crate) struct State {
 impl State {
     fn empty() -> State {
         State {
-            frames: Vec::new(),
+            frames: cc_testkit::FrameLog::default(),
             chats: Vec::new(),
             unseen: VecDeque::new(),
             sessions: HashMap::new(),
@@ -803,7 +803,7 @@ impl SimControl for Simulator {
     }
 
     fn frames(&self) -> Vec<Frame> {
-        self.inner.lock().frames.clone()
+        self.inner.lock().frames.to_vec()
     }
 }
 

@@ -161,7 +161,7 @@ pub(crate) struct ChatRec {
 pub(crate) struct State {
     pub(crate) browsers: HashMap<String, Browser>,
     pub(crate) chats: Vec<ChatRec>,
-    pub(crate) frames: Vec<Frame>,
+    pub(crate) frames: cc_testkit::FrameLog,
     pub(crate) next_id: u64,
     pub(crate) status: Option<SimStatus>,
     pub(crate) fail_next_start: Option<String>,
@@ -868,7 +868,7 @@ impl SimControl for Simulator {
     }
 
     fn frames(&self) -> Vec<Frame> {
-        self.shared.lock().frames.clone()
+        self.shared.lock().frames.to_vec()
     }
 
     async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {

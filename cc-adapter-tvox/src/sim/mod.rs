@@ -251,7 +251,7 @@ struct MediaRec {
 
 #[derive(Debug, Default)]
 struct State {
-    frames: Vec<Frame>,
+    frames: cc_testkit::FrameLog,
     socks: Vec<Sock>,
     next_sock: u64,
     next_sub: u64,
@@ -1670,7 +1670,7 @@ impl SimControl for Simulator {
     }
 
     fn frames(&self) -> Vec<Frame> {
-        self.inner.lock().frames.clone()
+        self.inner.lock().frames.to_vec()
     }
 
     async fn set_call_answer(&self, answer: CallAnswer) -> Result<()> {
