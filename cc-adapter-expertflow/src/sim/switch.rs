@@ -147,7 +147,9 @@ pub(crate) async fn serve(sh: Arc<Shared>, listener: tokio::net::TcpListener) {
 }
 
 async fn upgrade(State(sh): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    // 4 KiB read buffers, not tungstenite's 128 KiB: a simulator may hold thousands.
     ws.protocols(["sip"])
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| connection(sh, socket))
 }
 

@@ -402,7 +402,8 @@ pub(super) async fn upgrade(
     let beat = serde_json::to_string(&heartbeat).unwrap_or_default();
     debug_assert!(beat.contains(HEARTBEAT));
     let every = inner.opts.heartbeat;
-    ws.on_upgrade(move |socket| {
+    // 4 KiB read buffers, not tungstenite's 128 KiB: a simulator may hold thousands.
+    ws.read_buffer_size(4 * 1024).on_upgrade(move |socket| {
         run_socket(
             inner,
             socket,

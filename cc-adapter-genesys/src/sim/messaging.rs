@@ -57,7 +57,8 @@ pub(super) async fn upgrade(
     if inner.opts.reject_unknown_deployment_on_upgrade && dep != inner.opts.deployment_id {
         return (StatusCode::FORBIDDEN, "Deployment not found").into_response();
     }
-    ws.on_upgrade(move |socket| {
+    // 4 KiB read buffers, not tungstenite's 128 KiB: a simulator may hold thousands.
+    ws.read_buffer_size(4 * 1024).on_upgrade(move |socket| {
         run_socket(inner, socket, Owner::Wm(None), |_, _| {}, on_text, None)
     })
 }

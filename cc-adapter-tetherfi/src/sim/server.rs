@@ -681,7 +681,10 @@ async fn download(AxState(sh): AxState<S>, Query(q): Query<DownloadQuery>) -> Re
 }
 
 async fn ws_upgrade(AxState(sh): AxState<S>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| ws_conn(sh, socket))
+    // 4 KiB read buffers, not tungstenite's 128 KiB: a simulator may hold thousands.
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| ws_conn(sh, socket))
 }
 
 async fn ws_conn(sh: S, mut socket: WebSocket) {

@@ -916,7 +916,9 @@ async fn sweeper(inner: std::sync::Weak<Inner>) {
 }
 
 async fn upgrade(AxState(inner): AxState<Arc<Inner>>, ws: WebSocketUpgrade) -> impl IntoResponse {
+    // 4 KiB read buffers, not tungstenite's 128 KiB: a simulator may hold thousands.
     ws.protocols([codec::SUBPROTOCOL])
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| run_socket(inner, socket))
 }
 
