@@ -24,7 +24,8 @@ pub(crate) struct TargetArgs {
         conflicts_with = "sim"
     )]
     pub(crate) config: Option<PathBuf>,
-    /// Start this vendor's simulator in this process and connect to it.
+    /// Start this vendor's simulator and connect to it (`load` runs it in a process of its
+    /// own, the other subcommands in this one).
     #[arg(long, value_name = "VENDOR")]
     pub(crate) sim: Option<Vendor>,
     /// The simulator's transport (with --sim); the vendor's default when not given.
