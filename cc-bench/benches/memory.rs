@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cc_bench::{
-    BoxError, chat_request, config_json, full_run, identity_fields, lane_name, lanes, own_port,
-    report, resident_bytes, vary,
+    BoxError, chat_request, config_json, full_run, identity_fields, lane_name, lanes, report,
+    resident_bytes, vary,
 };
 use cc_sdk::{Config, Engagement, EventStream, Session};
 use futures::StreamExt;
@@ -236,7 +236,7 @@ fn serve_sim(lane: &str) -> Result<(), BoxError> {
         };
         // With a long poll held per session, a fault proxy's two more descriptors per
         // connection would need more than the process may open at 10,000 sessions.
-        let sim = (entry.start)(start(own_port()?)).await?;
+        let sim = (entry.start)(start(cc_sdk::testkit::own_port()?)).await?;
         let fields = {
             let other = (entry.start)(start(0)).await?;
             identity_fields(&sim.config, &other.config)

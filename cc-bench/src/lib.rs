@@ -128,15 +128,6 @@ pub struct SimThread {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// A free port on 127.0.0.1 for a simulator to listen on itself. On port 0 a simulator may
-/// sit behind its fault-injection proxy (Avaya's does), which adds two hops to every round
-/// trip and two descriptors to every connection: the benchmarks inject no faults.
-pub fn own_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl SimThread {
     /// Starts `entry`'s simulator for `transport` on a new thread.
     pub fn start(entry: SimEntry, transport: &str) -> Result<SimThread, BoxError> {
@@ -155,7 +146,7 @@ impl SimThread {
                 }
             };
             rt.block_on(async move {
-                let port = match own_port() {
+                let port = match cc_sdk::testkit::own_port() {
                     Ok(p) => p,
                     Err(e) => {
                         let _ = tx.send(Err(e.to_string()));

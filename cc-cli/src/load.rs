@@ -273,12 +273,13 @@ fn looks_like_jwt(v: &str) -> bool {
 struct LoadTarget {
     config: cc_sdk::Config,
     sim: Option<Arc<SimProcess>>,
+    /// The chats the simulator sees start.
+    chats: Option<tokio::sync::mpsc::UnboundedReceiver<SimChat>>,
     description: String,
 }
 
-/// A simulator is started on a port of its own rather than on port 0: the load injects no
-/// faults, and a simulator started on port 0 may sit behind its fault-injection proxy
-/// (Avaya's does), which adds two sockets to every connection.
+/// A simulator is started on a port of its own ([`cc_sdk::testkit::own_port`]), never
+/// behind a fault proxy: the load injects no faults.
 async fn open_target(args: &TargetArgs) -> Result<LoadTarget, BoxError> {
     let Some(vendor) = args.sim else {
         let target = Target::open(args).await?;
@@ -286,13 +287,12 @@ async fn open_target(args: &TargetArgs) -> Result<LoadTarget, BoxError> {
             description: target.describe(),
             config: target.config,
             sim: None,
+            chats: None,
         });
     };
     crate::target::sim_entry(vendor)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let sim = SimProcess::start(vendor, args.transport.as_deref(), port).await?;
+    let port = cc_sdk::testkit::own_port()?;
+    let (sim, chats) = SimProcess::start(vendor, args.transport.as_deref(), port).await?;
     Ok(LoadTarget {
         description: format!(
             "{vendor} simulator ({}) on {}, in a process of its own",
@@ -300,11 +300,12 @@ async fn open_target(args: &TargetArgs) -> Result<LoadTarget, BoxError> {
         ),
         config: sim.config.clone(),
         sim: Some(Arc::new(sim)),
+        chats: Some(chats),
     })
 }
 
 async fn load(args: &Args) -> Result<Report, BoxError> {
-    let target = open_target(&args.target).await?;
+    let mut target = open_target(&args.target).await?;
     if !args.allow_remote {
         check_loopback(&target.config).await?;
     }
@@ -315,7 +316,7 @@ async fn load(args: &Args) -> Result<Report, BoxError> {
     }
     let control = target.sim.clone();
     let router = Arc::new(Router::default());
-    if let Some(mut chats) = control.as_ref().and_then(|c| c.chats()) {
+    if let Some(mut chats) = target.chats.take() {
         let router = Arc::clone(&router);
         tokio::spawn(async move {
             while let Some(chat) = chats.recv().await {

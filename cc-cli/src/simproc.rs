@@ -168,7 +168,6 @@ pub(crate) struct SimProcess {
     requests: mpsc::UnboundedSender<String>,
     pending: Pending,
     next_id: AtomicU64,
-    chats: Mutex<Option<mpsc::UnboundedReceiver<SimChat>>>,
 }
 
 impl std::fmt::Debug for SimProcess {
@@ -182,12 +181,13 @@ impl std::fmt::Debug for SimProcess {
 }
 
 impl SimProcess {
-    /// Starts `cc-cli sim-worker` for `vendor` and waits for its configuration.
+    /// Starts `cc-cli sim-worker` for `vendor` and waits for its configuration. Also returns
+    /// the chats customers start, as the simulator sees them.
     pub(crate) async fn start(
         vendor: Vendor,
         transport: Option<&str>,
         port: u16,
-    ) -> Result<SimProcess, BoxError> {
+    ) -> Result<(SimProcess, mpsc::UnboundedReceiver<SimChat>), BoxError> {
         let exe = std::env::current_exe()?;
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.args(["sim-worker", vendor.key(), "--port", &port.to_string()]);
@@ -256,7 +256,7 @@ impl SimProcess {
             // The child is gone: nothing pending will be answered.
             answers.lock().expect("pending").clear();
         });
-        Ok(SimProcess {
+        let sim = SimProcess {
             child,
             config,
             addr,
@@ -264,13 +264,8 @@ impl SimProcess {
             requests,
             pending,
             next_id: AtomicU64::new(1),
-            chats: Mutex::new(Some(chat_rx)),
-        })
-    }
-
-    /// The chats customers start, as the simulator sees them; taken once.
-    pub(crate) fn chats(&self) -> Option<mpsc::UnboundedReceiver<SimChat>> {
-        self.chats.lock().expect("chats").take()
+        };
+        Ok((sim, chat_rx))
     }
 
     /// The simulator process's peak resident memory (`VmHWM`), in bytes.

@@ -63,6 +63,6 @@ pub use runner::{PlannedTrial, TrialKind, plan, run, run_all, run_with_args, tri
 pub use scenarios::{SCENARIOS, Scenario};
 pub use sim::{
     CallAnswer, Direction, FarEndCall, FarEndWait, Frame, FrameLog, Received, RunningSim, SimChat,
-    SimControl, SimEntry, SimStart, StartSimFuture, wait_notified,
+    SimControl, SimEntry, SimStart, StartSimFuture, own_port, wait_notified,
 };
 pub use snapshot::SnapshotFrames;

@@ -206,22 +206,14 @@ fn table(figures: &[Figure], loads: &[(String, serde_json::Value)]) -> String {
         ));
     }
     for (vendor, r) in loads {
-        let ms = |k: &str| {
-            r["round_trip"]["send"][k]
-                .as_f64()
-                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+        // A figure of the report, scaled and rounded, or `-` where the report has none.
+        let fig = |v: &serde_json::Value, scale: f64, decimals: usize| {
+            v.as_f64()
+                .map_or_else(|| "-".to_owned(), |x| format!("{:.decimals$}", x / scale))
         };
-        let reply = |k: &str| {
-            r["round_trip"]["reply"][k]
-                .as_f64()
-                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
-        };
-        let mib = |k: &str| {
-            r[k].as_f64().map_or_else(
-                || "-".to_owned(),
-                |b| format!("{:.0}", b / (1024.0 * 1024.0)),
-            )
-        };
+        let ms = |k: &str| fig(&r["round_trip"]["send"][k], 1.0, 1);
+        let reply = |k: &str| fig(&r["round_trip"]["reply"][k], 1.0, 1);
+        let mib = |k: &str| fig(&r[k], 1024.0 * 1024.0, 0);
         let (peak, sim_peak) = (mib("peak_memory_bytes"), mib("sim_peak_memory_bytes"));
         s.push_str(&format!(
             "  cc-cli load {} customers against {vendor}: sessions {}/{} completed, \
